@@ -1,0 +1,30 @@
+# The commands the README shows. `make` alone lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help dev test lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test,local]"
+	touch $(STAMP)
+
+dev: $(STAMP) ## start the whole service locally (Ctrl-C stops it)
+	$(BIN)/thumbnails dev $(ARGS)
+
+test: $(STAMP) ## run every test (starts its own Valkey, S3 and functions)
+	$(BIN)/ruff check functions tests scripts
+	$(BIN)/pytest -q
+
+bench: $(STAMP) ## benchmark: raw Pillow rate vs the local stack
+	$(BIN)/python scripts/bench.py $(ARGS)
+
+clean: ## remove the virtualenv and local data
+	rm -rf $(VENV) data

@@ -1,0 +1,1 @@
+"""knative-thumbnails core: configuration, jobs, storage, events, imaging, web helpers."""

@@ -1,0 +1,125 @@
+"""Configuration: one frozen dataclass built once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+# Environment variable -> (field name, parser). The one place that names them.
+ENVIRONMENT: dict[str, tuple[str, type | object]] = {
+    "REDIS_URL": ("redis_url", str),
+    "STORAGE_BACKEND": ("storage_backend", str),
+    "DATA_DIR": ("data_dir", Path),
+    "S3_ENDPOINT": ("s3_endpoint", str),
+    "S3_ACCESS_KEY": ("s3_access_key", str),
+    "S3_SECRET_KEY": ("s3_secret_key", str),
+    "S3_BUCKET": ("s3_bucket", str),
+    "S3_SECURE": ("s3_secure", _bool),
+    "S3_REGION": ("s3_region", str),
+    "K_SINK": ("sink_url", str),
+    "STATUS_BASE_URL": ("status_base_url", str),
+    "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
+    "MAX_PIXELS": ("max_pixels", int),
+    "MAX_FRAMES": ("max_frames", int),
+    "MAX_DIMENSION": ("max_dimension", int),
+    "DEBUG_ENDPOINT": ("debug_endpoint", _bool),
+    "EVENT_SOURCE": ("event_source", str),
+    "LEASE_SECONDS": ("lease_seconds", float),
+    "MAX_ATTEMPTS": ("max_attempts", int),
+    "OUTBOX_RETRY_SECONDS": ("outbox_retry_seconds", float),
+    "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
+    "LOG_LEVEL": ("log_level", str),
+    "KNATIVE_DIR": ("knative_dir", Path),
+    "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
+    "BROKER_CONCURRENCY": ("broker_concurrency", int),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a function needs to know about its surroundings."""
+
+    redis_url: str = ""  # required by the functions; `thumbnails dev` starts Valkey if empty
+    storage_backend: str = "filesystem"  # "filesystem" or "s3"
+    data_dir: Path = Path("data/objects")
+    s3_endpoint: str = ""  # host:port, e.g. minio:9000
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "thumbnails"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    sink_url: str = ""  # K_SINK: where upload sends its events (the broker)
+    status_base_url: str = ""  # public URL of status, for links; relative links if empty
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_frames: int = 1000
+    max_dimension: int = 1024
+    debug_endpoint: bool = False
+    event_source: str = "/knative-thumbnails/upload"
+    lease_seconds: float = 60.0
+    max_attempts: int = 5
+    outbox_retry_seconds: float = 10.0
+    dependency_timeout_seconds: float = 5.0
+    log_level: str = "INFO"
+    # Local broker only: where the Trigger manifests are, and Service name -> local URL.
+    knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
+    broker_subscribers: str = ""  # "resize=http://127.0.0.1:8082,other=http://..."
+    broker_concurrency: int = 16  # deliveries in flight per Trigger
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build the configuration from environment variables, failing fast on bad values."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, (field, parse) in ENVIRONMENT.items():
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field] = parse(raw)  # type: ignore[operator]
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from exc
+        config = cls(**values)  # type: ignore[arg-type]
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first inconsistent setting."""
+        if self.storage_backend not in ("filesystem", "s3"):
+            raise ConfigError("STORAGE_BACKEND must be 'filesystem' or 's3'")
+        if self.storage_backend == "s3":
+            for name in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"):
+                if not getattr(self, ENVIRONMENT[name][0]):
+                    raise ConfigError(f"{name} is required when STORAGE_BACKEND=s3")
+        for name in ("MAX_UPLOAD_BYTES", "MAX_PIXELS", "MAX_FRAMES", "MAX_DIMENSION",
+                     "MAX_ATTEMPTS"):
+            if getattr(self, ENVIRONMENT[name][0]) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces this configuration (for child processes)."""
+        env: dict[str, str] = {}
+        by_field = {field: name for name, (field, _) in ENVIRONMENT.items()}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                env[by_field[f.name]] = "true" if value else "false"
+            else:
+                env[by_field[f.name]] = str(value)
+        return env

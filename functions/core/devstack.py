@@ -1,0 +1,187 @@
+"""`thumbnails dev`: the whole service on one machine, each part a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import requests
+
+from .config import Config
+from .localredis import start_valkey
+
+# The parts in the order their ports are handed out (--port, --port + 1, ...).
+PARTS = ("upload", "status", "resize", "broker", "redis")
+APPS = {
+    "upload": "thumbnails.upload:create_app()",
+    "status": "thumbnails.status:create_app()",
+    "resize": "thumbnails.resize:create_app()",
+    "broker": "thumbnails.broker.ingress:create_app()",
+}
+PID_FILE = "dev.pids"
+
+
+@dataclass
+class Stack:
+    """The running processes and the URL of each part."""
+
+    urls: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]  # part (and "dispatcher") -> process
+    pid_file: Path
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every child, then SIGKILL what is still alive after the timeout."""
+        for process in reversed(self.processes.values()):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.pid_file.unlink(missing_ok=True)
+
+    def failed(self) -> subprocess.Popen[bytes] | None:
+        """A child that has exited, if any."""
+        return next((p for p in self.processes.values() if p.poll() is not None), None)
+
+
+def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
+    """Start every part on consecutive ports from `port`; return when all of them answer."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = data_dir / PID_FILE
+    _kill_stale(pid_file)
+    ports = dict(zip(PARTS, range(port, port + len(PARTS)), strict=True))
+    urls = {part: f"http://127.0.0.1:{p}" for part, p in ports.items()}
+    embedded_redis = not config.redis_url
+    urls["redis"] = f"redis://127.0.0.1:{ports['redis']}/0" if embedded_redis else config.redis_url
+    for part in PARTS if embedded_redis else PARTS[:-1]:
+        _check_free(ports[part], part)
+    config = replace(
+        config,
+        redis_url=urls["redis"],
+        data_dir=config.data_dir if config.storage_backend == "s3" else data_dir / "objects",
+        sink_url=urls["broker"],
+        status_base_url=urls["status"],
+        debug_endpoint=True,
+        broker_subscribers=f"resize={urls['resize']}",
+    )
+    env = {**os.environ, **config.to_env()}
+    stack = Stack(urls=urls, processes={}, pid_file=pid_file)
+    try:
+        if embedded_redis:
+            stack.processes["redis"] = start_valkey(ports["redis"], data_dir / "valkey")
+            _record(stack)
+        for part, app in APPS.items():
+            stack.processes[part] = _gunicorn(app, ports[part], workers, env)
+        stack.processes["dispatcher"] = (subprocess.Popen(
+            [sys.executable, "-m", "thumbnails.broker.dispatcher"], env=env,
+            stdin=subprocess.DEVNULL, start_new_session=True))
+        _record(stack)
+        for part in APPS:
+            _wait_healthy(stack, urls[part] + "/health")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable, "-m", "gunicorn", app,
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gthread", "--threads", "4",
+        "--timeout", "60", "--graceful-timeout", "20",
+        "--access-logfile", "-" if env.get("LOG_LEVEL", "").upper() == "DEBUG" else "/dev/null",
+    ]
+    return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_healthy(stack: Stack, url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = stack.failed()
+        if dead is not None:
+            raise RuntimeError(f"{dead.args[:4]} exited with code {dead.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout}s")
+        time.sleep(0.1)
+
+
+def _check_free(port: int, part: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(
+                f"port {port} for {part} is in use; choose another with --port") from None
+
+
+def _record(stack: Stack) -> None:
+    stack.pid_file.write_text("".join(f"{p.pid}\n" for p in stack.processes.values()))
+
+
+def _kill_stale(pid_file: Path) -> None:
+    """Stop what a previous run that crashed left behind (only our own processes)."""
+    if not pid_file.exists():
+        return
+    for line in pid_file.read_text().split():
+        pid = int(line)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"gunicorn" in cmdline or b"thumbnails" in cmdline or b"valkey" in cmdline:
+            try:  # each child leads its own process group: take its workers too
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+            Path(f"/proc/{line}").exists() for line in pid_file.read_text().split()):
+        time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+
+
+def run(config: Config, port: int, data_dir: Path, workers: int) -> int:
+    """Start the stack, print one line per part, run until Ctrl-C/SIGTERM or a child dies."""
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stack = start(config, port, data_dir, workers)
+    for part in PARTS:
+        print(f"{part}: {stack.urls[part]}", flush=True)
+    code = 0
+    try:
+        while not stopping:
+            dead = stack.failed()
+            if dead is not None:
+                print(f"a part exited ({dead.args[:4]}, code {dead.returncode}); stopping",
+                      file=sys.stderr, flush=True)
+                code = 1
+                break
+            time.sleep(0.2)
+    finally:
+        stack.stop()
+    return code

@@ -1,0 +1,111 @@
+"""CloudEvent types and their HTTP encoding: the one module that names event types."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from .errors import InvalidEvent
+
+TYPE_PREFIX = "dev.knative-thumbnails"
+IMAGE_UPLOADED = f"{TYPE_PREFIX}.image.uploaded"
+THUMBNAIL_GENERATED = f"{TYPE_PREFIX}.thumbnail.generated"
+THUMBNAIL_FAILED = f"{TYPE_PREFIX}.thumbnail.failed"
+EVENT_TYPES = (IMAGE_UPLOADED, THUMBNAIL_GENERATED, THUMBNAIL_FAILED)
+
+RESIZE_SOURCE = "/knative-thumbnails/resize"
+JSON = "application/json"
+_FORMAT = JSONFormat()
+
+__all__ = [
+    "CloudEvent", "EVENT_TYPES", "IMAGE_UPLOADED", "THUMBNAIL_FAILED", "THUMBNAIL_GENERATED",
+    "new_event", "to_http", "from_http", "to_json", "from_json", "reply_id",
+]
+
+
+def new_event(
+    event_type: str,
+    source: str,
+    data: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    subject: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+) -> CloudEvent:
+    """Build a CloudEvent 1.0 with JSON data."""
+    attributes: dict[str, Any] = {
+        "type": event_type,
+        "source": source,
+        "id": event_id or str(uuid.uuid4()),
+        "datacontenttype": JSON,
+    }
+    if subject:
+        attributes["subject"] = subject
+    attributes.update(extensions or {})
+    return CloudEvent(attributes=attributes, data=dict(data))
+
+
+def reply_id(job_id: str, event_type: str) -> str:
+    """A deterministic reply event id, so a re-sent reply can be recognised as the same."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_id}/{event_type}"))
+
+
+def to_http(event: BaseCloudEvent, *, structured: bool = False) -> tuple[dict[str, str], bytes]:
+    """Encode an event as HTTP headers and body, binary mode unless structured is asked for."""
+    message = ce_http.to_structured(event, _FORMAT) if structured else ce_http.to_binary(
+        event, _FORMAT
+    )
+    return dict(message.headers), message.body
+
+
+def from_http(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
+    """Decode an event from an HTTP request in binary or structured mode, or raise InvalidEvent."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    binary = any(k.startswith("ce-") for k in lowered)
+    if not binary and not lowered.get("content-type", "").startswith(
+        "application/cloudevents+json"
+    ):
+        raise InvalidEvent("not a CloudEvent: no ce- headers and not application/cloudevents+json")
+    if binary:
+        lowered = {k: v for k, v in lowered.items() if k.startswith("ce-") or k == "content-type"}
+    try:
+        event = ce_http.from_http(ce_http.HTTPMessage(headers=lowered, body=body), _FORMAT)
+    except (BaseCloudEventException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidEvent(f"malformed CloudEvent: {exc}") from exc
+    return event
+
+
+def to_json(event: BaseCloudEvent) -> bytes:
+    """Serialise an event in the structured JSON format (for durable storage)."""
+    return _FORMAT.write(event)
+
+
+def from_json(raw: bytes | str) -> BaseCloudEvent:
+    """Inverse of to_json."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    try:
+        return _FORMAT.read(None, raw)
+    except (BaseCloudEventException, ValueError, TypeError, KeyError) as exc:
+        raise InvalidEvent(f"malformed CloudEvent JSON: {exc}") from exc
+
+
+def data_of(event: BaseCloudEvent) -> dict[str, Any]:
+    """The event's data as a dict, or raise InvalidEvent."""
+    data = event.get_data()
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise InvalidEvent("event data is not JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidEvent("event data must be a JSON object")
+    return data

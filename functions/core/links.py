@@ -1,0 +1,9 @@
+"""URLs of a job's resources on the status function."""
+
+from __future__ import annotations
+
+
+def job_links(status_base_url: str, job_id: str) -> dict[str, str]:
+    """Links to a job's status, thumbnail and debug view."""
+    base = f"{status_base_url.rstrip('/')}/jobs/{job_id}"
+    return {"self": base, "thumbnail": f"{base}/thumbnail", "debug": f"{base}/debug"}

@@ -1,0 +1,89 @@
+"""Send outbox events to the broker off the request path, and re-send the ones not accepted."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import requests
+
+from . import events
+from .errors import ThumbnailsError
+from .jobs import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class OutboxSender:
+    """Posts due outbox events to the sink; acknowledges those the broker accepts."""
+
+    def __init__(self, jobs: JobStore, sink_url: str, retry_after: float, timeout: float) -> None:
+        self.jobs = jobs
+        self.sink_url = sink_url
+        self.retry_after = retry_after
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def send_due(self) -> int:
+        """Send every event that is due now; return how many the broker accepted."""
+        accepted = 0
+        while True:
+            due = self.jobs.outbox_due(self.retry_after)
+            for job_id, body in due:
+                accepted += self._send(job_id, body)
+            if len(due) < 50:
+                return accepted
+
+    def _send(self, job_id: str, body: bytes) -> int:
+        try:
+            event = events.from_json(body)
+            headers, payload = events.to_http(event)
+            response = self.session.post(
+                self.sink_url, data=payload, headers=headers, timeout=self.timeout
+            )
+        except (requests.RequestException, ThumbnailsError) as exc:
+            log.warning("job %s: event not sent to %s: %s", job_id, self.sink_url, exc)
+            return 0
+        if response.status_code // 100 != 2:
+            log.warning("job %s event %s: broker answered %s", job_id, event.get_id(),
+                        response.status_code)
+            return 0
+        self.jobs.outbox_ack(job_id)
+        log.debug("job %s event %s: accepted by the broker", job_id, event.get_id())
+        return 1
+
+
+class OutboxThread:
+    """A daemon thread that sends at once when woken and sweeps stale entries on a timer."""
+
+    def __init__(self, sender: OutboxSender, interval: float) -> None:
+        self.sender = sender
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread (call in the serving process, after any fork)."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Something was just written to the outbox: send it now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=self.interval + self.sender.timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.sender.send_due()
+            except ThumbnailsError as exc:  # Redis down: try again next round
+                log.warning("outbox round failed: %s", exc)
+            except Exception:
+                log.exception("outbox round failed")

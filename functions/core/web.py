@@ -1,0 +1,102 @@
+"""Flask helpers shared by the functions: JSON errors, health and readiness, logging."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .config import Config
+from .errors import DependencyUnavailable, ThumbnailsError
+from .services import Services, build_services
+
+log = logging.getLogger(__name__)
+
+
+def json_error(status: int, code: str, message: str, **headers: str) -> Response:
+    """The one shape of every error answer: {"error": code, "message": text}."""
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def _snake(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("-", "_")
+
+
+def _handle_domain(exc: ThumbnailsError) -> Response:
+    headers = {}
+    if isinstance(exc, DependencyUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+        log.warning("dependency unavailable: %s", exc.message)
+    return json_error(exc.status, exc.code, exc.message, **headers)
+
+
+def _handle_http(exc: HTTPException) -> Response:
+    code = "too_large" if exc.code == 413 else _snake(exc.name)
+    return json_error(exc.code or 500, code, exc.description or exc.name)
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error")
+    return json_error(500, "internal", "internal error")
+
+
+health = Blueprint("health", __name__)
+
+
+@health.get("/health")
+def liveness() -> Any:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@health.get("/ready")
+def readiness() -> Any:
+    """Readiness: Redis and the object store answer."""
+    services: Services = current_app.extensions["services"]
+    services.jobs.ping()
+    services.store.ping()
+    return {"status": "ready"}
+
+
+def _nosniff(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def make_app(name: str, config: Config | None, services: Services | None) -> Flask:
+    """A Flask app with configuration, services, JSON errors and health routes installed."""
+    config = config or (services.config if services else Config.from_env())
+    services = services or build_services(config)
+    configure_logging(config.log_level)
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024  # multipart framing
+    app.extensions["services"] = services
+    app.register_error_handler(ThumbnailsError, _handle_domain)
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(Exception, _handle_unexpected)
+    app.after_request(_nosniff)
+    app.register_blueprint(health)
+    return app
+
+
+def services_of() -> Services:
+    """The Services of the app handling the current request."""
+    services: Services = current_app.extensions["services"]
+    return services
+
+
+def configure_logging(level: str) -> None:
+    """Log lines to stderr once per process, with the logger name and level."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_thumbnails", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler._thumbnails = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level.upper())

@@ -1,0 +1,39 @@
+"""resize's HTTP surface: a CloudEvent in, a reply CloudEvent out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+
+from thumbnails import events
+from thumbnails.config import Config
+from thumbnails.services import Services
+from thumbnails.web import make_app, services_of
+
+from .worker import handle_dead_letter, handle_uploaded
+
+bp = Blueprint("resize", __name__)
+
+
+@bp.post("/")
+def receive() -> Any:
+    """Process an image.uploaded event; answer 200 with the reply event (binary mode)."""
+    event = events.from_http(request.headers, request.get_data())
+    reply = handle_uploaded(services_of(), event)
+    headers, body = events.to_http(reply)
+    return Response(body, 200, headers)
+
+
+@bp.post("/dead-letter")
+def dead_letter() -> Any:
+    """Events the broker could not deliver: mark their jobs failed."""
+    handle_dead_letter(services_of(), events.from_http(request.headers, request.get_data()))
+    return Response(status=204)
+
+
+def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
+    """The resize app."""
+    app = make_app(__name__, config, services)
+    app.register_blueprint(bp)
+    return app

@@ -1,0 +1,174 @@
+"""Process one image.uploaded event: claim the job, make the thumbnail, record the outcome."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from cloudevents.core.base import BaseCloudEvent
+
+from thumbnails import events, imaging
+from thumbnails.errors import (
+    BadRequest,
+    DependencyUnavailable,
+    InvalidEvent,
+    InvalidImage,
+    JobBusy,
+    ObjectNotFound,
+    UnsupportedMediaType,
+)
+from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus
+from thumbnails.links import job_links
+from thumbnails.services import Services
+from thumbnails.storage import thumbnail_key
+
+log = logging.getLogger(__name__)
+
+
+def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent:
+    """Do the work an image.uploaded event asks for (at most once per job); return the reply."""
+    if event.get_type() != events.IMAGE_UPLOADED:
+        raise InvalidEvent(f"resize takes {events.IMAGE_UPLOADED}, not {event.get_type()}")
+    job_id = _job_for(services, event)
+    token = uuid.uuid4().hex
+    config = services.config
+    outcome = services.jobs.claim(job_id, token, config.lease_seconds, config.max_attempts)
+    if outcome is ClaimOutcome.MISSING:
+        raise InvalidEvent(f"job {job_id} does not exist")
+    if outcome is ClaimOutcome.BUSY:
+        raise JobBusy(f"job {job_id} is being processed by another worker")
+    if outcome is ClaimOutcome.CLAIMED:
+        log.info("job %s event %s: processing", job_id, event.get_id())
+        _process(services, job_id, token)
+    else:
+        log.info("job %s event %s: already finished (%s)", job_id, event.get_id(), outcome.value)
+    job = services.jobs.get(job_id)
+    assert job is not None and job.status.terminal
+    return reply_event(services, job)
+
+
+def _job_for(services: Services, event: BaseCloudEvent) -> str:
+    """The job an event is about; creates one for another producer's event on a stored object."""
+    data = events.data_of(event)
+    job_id = data.get("job_id")
+    if job_id is not None:
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            raise InvalidEvent("data.job_id must be a job id (a lowercase UUID)")
+        if services.jobs.get(job_id) is not None:
+            return job_id
+    else:
+        # Another producer: the same event (source, id) always maps to the same job.
+        job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get_source()}#{event.get_id()}"))
+    key, bucket = data.get("key"), data.get("bucket", services.store.bucket)
+    if not isinstance(key, str) or not key or bucket != services.store.bucket:
+        raise InvalidEvent(f"data.key must name an object in bucket {services.store.bucket!r}")
+    try:
+        options = imaging.ThumbnailOptions.parse(
+            {k: str(v) for k, v in (data.get("options") or {}).items()},
+            services.config.max_dimension)
+    except (BadRequest, AttributeError) as exc:
+        raise InvalidEvent(f"data.options: {exc}") from exc
+    if not services.store.exists(key):
+        raise InvalidEvent(f"object {key!r} is not in bucket {services.store.bucket!r}")
+    job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
+              options=options.to_dict(), event_id=event.get_id(),
+              event_source=event.get_source())
+    if services.jobs.create_if_absent(job):
+        log.info("job %s created for event %s from %s", job_id, event.get_id(),
+                 event.get_source())
+    return job_id
+
+
+def _process(services: Services, job_id: str, token: str) -> None:
+    """Fetch, resize, encode, store; finish the job; release the lease on an outage."""
+    job = services.jobs.get(job_id)
+    assert job is not None
+    started = time.perf_counter()
+    try:
+        original = services.store.get(job.original_key)
+        fetched = time.perf_counter()
+        options = imaging.ThumbnailOptions.parse(
+            {k: str(v) for k, v in job.options.items()}, services.config.max_dimension)
+        thumb = imaging.make_thumbnail(original, options, services.limits)
+        stored_at = time.perf_counter()
+        key = thumbnail_key(job_id, options.extension)
+        services.store.put(key, thumb.data, thumb.content_type)
+    except (InvalidImage, UnsupportedMediaType, ObjectNotFound) as exc:
+        _finish(services, job_id, token, JobStatus.FAILED, started,
+                error_code=exc.code, error_message=exc.message)
+        log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
+        return
+    except DependencyUnavailable:
+        services.jobs.release(job_id, token)
+        raise
+    done = time.perf_counter()
+    _finish(
+        services, job_id, token, JobStatus.SUCCEEDED, started,
+        thumbnail_key=key, content_type=thumb.content_type,
+        thumbnail_width=thumb.width, thumbnail_height=thumb.height,
+        thumbnail_bytes=len(thumb.data), etag=hashlib.sha256(thumb.data).hexdigest()[:32],
+        source_format=thumb.source.format, source_width=thumb.source.width,
+        source_height=thumb.source.height,
+        stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(thumb.decode_ms, 3),
+        stage_encode_ms=round(thumb.encode_ms, 3), stage_store_ms=_ms(done - stored_at),
+    )
+    log.info("job %s succeeded: %dx%d %s in %.1f ms", job_id, thumb.width, thumb.height,
+             thumb.content_type, (done - started) * 1000)
+
+
+def _finish(services: Services, job_id: str, token: str, status: JobStatus, started: float,
+            **values: Any) -> None:
+    elapsed = time.perf_counter() - started
+    if not services.jobs.finish(job_id, token, status, finished_at=time.time(),
+                                processing_time_ms=round(elapsed * 1000), **values):
+        # The lease ran out and another worker took the job over: its result stands.
+        raise JobBusy(f"job {job_id}: lease lost while processing")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def reply_event(services: Services, job: Job) -> BaseCloudEvent:
+    """thumbnail.generated or thumbnail.failed for a finished job (same id on every re-send)."""
+    links = job_links(services.config.status_base_url, job.job_id)
+    data: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "links": links}
+    if job.status is JobStatus.SUCCEEDED:
+        event_type = events.THUMBNAIL_GENERATED
+        data["thumbnail"] = {
+            "bucket": job.bucket, "key": job.thumbnail_key, "content_type": job.content_type,
+            "width": job.thumbnail_width, "height": job.thumbnail_height,
+            "size": job.thumbnail_bytes,
+        }
+    else:
+        event_type = events.THUMBNAIL_FAILED
+        data["error"] = {"code": job.error_code, "message": job.error_message}
+    return events.new_event(event_type, events.RESIZE_SOURCE, data,
+                            event_id=events.reply_id(job.job_id, event_type), subject=job.job_id)
+
+
+def handle_dead_letter(services: Services, event: BaseCloudEvent) -> bool:
+    """The broker gave up on an event: fail its job with the broker's reason."""
+    data = events.data_of(event)
+    job_id = data.get("job_id")
+    if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+        log.warning("dead letter %s without a job id: dropped", event.get_id())
+        return False
+    code = _extension(event, "knativeerrorcode")
+    dest = _extension(event, "knativeerrordest")
+    changed = services.jobs.fail_unfinished(
+        job_id, error_code="delivery_failed", finished_at=time.time(),
+        error_message=f"the broker gave up delivering to {dest or 'resize'} (last status {code})")
+    log.warning("job %s event %s: dead-lettered (code %s, dest %s)%s", job_id, event.get_id(),
+                code, dest, "" if changed else "; job already finished")
+    return changed
+
+
+def _extension(event: BaseCloudEvent, name: str) -> str:
+    try:
+        return str(event.get_extension(name) or "")
+    except (KeyError, AttributeError):
+        return ""

@@ -1,0 +1,88 @@
+"""status's HTTP surface: list jobs, show one, serve its thumbnail, debug view."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from thumbnails.config import Config
+from thumbnails.errors import BadRequest, NotFound, NotReady
+from thumbnails.jobs import Job, JobStatus
+from thumbnails.services import Services
+from thumbnails.web import make_app, services_of
+
+from .views import debug_document, job_document
+
+bp = Blueprint("status", __name__)
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+CACHE_CONTROL = "public, max-age=31536000, immutable"  # a job's thumbnail never changes
+
+
+@bp.get("/jobs")
+@bp.get("/jobs/")
+def list_jobs() -> Any:
+    """Newest first, `limit` per page; the next page's cursor in X-Next-Cursor and Link."""
+    limit = _limit(request.args.get("limit"))
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and (len(cursor) > 80 or ":" not in cursor):
+        raise BadRequest("cursor is malformed: pass back the X-Next-Cursor value unchanged")
+    jobs, next_cursor = services_of().jobs.list(limit, cursor)
+    response = jsonify([{"job_id": job_id, "status": status} for job_id, status in jobs])
+    if next_cursor:
+        response.headers["X-Next-Cursor"] = next_cursor
+        query = urlencode({"limit": limit, "cursor": next_cursor})
+        response.headers["Link"] = f'<{request.base_url}?{query}>; rel="next"'
+    return response
+
+
+@bp.get("/jobs/<job_id>")
+def show_job(job_id: str) -> Any:
+    """One job's document."""
+    return job_document(_job(job_id), services_of().config.status_base_url)
+
+
+@bp.get("/jobs/<job_id>/thumbnail")
+def thumbnail(job_id: str) -> Any:
+    """The thumbnail's bytes once the job succeeded; 409 before."""
+    job = _job(job_id)
+    if job.status is not JobStatus.SUCCEEDED:
+        detail = f": {job.error_code}" if job.status is JobStatus.FAILED else ""
+        raise NotReady(f"job {job_id} is {job.status.value}{detail}; no thumbnail")
+    etag = f'"{job.etag}"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if etag in request.headers.get("If-None-Match", ""):
+        return Response(status=304, headers=headers)
+    data = services_of().store.get(job.thumbnail_key)
+    return Response(data, 200, headers, mimetype=job.content_type)
+
+
+@bp.get("/jobs/<job_id>/debug")
+def debug(job_id: str) -> Any:
+    """Timings and ids for incident debugging; 404 unless DEBUG_ENDPOINT is on."""
+    if not services_of().config.debug_endpoint:
+        raise NotFound("the debug endpoint is disabled (set DEBUG_ENDPOINT=true)")
+    return debug_document(_job(job_id))
+
+
+def _job(job_id: str) -> Job:
+    job = services_of().jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id[:64]!r}")
+    return job
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
+    """The status app."""
+    app = make_app(__name__, config, services)
+    app.register_blueprint(bp)
+    return app

@@ -1,0 +1,71 @@
+"""upload's HTTP surface: POST /jobs; the outbox thread that feeds the broker."""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+from flask import Blueprint, Flask, request
+
+from thumbnails.config import Config
+from thumbnails.errors import BadRequest
+from thumbnails.links import job_links
+from thumbnails.outbox import OutboxSender, OutboxThread
+from thumbnails.services import Services
+from thumbnails.web import make_app, services_of
+
+from .submit import submit
+
+bp = Blueprint("upload", __name__)
+
+
+@bp.post("/jobs")
+@bp.post("/jobs/")
+def create_job() -> Any:
+    """Take a multipart upload (field 'file') and answer 202 with the job id at once."""
+    services = services_of()
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("multipart/form-data with a 'file' field is required")
+    job = submit(services, upload.read(), request.form)
+    outbox = services_outbox()
+    if outbox is not None:
+        outbox.wake()
+    links = job_links(services.config.status_base_url, job.job_id)
+    body = {"job_id": job.job_id, "status": job.status.value, "links": links}
+    return body, 202, {"Location": links["self"]}
+
+
+@bp.post("/outbox/sweep")
+def sweep_outbox() -> Any:
+    """Re-send events the broker has not accepted yet (a PingSource calls this in a cluster)."""
+    services = services_of()
+    sent = _sender(services).send_due() if services.config.sink_url else 0
+    return {"sent": sent, "pending": services.jobs.outbox_depth()}
+
+
+def services_outbox() -> OutboxThread | None:
+    """This process's outbox thread, if a sink is configured."""
+    from flask import current_app
+
+    thread: OutboxThread | None = current_app.extensions.get("outbox")
+    return thread
+
+
+def _sender(services: Services) -> OutboxSender:
+    config = services.config
+    return OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
+                        config.dependency_timeout_seconds)
+
+
+def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
+    """The upload app; starts the outbox thread when K_SINK is set."""
+    app = make_app(__name__, config, services)
+    app.register_blueprint(bp)
+    services = app.extensions["services"]
+    if services.config.sink_url:
+        thread = OutboxThread(_sender(services), interval=services.config.outbox_retry_seconds)
+        thread.start()
+        atexit.register(thread.stop)
+        app.extensions["outbox"] = thread
+    return app

@@ -1,0 +1,41 @@
+"""Shared fixtures: a real Valkey server for the session and a clean client per test."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from thumbnails.localredis import start_valkey
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Valkey server on a free loopback port, stopped at the end of the session."""
+    port = _free_port()
+    process = start_valkey(port, Path(tmp_path_factory.mktemp("valkey")), persist=False)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on a flushed database."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    try:
+        yield client
+    finally:
+        client.close()
