@@ -64,7 +64,10 @@ def submit(urls: dict[str, str], data: bytes, name: str = "image",
 def wait_terminal(urls: dict[str, str], job_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """Poll GET /jobs/{id} until the job has succeeded or failed."""
     def check() -> dict[str, Any] | None:
-        doc = requests.get(f"{urls['status']}/jobs/{job_id}", timeout=10).json()
+        response = requests.get(f"{urls['status']}/jobs/{job_id}", timeout=10)
+        if response.status_code == 404:  # an event's job may not be created yet
+            return None
+        doc: dict[str, Any] = response.json()
         return doc if doc["status"] in ("succeeded", "failed") else None
 
     return poll(check, timeout)

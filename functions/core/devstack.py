@@ -36,17 +36,10 @@ class Stack:
     pid_file: Path
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every child, then SIGKILL what is still alive after the timeout."""
-        for process in reversed(self.processes.values()):
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + timeout
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """SIGTERM the functions and broker, then Redis last; SIGKILL what outlives timeout."""
+        parts = [p for name, p in self.processes.items() if name != "redis"]
+        _terminate(parts, timeout)
+        _terminate([p for name, p in self.processes.items() if name == "redis"], timeout)
         self.pid_file.unlink(missing_ok=True)
 
     def failed(self) -> subprocess.Popen[bytes] | None:
@@ -93,6 +86,19 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
         stack.stop()
         raise
     return stack
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

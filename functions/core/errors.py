@@ -16,6 +16,10 @@ class BadRequest(ThumbnailsError):
     status, code = 400, "bad_request"
 
 
+class EmptyFile(BadRequest):
+    code = "empty_file"
+
+
 class InvalidEvent(ThumbnailsError):
     status, code = 400, "invalid_event"
 

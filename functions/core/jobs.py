@@ -123,7 +123,7 @@ class Job:
         return cls(**values)
 
 
-def _redis_errors(func: Callable[P, R]) -> Callable[P, R]:
+def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn connection-level Redis failures into RedisUnavailable (503)."""
 
     @functools.wraps(func)
@@ -218,7 +218,7 @@ class JobStore:
         self._release = client.register_script(_RELEASE)
         self._outbox_due = client.register_script(_OUTBOX_DUE)
 
-    @_redis_errors
+    @redis_errors
     def create(self, job: Job, event_json: bytes | None = None) -> None:
         """Write the job, its index entry and (if given) its outbox event in one transaction."""
         pipe = self.redis.pipeline(transaction=True)
@@ -229,7 +229,7 @@ class JobStore:
             pipe.zadd(OUTBOX_DUE_KEY, {job.job_id: job.created_at})
         pipe.execute()
 
-    @_redis_errors
+    @redis_errors
     def create_if_absent(self, job: Job) -> bool:
         """Create a job unless one with this id exists; True if this call created it."""
         if not self.redis.hsetnx(job_key(job.job_id), "job_id", job.job_id):
@@ -237,7 +237,7 @@ class JobStore:
         self.create(job)
         return True
 
-    @_redis_errors
+    @redis_errors
     def get(self, job_id: str) -> Job | None:
         """The job, or None if unknown (or the id is malformed)."""
         if not JOB_ID.match(job_id):
@@ -245,7 +245,7 @@ class JobStore:
         raw = self.redis.hgetall(job_key(job_id))
         return Job.from_redis(raw) if raw and b"status" in raw else None
 
-    @_redis_errors
+    @redis_errors
     def claim(
         self, job_id: str, token: str, lease_seconds: float, max_attempts: int
     ) -> ClaimOutcome:
@@ -257,23 +257,23 @@ class JobStore:
         )
         return ClaimOutcome(outcome.decode())
 
-    @_redis_errors
+    @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
         """Move a job this worker holds to a terminal status; False if the lease was lost."""
         return bool(self._finish(keys=[job_key(job_id)], args=[token, status.value,
                                                                 *_pairs(values)]))
 
-    @_redis_errors
+    @redis_errors
     def fail_unfinished(self, job_id: str, **values: Any) -> bool:
         """Fail a job whoever holds it, unless it already finished; True if it changed."""
         return bool(self._fail_unfinished(keys=[job_key(job_id)], args=_pairs(values)))
 
-    @_redis_errors
+    @redis_errors
     def release(self, job_id: str, token: str) -> None:
         """Give the lease back so a redelivery can claim the job at once."""
         self._release(keys=[job_key(job_id)], args=[token])
 
-    @_redis_errors
+    @redis_errors
     def list(self, limit: int, cursor: str | None = None) -> tuple[list[tuple[str, str]], str]:
         """Newest first: [(job id, status)] and the cursor of the next page ('' at the end)."""
         upper = f"({cursor}" if cursor else "+"
@@ -288,7 +288,7 @@ class JobStore:
         jobs = [(job_id, s.decode()) for job_id, s in zip(ids, statuses, strict=True) if s]
         return jobs, (page[-1] if more else "")
 
-    @_redis_errors
+    @redis_errors
     def outbox_due(self, retry_after: float, batch: int = 50) -> list[tuple[str, bytes]]:
         """Outbox events due now; each is pushed retry_after seconds out until acknowledged."""
         now = time.time()
@@ -296,7 +296,7 @@ class JobStore:
                                 args=[repr(now), repr(now + retry_after), batch])
         return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
 
-    @_redis_errors
+    @redis_errors
     def outbox_ack(self, job_id: str) -> None:
         """The broker accepted the job's event: drop it from the outbox."""
         pipe = self.redis.pipeline(transaction=True)
@@ -304,12 +304,12 @@ class JobStore:
         pipe.zrem(OUTBOX_DUE_KEY, job_id)
         pipe.execute()
 
-    @_redis_errors
+    @redis_errors
     def outbox_depth(self) -> int:
         """How many events wait for the broker."""
         return int(self.redis.hlen(OUTBOX_KEY))
 
-    @_redis_errors
+    @redis_errors
     def ping(self) -> None:
         """RedisUnavailable unless Redis answers."""
         self.redis.ping()

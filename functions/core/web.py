@@ -47,6 +47,7 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 
 health = Blueprint("health", __name__)
+readiness = Blueprint("readiness", __name__)
 
 
 @health.get("/health")
@@ -55,10 +56,10 @@ def liveness() -> Any:
     return {"status": "ok"}
 
 
-@health.get("/ready")
-def readiness() -> Any:
+@readiness.get("/ready")
+def ready() -> Any:
     """Readiness: Redis and the object store answer."""
-    services: Services = current_app.extensions["services"]
+    services = services_of()
     services.jobs.ping()
     services.store.ping()
     return {"status": "ready"}
@@ -69,19 +70,25 @@ def _nosniff(response: Response) -> Response:
     return response
 
 
-def make_app(name: str, config: Config | None, services: Services | None) -> Flask:
-    """A Flask app with configuration, services, JSON errors and health routes installed."""
-    config = config or (services.config if services else Config.from_env())
-    services = services or build_services(config)
+def bare_app(name: str, config: Config) -> Flask:
+    """A Flask app with logging, JSON errors, nosniff and /health, but no services."""
     configure_logging(config.log_level)
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024  # multipart framing
-    app.extensions["services"] = services
     app.register_error_handler(ThumbnailsError, _handle_domain)
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(Exception, _handle_unexpected)
     app.after_request(_nosniff)
     app.register_blueprint(health)
+    return app
+
+
+def make_app(name: str, config: Config | None, services: Services | None) -> Flask:
+    """A function's app: bare_app plus its services and /ready."""
+    config = config or (services.config if services else Config.from_env())
+    app = bare_app(name, config)
+    app.extensions["services"] = services or build_services(config)
+    app.register_blueprint(readiness)
     return app
 
 

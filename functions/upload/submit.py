@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from thumbnails import events, imaging
-from thumbnails.errors import BadRequest, ThumbnailsError
+from thumbnails.errors import EmptyFile, ThumbnailsError
 from thumbnails.jobs import Job
 from thumbnails.services import Services
 from thumbnails.storage import original_key
@@ -20,7 +20,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str]) -> Job:
     """Validate the image and options, store the original, write job + outbox atomically."""
     config = services.config
     if not data:
-        raise BadRequest("the uploaded file is empty")
+        raise EmptyFile("the uploaded file is empty")
     options = imaging.ThumbnailOptions.parse(form, config.max_dimension)
     info = imaging.inspect(data, services.limits)
     job_id = str(uuid.uuid4())

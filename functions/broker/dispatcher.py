@@ -1,0 +1,213 @@
+"""Broker dispatcher: deliver stored events to matching Triggers with Knative's retry rules."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import redis
+import requests
+
+from thumbnails import events
+from thumbnails.config import Config
+from thumbnails.errors import InvalidEvent, ThumbnailsError
+from thumbnails.services import redis_client
+from thumbnails.web import configure_logging
+
+from . import CONSUMER, STREAM_KEY, group_name
+from .ingress import ensure_groups, publish
+from .triggers import Trigger, load, parse_subscribers, resolve
+
+log = logging.getLogger(__name__)
+RETRYABLE = {404, 408, 409, 429}  # and every 5xx; no answer at all counts too
+DEAD_LETTER_TRIES = 3
+TRIM_EVERY = 5.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one HTTP delivery."""
+
+    status: int  # 0 when nothing answered
+    body: bytes = b""
+    reply: events.BaseCloudEvent | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status in RETRYABLE or self.status >= 500
+
+
+class Dispatcher:
+    """Reads each Trigger's consumer group and delivers, `concurrency` events at a time."""
+
+    def __init__(self, client: redis.Redis, triggers: list[Trigger],
+                 subscribers: Mapping[str, str], concurrency: int) -> None:
+        self.client = client
+        self.triggers = triggers
+        self.urls = {t.name: resolve(t.subscriber, subscribers) for t in triggers}
+        self.dead_letter_urls = {t.name: resolve(t.delivery.dead_letter_sink, subscribers)
+                                 for t in triggers if t.delivery.dead_letter_sink}
+        self.concurrency = concurrency
+        self._local = threading.local()
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until stop is set; in-flight deliveries finish (or stay pending) first."""
+        ensure_groups(self.client, [t.name for t in self.triggers])
+        readers = [threading.Thread(target=self._read, args=(t, stop), name=f"trigger-{t.name}")
+                   for t in self.triggers]
+        for reader in readers:
+            reader.start()
+        while not stop.wait(TRIM_EVERY):
+            self._trim()
+        for reader in readers:
+            reader.join()
+
+    def _read(self, trigger: Trigger, stop: threading.Event) -> None:
+        group = group_name(trigger.name)
+        slots = threading.Semaphore(self.concurrency)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=trigger.name) as pool:
+            # First our own pending entries (a previous run's), then new ones.
+            replaying, cursor = True, "0"
+            while not stop.is_set():
+                try:
+                    batch = self.client.xreadgroup(group, CONSUMER, {STREAM_KEY: cursor},
+                                                   count=self.concurrency, block=500)
+                except redis.RedisError as exc:
+                    log.warning("trigger %s: reading the stream failed: %s", trigger.name, exc)
+                    stop.wait(1.0)
+                    continue
+                entries = batch[0][1] if batch else []
+                if replaying:
+                    replaying = bool(entries)
+                    cursor = entries[-1][0] if entries else ">"
+                for entry_id, fields in entries:
+                    if not fields:  # pending entry trimmed away: nothing left to deliver
+                        self.client.xack(STREAM_KEY, group, entry_id)
+                        continue
+                    slots.acquire()
+                    future = pool.submit(self._handle, trigger, entry_id, fields[b"event"], stop)
+                    future.add_done_callback(lambda _: slots.release())
+
+    def _handle(self, trigger: Trigger, entry_id: bytes, raw: bytes,
+                stop: threading.Event) -> None:
+        try:
+            event = events.from_json(raw)
+        except InvalidEvent:
+            log.error("trigger %s: entry %s is not a CloudEvent; dropped", trigger.name, entry_id)
+            self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
+            return
+        attributes = {k: str(v) for k, v in event.get_attributes().items()}
+        if trigger.matches(attributes) and not self._deliver(trigger, event, stop):
+            return  # stopping mid-retry: leave it pending for the next run
+        self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
+
+    def _deliver(self, trigger: Trigger, event: events.BaseCloudEvent,
+                 stop: threading.Event) -> bool:
+        """Deliver with retries, then dead-letter; False if interrupted by stop."""
+        url, delivery = self.urls[trigger.name], trigger.delivery
+        for retry_number in range(delivery.retry + 1):
+            if retry_number and stop.wait(delivery.backoff(retry_number)):
+                return False
+            attempt = self._post(url, event, delivery.timeout)
+            log.debug("trigger %s event %s (%s): attempt %d -> %d", trigger.name,
+                      event.get_id(), event.get_type(), retry_number + 1, attempt.status)
+            if attempt.ok:
+                if attempt.reply is not None:
+                    publish(self.client, attempt.reply)
+                return True
+            if not attempt.retryable:
+                break
+        log.warning("trigger %s event %s (%s): giving up after status %d", trigger.name,
+                    event.get_id(), event.get_type(), attempt.status)
+        self._dead_letter(trigger, event, url, attempt)
+        return True
+
+    def _dead_letter(self, trigger: Trigger, event: events.BaseCloudEvent, url: str,
+                     failed: Attempt) -> None:
+        sink = self.dead_letter_urls.get(trigger.name)
+        if sink is None:
+            log.error("trigger %s event %s: no dead-letter sink; event dropped", trigger.name,
+                      event.get_id())
+            return
+        attributes = {**event.get_attributes(), "knativeerrorcode": str(failed.status),
+                      "knativeerrordest": url}
+        if failed.body:
+            attributes["knativeerrordata"] = base64.b64encode(failed.body[:1024]).decode()
+        letter = events.CloudEvent(attributes=attributes, data=event.get_data())
+        for _ in range(DEAD_LETTER_TRIES):
+            if self._post(sink, letter, trigger.delivery.timeout).ok:
+                return
+            time.sleep(trigger.delivery.backoff_delay)
+        log.error("trigger %s event %s: dead-letter sink %s failed too; event dropped",
+                  trigger.name, event.get_id(), sink)
+
+    def _post(self, url: str, event: events.BaseCloudEvent, timeout: float) -> Attempt:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        headers, body = events.to_http(event)
+        try:
+            response = session.post(url, data=body, headers=headers, timeout=timeout)
+        except requests.RequestException:
+            return Attempt(0)
+        if 200 <= response.status_code < 300 and response.content:
+            try:
+                reply = events.from_http(response.headers, response.content)
+            except InvalidEvent:  # Knative answers such a reply with 502 and retries
+                return Attempt(502, response.content)
+            return Attempt(response.status_code, response.content, reply)
+        return Attempt(response.status_code, response.content)
+
+    def _trim(self) -> None:
+        """Drop entries every Trigger has finished with; never an unacknowledged one."""
+        try:
+            floor = None
+            for group in self.client.xinfo_groups(STREAM_KEY):
+                pending = self.client.xpending(STREAM_KEY, group["name"])
+                oldest = pending["min"] if pending["pending"] else group["last-delivered-id"]
+                oldest = oldest.decode() if isinstance(oldest, bytes) else oldest
+                floor = oldest if floor is None else min(floor, oldest, key=_stream_id)
+            if floor:
+                self.client.xtrim(STREAM_KEY, minid=floor, approximate=False)
+        except redis.RedisError as exc:
+            log.warning("trimming the stream failed: %s", exc)
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def main() -> int:
+    """`python -m thumbnails.broker.dispatcher`: run until SIGTERM or SIGINT."""
+    config = Config.from_env()
+    configure_logging(config.log_level)
+    triggers = load(config.knative_dir)
+    dispatcher = Dispatcher(redis_client(config), triggers,
+                            parse_subscribers(config.broker_subscribers),
+                            config.broker_concurrency)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("dispatching to %s", {t.name: dispatcher.urls[t.name] for t in triggers})
+    try:
+        dispatcher.run(stop)
+    except ThumbnailsError as exc:
+        log.error("dispatcher stopped: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
