@@ -137,6 +137,24 @@ def submit_latencies(client: Client, jpegs: list[bytes], jobs: int,
             client.submit, [jpegs[i % len(jpegs)] for i in range(jobs)])]
 
 
+def cpu_seconds(stack: devstack.Stack) -> dict[str, float]:
+    """CPU time (user + system) used so far by each part's process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {process.pid: part for part, process in stack.processes.items()}
+    used = dict.fromkeys(stack.processes, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        part = groups.get(int(fields[2]))  # field 5 of stat: the process group id
+        if part is not None:
+            used[part] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def signal_group(process: object, sig: signal.Signals) -> None:
     os.killpg(process.pid, sig)  # type: ignore[attr-defined]
 
@@ -164,12 +182,17 @@ def main() -> int:
         try:
             client = Client(stack.urls)
             run_load(client, jpegs, 20, args.concurrency)  # warm up
+            before = cpu_seconds(stack)
             load = run_load(client, jpegs, args.jobs, args.concurrency)
+            after = cpu_seconds(stack)
             print(f"local stack (concurrency {args.concurrency}, {args.jobs} jobs): "
                   f"{load['jobs_per_s']:.1f} jobs/s; "
                   f"submit p50 {load['submit_p50']:.1f} ms p99 {load['submit_p99']:.1f} ms; "
                   f"submit->succeeded p50 {load['e2e_p50']:.0f} ms p99 {load['e2e_p99']:.0f} ms",
                   flush=True)
+            print("CPU ms per job: " + ", ".join(
+                f"{part} {(after[part] - before[part]) * 1000 / args.jobs:.1f}"
+                for part in after), flush=True)
             print(f"ratio local-stack jobs/s / in-process thumbnails/s: "
                   f"{load['jobs_per_s'] / raw:.2f}", flush=True)
 

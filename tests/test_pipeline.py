@@ -15,6 +15,7 @@ from stackutil import running_stack, submit, wait_terminal
 
 from thumbnails import events
 from thumbnails.config import Config
+from thumbnails.storage import open_store
 
 pytestmark = pytest.mark.integration
 KINDS = kinds()
@@ -208,3 +209,19 @@ def test_health_everywhere(urls: dict[str, str]) -> None:
 
 def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 40) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=False))
+
+
+def test_s3_backend_end_to_end(s3_endpoint: str, tmp_path: Path) -> None:
+    config = Config(storage_backend="s3", s3_endpoint=s3_endpoint, s3_access_key="test",
+                    s3_secret_key="test-secret", s3_bucket="pipeline")
+    with running_stack(config, tmp_path) as s3_urls:
+        job_id = submit(s3_urls, KINDS["exif_rotated"][0], format="webp").json()["job_id"]
+        doc = wait_terminal(s3_urls, job_id)
+        assert doc["status"] == "succeeded", doc
+        got = requests.get(doc["links"]["thumbnail"], timeout=10)
+        image = Image.open(io.BytesIO(got.content))
+        assert image.format == "WEBP" and image.size == (75, 100)
+    store = open_store(config)  # the objects really are in the S3 bucket
+    assert store.exists(f"originals/{job_id}")
+    assert store.get(f"thumbnails/{job_id}.webp") == got.content
+    assert not (tmp_path / "objects").exists()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import atexit
 from typing import Any
 
-from flask import Blueprint, Flask, request
+from io import BytesIO
+from typing import IO
+
+from flask import Blueprint, Flask, Request, request
 
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest
@@ -58,9 +61,20 @@ def _sender(services: Services) -> OutboxSender:
                         config.dependency_timeout_seconds)
 
 
+class UploadRequest(Request):
+    """Keeps uploaded files in memory: the body is already capped by MAX_CONTENT_LENGTH,
+    and werkzeug's default spills files over 500 KiB to a temporary file on disk."""
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None,
+                         content_length: int | None = None) -> IO[bytes]:
+        return BytesIO()
+
+
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
     """The upload app; starts the outbox thread when K_SINK is set."""
     app = make_app(__name__, config, services)
+    app.request_class = UploadRequest
     app.register_blueprint(bp)
     services = app.extensions["services"]
     if services.config.sink_url:

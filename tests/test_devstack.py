@@ -1,0 +1,87 @@
+"""`thumbnails dev` as a user runs it: the printed lines, Ctrl-C/SIGTERM, a rerun after a crash."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from images import kinds
+from stackutil import free_port_block, poll, submit, wait_terminal
+from thumbnails.devstack import PARTS, PID_FILE
+
+pytestmark = pytest.mark.integration
+THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
+
+
+def start_dev(port: int, data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Run the console script; return it and the URLs from its first five lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "STORAGE_BACKEND")}
+    process = subprocess.Popen([THUMBNAILS, "dev", "--port", str(port), "--data-dir",
+                                str(data_dir)], stdout=subprocess.PIPE, text=True, env=env)
+    assert process.stdout is not None
+    lines = [process.stdout.readline().rstrip("\n") for _ in PARTS]
+    urls = {}
+    for part, line in zip(PARTS, lines, strict=True):
+        scheme = "redis" if part == "redis" else "http"
+        assert re.fullmatch(rf"{part}: {scheme}://127\.0\.0\.1:\d+(/0)?", line), lines
+        urls[part] = line.split(": ", 1)[1]
+    return process, urls
+
+
+def children_alive(data_dir: Path, pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()
+            and b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()]
+
+
+def test_dev_serves_stops_and_restarts_after_a_crash(tmp_path: Path) -> None:
+    port = free_port_block(len(PARTS))
+    process, urls = start_dev(port, tmp_path)
+    try:
+        assert urls["upload"] == f"http://127.0.0.1:{port}"
+        assert urls["redis"] == f"redis://127.0.0.1:{port + 4}/0"
+        job = submit(urls, kinds()["png"][0]).json()
+        assert wait_terminal(urls, job["job_id"])["status"] == "succeeded"
+        pids = [int(p) for p in (tmp_path / PID_FILE).read_text().split()]
+        assert len(pids) == 6  # valkey, three functions, broker ingress and dispatcher
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    assert poll(lambda: children_alive(tmp_path, pids) == [] or None, timeout=30)
+    assert not (tmp_path / PID_FILE).exists()
+
+    # A crash: the parent dies without cleaning up; its children keep the ports.
+    process, urls = start_dev(port, tmp_path)
+    stale = [int(p) for p in (tmp_path / PID_FILE).read_text().split()]
+    process.kill()
+    process.wait()
+    assert children_alive(tmp_path, stale)
+    process, urls = start_dev(port, tmp_path)  # same ports and data dir: works again
+    try:
+        assert children_alive(tmp_path, stale) == []
+        # Jobs from before the crash survived (Valkey's append-only file).
+        listed = requests.get(f"{urls['status']}/jobs", timeout=10).json()
+        assert job["job_id"] in [j["job_id"] for j in listed]
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=60) == 0
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    port = free_port_block(len(PARTS))
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port + 2))
+        blocker.listen()
+        result = subprocess.run([THUMBNAILS, "dev", "--port", str(port), "--data-dir",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"port {port + 2} for resize is in use" in result.stderr
+    assert not (tmp_path / PID_FILE).exists()

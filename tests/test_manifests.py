@@ -1,0 +1,33 @@
+"""knative/ manifests agree with the code: filtered types are emitted, subscribers exist."""
+
+from __future__ import annotations
+
+from thumbnails import events
+from thumbnails.broker.triggers import load, resolve
+from thumbnails.config import Config
+from thumbnails.devstack import APPS
+
+
+def test_every_filtered_type_is_one_the_code_emits() -> None:
+    triggers = load(Config().knative_dir)
+    assert triggers, "no Trigger manifests found"
+    for trigger in triggers:
+        assert trigger.attributes.get("type") in events.EVENT_TYPES, trigger.name
+
+
+def test_the_local_stack_can_reach_every_destination() -> None:
+    subscribers = {name: f"http://127.0.0.1:{i}" for i, name in enumerate(APPS)}
+    for trigger in load(Config().knative_dir):
+        assert resolve(trigger.subscriber, subscribers).startswith("http://127.0.0.1:")
+        sink = trigger.delivery.dead_letter_sink
+        assert sink is not None, f"{trigger.name} has no dead-letter sink"
+        assert resolve(sink, subscribers).endswith("/dead-letter")
+
+
+def test_resize_trigger_delivery_is_complete() -> None:
+    (trigger,) = [t for t in load(Config().knative_dir)
+                  if t.attributes.get("type") == events.IMAGE_UPLOADED]
+    assert trigger.delivery.retry >= 3
+    assert trigger.delivery.backoff_policy == "exponential"
+    assert 0 < trigger.delivery.backoff_delay <= 5
+    assert 0 < trigger.delivery.timeout <= 600
