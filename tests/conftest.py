@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from stackutil import poll
+
 from thumbnails.localredis import start_valkey
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from images import kinds
 from stackutil import free_port_block, poll, submit, wait_terminal
+
 from thumbnails.devstack import PARTS, PID_FILE
 
 pytestmark = pytest.mark.integration

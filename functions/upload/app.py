@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import atexit
-from typing import Any
-
 from io import BytesIO
-from typing import IO
+from typing import IO, Any
 
 from flask import Blueprint, Flask, Request, request
 
