@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis
-import requests
+import urllib3
 
 from thumbnails import events
 from thumbnails.config import Config
@@ -59,7 +59,7 @@ class Dispatcher:
         self.dead_letter_urls = {t.name: resolve(t.delivery.dead_letter_sink, subscribers)
                                  for t in triggers if t.delivery.dead_letter_sink}
         self.concurrency = concurrency
-        self._local = threading.local()
+        self.http = urllib3.PoolManager(maxsize=concurrency, retries=False)
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until stop is set; in-flight deliveries finish (or stay pending) first."""
@@ -153,21 +153,19 @@ class Dispatcher:
                   trigger.name, event.get_id(), sink)
 
     def _post(self, url: str, event: events.BaseCloudEvent, timeout: float) -> Attempt:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
         headers, body = events.to_http(event)
         try:
-            response = session.post(url, data=body, headers=headers, timeout=timeout)
-        except requests.RequestException:
+            response = self.http.request("POST", url, body=body, headers=headers,
+                                         timeout=urllib3.Timeout(total=timeout))
+        except urllib3.exceptions.HTTPError:
             return Attempt(0)
-        if 200 <= response.status_code < 300 and response.content:
+        if 200 <= response.status < 300 and response.data:
             try:
-                reply = events.from_http(response.headers, response.content)
+                reply = events.from_http(dict(response.headers), response.data)
             except InvalidEvent:  # Knative answers such a reply with 502 and retries
-                return Attempt(502, response.content)
-            return Attempt(response.status_code, response.content, reply)
-        return Attempt(response.status_code, response.content)
+                return Attempt(502, response.data)
+            return Attempt(response.status, response.data, reply)
+        return Attempt(response.status, response.data)
 
     def _trim(self) -> None:
         """Drop entries every Trigger has finished with; never an unacknowledged one."""

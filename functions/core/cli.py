@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="first port; the parts take consecutive ports (default 8080)")
     dev.add_argument("--data-dir", type=Path, default=Path("data"),
                      help="where Redis data and stored images live (default ./data)")
-    dev.add_argument("--workers", type=int, default=2, help="gunicorn workers per function")
+    dev.add_argument("--workers", type=int, default=2,
+                     help="gunicorn workers for resize; the other functions get half (default 2)")
     args = parser.parse_args(argv)
     try:
         config = Config.from_env()

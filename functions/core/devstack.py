@@ -74,8 +74,8 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
         if embedded_redis:
             stack.processes["redis"] = start_valkey(ports["redis"], data_dir / "valkey")
             _record(stack)
-        for part, app in APPS.items():
-            stack.processes[part] = _gunicorn(app, ports[part], workers, env)
+        for part in APPS:
+            stack.processes[part] = _gunicorn(part, ports[part], workers, env)
         stack.processes["dispatcher"] = (subprocess.Popen(
             [sys.executable, "-m", "thumbnails.broker.dispatcher"], env=env,
             stdin=subprocess.DEVNULL, start_new_session=True))
@@ -101,15 +101,20 @@ def _terminate(processes: list[subprocess.Popen[bytes]], timeout: float) -> None
             process.wait()
 
 
-def _gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _gunicorn(part: str, port: int, workers: int,
+              env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # resize is CPU-bound: one request per process, as containerConcurrency does in a
+    # cluster; the others mostly wait on I/O and serve several requests per process.
+    worker_class = ["sync"] if part == "resize" else ["gthread", "--threads", "4"]
     args = [
-        sys.executable, "-m", "gunicorn", app,
+        sys.executable, "-m", "gunicorn", APPS[part],
         "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", "4",
-        "--timeout", "60", "--graceful-timeout", "20",
-        "--access-logfile", "-" if env.get("LOG_LEVEL", "").upper() == "DEBUG" else "/dev/null",
+        "--workers", str(workers if part == "resize" else max(1, workers // 2)),
+        "--worker-class", *worker_class,
+        "--timeout", "60", "--graceful-timeout", "20", "--no-control-socket",
     ]
+    if env.get("LOG_LEVEL", "").upper() == "DEBUG":
+        args += ["--access-logfile", "-"]
     return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
 

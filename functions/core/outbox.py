@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-import requests
+import urllib3
 
 from . import events
 from .errors import ThumbnailsError
@@ -22,7 +22,8 @@ class OutboxSender:
         self.sink_url = sink_url
         self.retry_after = retry_after
         self.timeout = timeout
-        self.session = requests.Session()
+        self.http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(total=timeout), retries=False, maxsize=4)
 
     def send_due(self) -> int:
         """Send every event that is due now; return how many the broker accepted."""
@@ -38,15 +39,13 @@ class OutboxSender:
         try:
             event = events.from_json(body)
             headers, payload = events.to_http(event)
-            response = self.session.post(
-                self.sink_url, data=payload, headers=headers, timeout=self.timeout
-            )
-        except (requests.RequestException, ThumbnailsError) as exc:
+            response = self.http.request("POST", self.sink_url, body=payload, headers=headers)
+        except (urllib3.exceptions.HTTPError, ThumbnailsError) as exc:
             log.warning("job %s: event not sent to %s: %s", job_id, self.sink_url, exc)
             return 0
-        if response.status_code // 100 != 2:
+        if response.status // 100 != 2:
             log.warning("job %s event %s: broker answered %s", job_id, event.get_id(),
-                        response.status_code)
+                        response.status)
             return 0
         self.jobs.outbox_ack(job_id)
         log.debug("job %s event %s: accepted by the broker", job_id, event.get_id())

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -32,33 +33,34 @@ def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent
     """Do the work an image.uploaded event asks for (at most once per job); return the reply."""
     if event.get_type() != events.IMAGE_UPLOADED:
         raise InvalidEvent(f"resize takes {events.IMAGE_UPLOADED}, not {event.get_type()}")
-    job_id = _job_for(services, event)
+    job = _job_for(services, event)
     token = uuid.uuid4().hex
     config = services.config
-    outcome = services.jobs.claim(job_id, token, config.lease_seconds, config.max_attempts)
+    outcome = services.jobs.claim(job.job_id, token, config.lease_seconds, config.max_attempts)
     if outcome is ClaimOutcome.MISSING:
-        raise InvalidEvent(f"job {job_id} does not exist")
+        raise InvalidEvent(f"job {job.job_id} does not exist")
     if outcome is ClaimOutcome.BUSY:
-        raise JobBusy(f"job {job_id} is being processed by another worker")
+        raise JobBusy(f"job {job.job_id} is being processed by another worker")
     if outcome is ClaimOutcome.CLAIMED:
-        log.info("job %s event %s: processing", job_id, event.get_id())
-        _process(services, job_id, token)
+        finished = _process(services, job, token)
     else:
-        log.info("job %s event %s: already finished (%s)", job_id, event.get_id(), outcome.value)
-    job = services.jobs.get(job_id)
-    assert job is not None and job.status.terminal
-    return reply_event(services, job)
+        log.info("job %s event %s: already finished (%s)", job.job_id, event.get_id(),
+                 outcome.value)
+        finished = services.jobs.get(job.job_id)
+    assert finished is not None and finished.status.terminal
+    return reply_event(services, finished)
 
 
-def _job_for(services: Services, event: BaseCloudEvent) -> str:
+def _job_for(services: Services, event: BaseCloudEvent) -> Job:
     """The job an event is about; creates one for another producer's event on a stored object."""
     data = events.data_of(event)
     job_id = data.get("job_id")
     if job_id is not None:
         if not isinstance(job_id, str) or not JOB_ID.match(job_id):
             raise InvalidEvent("data.job_id must be a job id (a lowercase UUID)")
-        if services.jobs.get(job_id) is not None:
-            return job_id
+        existing = services.jobs.get(job_id)
+        if existing is not None:
+            return existing
     else:
         # Another producer: the same event (source, id) always maps to the same job.
         job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get_source()}#{event.get_id()}"))
@@ -79,13 +81,16 @@ def _job_for(services: Services, event: BaseCloudEvent) -> str:
     if services.jobs.create_if_absent(job):
         log.info("job %s created for event %s from %s", job_id, event.get_id(),
                  event.get_source())
-    return job_id
+        return job
+    existing = services.jobs.get(job_id)  # created meanwhile by a concurrent delivery
+    if existing is None:
+        raise InvalidEvent(f"job {job_id} vanished")
+    return existing
 
 
-def _process(services: Services, job_id: str, token: str) -> None:
-    """Fetch, resize, encode, store; finish the job; release the lease on an outage."""
-    job = services.jobs.get(job_id)
-    assert job is not None
+def _process(services: Services, job: Job, token: str) -> Job:
+    """Fetch, resize, encode, store; finish the job (returned); release the lease on an outage."""
+    job_id = job.job_id
     started = time.perf_counter()
     try:
         original = services.store.get(job.original_key)
@@ -97,16 +102,17 @@ def _process(services: Services, job_id: str, token: str) -> None:
         key = thumbnail_key(job_id, options.extension)
         services.store.put(key, thumb.data, thumb.content_type)
     except (InvalidImage, UnsupportedMediaType, ObjectNotFound) as exc:
-        _finish(services, job_id, token, JobStatus.FAILED, started,
-                error_code=exc.code, error_message=exc.message)
         log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
-        return
+        return _finish(services, job, token, JobStatus.FAILED, started,
+                       error_code=exc.code, error_message=exc.message)
     except DependencyUnavailable:
         services.jobs.release(job_id, token)
         raise
     done = time.perf_counter()
-    _finish(
-        services, job_id, token, JobStatus.SUCCEEDED, started,
+    log.info("job %s succeeded: %dx%d %s in %.1f ms", job_id, thumb.width, thumb.height,
+             thumb.content_type, (done - started) * 1000)
+    return _finish(
+        services, job, token, JobStatus.SUCCEEDED, started,
         thumbnail_key=key, content_type=thumb.content_type,
         thumbnail_width=thumb.width, thumbnail_height=thumb.height,
         thumbnail_bytes=len(thumb.data), etag=hashlib.sha256(thumb.data).hexdigest()[:32],
@@ -115,17 +121,16 @@ def _process(services: Services, job_id: str, token: str) -> None:
         stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(thumb.decode_ms, 3),
         stage_encode_ms=round(thumb.encode_ms, 3), stage_store_ms=_ms(done - stored_at),
     )
-    log.info("job %s succeeded: %dx%d %s in %.1f ms", job_id, thumb.width, thumb.height,
-             thumb.content_type, (done - started) * 1000)
 
 
-def _finish(services: Services, job_id: str, token: str, status: JobStatus, started: float,
-            **values: Any) -> None:
-    elapsed = time.perf_counter() - started
-    if not services.jobs.finish(job_id, token, status, finished_at=time.time(),
-                                processing_time_ms=round(elapsed * 1000), **values):
+def _finish(services: Services, job: Job, token: str, status: JobStatus, started: float,
+            **values: Any) -> Job:
+    values["finished_at"] = time.time()
+    values["processing_time_ms"] = round((time.perf_counter() - started) * 1000)
+    if not services.jobs.finish(job.job_id, token, status, **values):
         # The lease ran out and another worker took the job over: its result stands.
-        raise JobBusy(f"job {job_id}: lease lost while processing")
+        raise JobBusy(f"job {job.job_id}: lease lost while processing")
+    return replace(job, status=status, **values)
 
 
 def _ms(seconds: float) -> float:
