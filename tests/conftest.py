@@ -5,12 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from stackutil import poll
+from subscriber import Subscriber, serving
 
 from thumbnails.localredis import start_valkey
 
@@ -62,3 +63,9 @@ def s3_endpoint() -> Iterator[str]:
 def _answers(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Subscriber], Subscriber]]:
+    """Start recording HTTP subscribers for one test."""
+    yield from serving()

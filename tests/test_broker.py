@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
 from stackutil import poll
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from subscriber import Subscriber
 
 from thumbnails import events
 from thumbnails.broker import STREAM_KEY, group_name
@@ -145,42 +143,6 @@ def test_ingress_accepts_both_modes_and_refuses_junk(tmp_path: Path, redis_url: 
 
 
 # --- delivery ----------------------------------------------------------------------------
-
-@dataclass
-class Subscriber:
-    """A real HTTP server that records CloudEvents and answers with scripted statuses."""
-
-    statuses: list[int] = field(default_factory=lambda: [200])
-    reply: events.CloudEvent | None = None
-    body: bytes = b""
-    received: list[events.BaseCloudEvent] = field(default_factory=list)
-    url: str = ""
-
-    def __call__(self, environ: dict, start_response: object) -> Response:
-        request = Request(environ)
-        self.received.append(events.from_http(dict(request.headers), request.get_data()))
-        status = self.statuses[min(len(self.received), len(self.statuses)) - 1]
-        if status == 200 and self.reply is not None:
-            headers, body = events.to_http(self.reply)
-            return Response(body, 200, headers)(environ, start_response)
-        return Response(self.body, status)(environ, start_response)
-
-
-@pytest.fixture
-def serve() -> Iterator[object]:
-    servers = []
-
-    def start(subscriber: Subscriber) -> Subscriber:
-        server = make_server("127.0.0.1", 0, subscriber, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        subscriber.url = f"http://127.0.0.1:{server.server_port}"
-        return subscriber
-
-    yield start
-    for server in servers:
-        server.shutdown()
-
 
 @pytest.fixture
 def dispatch(redis_client: redis.Redis) -> Iterator[object]:

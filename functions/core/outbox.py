@@ -77,9 +77,11 @@ class OutboxThread:
         self._thread.join(timeout=self.interval + self.sender.timeout)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             self._wake.wait(self.interval)
             self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.sender.send_due()
             except ThumbnailsError as exc:  # Redis down: try again next round

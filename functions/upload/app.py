@@ -6,7 +6,7 @@ import atexit
 from io import BytesIO
 from typing import IO, Any
 
-from flask import Blueprint, Flask, Request, request
+from flask import Blueprint, Flask, Request, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from thumbnails.config import Config
@@ -30,9 +30,9 @@ def create_job() -> Any:
     if upload is None:
         raise BadRequest("multipart/form-data with a 'file' field is required")
     job = submit(services, upload.read(), request.form)
-    outbox = services_outbox()
+    outbox = _outbox()
     if outbox is not None:
-        outbox.wake()
+        outbox.wake()  # the event goes out after this response, never before it
     links = job_links(services.config.status_base_url, job.job_id)
     body = {"job_id": job.job_id, "status": job.status.value, "links": links}
     return body, 202, {"Location": links["self"]}
@@ -41,23 +41,14 @@ def create_job() -> Any:
 @bp.post("/outbox/sweep")
 def sweep_outbox() -> Any:
     """Re-send events the broker has not accepted yet (a PingSource calls this in a cluster)."""
-    services = services_of()
-    sent = _sender(services).send_due() if services.config.sink_url else 0
-    return {"sent": sent, "pending": services.jobs.outbox_depth()}
+    outbox = _outbox()
+    sent = outbox.sender.send_due() if outbox is not None else 0
+    return {"sent": sent, "pending": services_of().jobs.outbox_depth()}
 
 
-def services_outbox() -> OutboxThread | None:
-    """This process's outbox thread, if a sink is configured."""
-    from flask import current_app
-
+def _outbox() -> OutboxThread | None:
     thread: OutboxThread | None = current_app.extensions.get("outbox")
     return thread
-
-
-def _sender(services: Services) -> OutboxSender:
-    config = services.config
-    return OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
-                        config.dependency_timeout_seconds)
 
 
 class UploadRequest(Request):
@@ -87,8 +78,11 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.request_class = UploadRequest
     app.register_blueprint(bp)
     services = app.extensions["services"]
-    if services.config.sink_url:
-        thread = OutboxThread(_sender(services), interval=services.config.outbox_retry_seconds)
+    config = services.config
+    if config.sink_url:
+        sender = OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
+                              config.dependency_timeout_seconds)
+        thread = OutboxThread(sender, interval=config.outbox_retry_seconds)
         thread.start()
         atexit.register(thread.stop)
         app.extensions["outbox"] = thread

@@ -1,0 +1,51 @@
+"""A real HTTP server that records the CloudEvents it receives and answers as scripted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from thumbnails import events
+
+
+@dataclass
+class Subscriber:
+    """A real HTTP server that records CloudEvents and answers with scripted statuses."""
+
+    statuses: list[int] = field(default_factory=lambda: [200])
+    reply: events.CloudEvent | None = None
+    body: bytes = b""
+    received: list[events.BaseCloudEvent] = field(default_factory=list)
+    url: str = ""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        self.received.append(events.from_http(dict(request.headers), request.get_data()))
+        status = self.statuses[min(len(self.received), len(self.statuses)) - 1]
+        if status == 200 and self.reply is not None:
+            headers, body = events.to_http(self.reply)
+            return Response(body, 200, headers)(environ, start_response)
+        return Response(self.body, status)(environ, start_response)
+
+
+def serving() -> Iterator[Callable[[Subscriber], Subscriber]]:
+    """Start subscribers on free loopback ports; shut them all down afterwards."""
+    servers = []
+
+    def start(subscriber: Subscriber) -> Subscriber:
+        server = make_server("127.0.0.1", 0, subscriber, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        subscriber.url = f"http://127.0.0.1:{server.server_port}"
+        return subscriber
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
