@@ -17,6 +17,7 @@ import io
 import json
 import os
 import random
+import resource
 import signal
 import statistics
 import sys
@@ -176,6 +177,8 @@ def cpu_seconds(stack: devstack.Stack) -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     groups = {process.pid: part for part, process in stack.processes.items()}
     used = dict.fromkeys(stack.processes, 0.0)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    used["client"] = own.ru_utime + own.ru_stime
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
