@@ -35,8 +35,9 @@ def test_record_round_trips(store: JobStore) -> None:
 
 def test_queued_processing_succeeded(store: JobStore) -> None:
     job = new_job(store)
-    assert store.claim(job.job_id, "t1", 30, 5) is ClaimOutcome.CLAIMED
+    outcome, claimed = store.claim(job.job_id, "t1", 30, 5)
     processing = store.get(job.job_id)
+    assert outcome is ClaimOutcome.CLAIMED and claimed == processing
     assert processing is not None and processing.status is JobStatus.PROCESSING
     assert processing.attempts == 1 and processing.started_at is not None
     assert store.finish(job.job_id, "t1", JobStatus.SUCCEEDED, thumbnail_key="k")
@@ -48,7 +49,7 @@ def test_finished_job_never_changes(store: JobStore) -> None:
     job = new_job(store)
     store.claim(job.job_id, "t1", 30, 5)
     store.finish(job.job_id, "t1", JobStatus.FAILED, error_code="invalid_image")
-    assert store.claim(job.job_id, "t2", 30, 5) is ClaimOutcome.DONE
+    assert store.claim(job.job_id, "t2", 30, 5)[0] is ClaimOutcome.DONE
     assert not store.finish(job.job_id, "t1", JobStatus.SUCCEEDED)
     assert not store.fail_unfinished(job.job_id, error_code="delivery_failed")
     final = store.get(job.job_id)
@@ -58,10 +59,10 @@ def test_finished_job_never_changes(store: JobStore) -> None:
 
 def test_busy_while_leased_then_taken_over_when_expired(store: JobStore) -> None:
     job = new_job(store)
-    assert store.claim(job.job_id, "t1", 30, 5) is ClaimOutcome.CLAIMED
-    assert store.claim(job.job_id, "t2", 30, 5) is ClaimOutcome.BUSY
+    assert store.claim(job.job_id, "t1", 30, 5)[0] is ClaimOutcome.CLAIMED
+    assert store.claim(job.job_id, "t2", 30, 5)[0] is ClaimOutcome.BUSY
     store.release(job.job_id, "t1")
-    assert store.claim(job.job_id, "t2", 30, 5) is ClaimOutcome.CLAIMED
+    assert store.claim(job.job_id, "t2", 30, 5)[0] is ClaimOutcome.CLAIMED
     assert not store.finish(job.job_id, "t1", JobStatus.SUCCEEDED)  # the old holder lost it
     assert store.finish(job.job_id, "t2", JobStatus.SUCCEEDED)
 
@@ -69,15 +70,15 @@ def test_busy_while_leased_then_taken_over_when_expired(store: JobStore) -> None
 def test_attempts_are_bounded(store: JobStore) -> None:
     job = new_job(store)
     for attempt in range(2):
-        assert store.claim(job.job_id, f"t{attempt}", 0, 2) is ClaimOutcome.CLAIMED
-    assert store.claim(job.job_id, "t9", 0, 2) is ClaimOutcome.EXHAUSTED
+        assert store.claim(job.job_id, f"t{attempt}", 0, 2)[0] is ClaimOutcome.CLAIMED
+    assert store.claim(job.job_id, "t9", 0, 2)[0] is ClaimOutcome.EXHAUSTED
     failed = store.get(job.job_id)
     assert failed is not None and failed.status is JobStatus.FAILED
     assert failed.error_code == "too_many_attempts"
 
 
 def test_missing_job(store: JobStore) -> None:
-    assert store.claim(str(uuid.uuid4()), "t", 30, 5) is ClaimOutcome.MISSING
+    assert store.claim(str(uuid.uuid4()), "t", 30, 5) == (ClaimOutcome.MISSING, None)
 
 
 def test_outbox_hands_each_event_to_one_sender(store: JobStore) -> None:

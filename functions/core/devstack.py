@@ -105,7 +105,7 @@ def _gunicorn(part: str, port: int, workers: int,
               env: dict[str, str]) -> subprocess.Popen[bytes]:
     # resize is CPU-bound: one request per process, as containerConcurrency does in a
     # cluster; the others mostly wait on I/O and serve several requests per process.
-    worker_class = ["sync"] if part == "resize" else ["gthread", "--threads", "4"]
+    worker_class = ["gthread", "--threads", "1" if part == "resize" else "4"]
     args = [
         sys.executable, "-m", "gunicorn", APPS[part],
         "--bind", f"127.0.0.1:{port}",

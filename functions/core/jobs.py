@@ -140,10 +140,10 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
 # KEYS: job, outbox, outbox due. ARGV: job id, token, now, lease until, max attempts.
 _CLAIM = """
 local s = redis.call('HGET', KEYS[1], 'status')
-if not s then return 'missing' end
-if s == 'succeeded' or s == 'failed' then return 'done' end
+if not s then return {'missing', {}} end
+if s == 'succeeded' or s == 'failed' then return {'done', redis.call('HGETALL', KEYS[1])} end
 local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-if s == 'processing' and lease_until > tonumber(ARGV[3]) then return 'busy' end
+if s == 'processing' and lease_until > tonumber(ARGV[3]) then return {'busy', {}} end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
@@ -151,12 +151,12 @@ if attempts >= tonumber(ARGV[5]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'error_code', 'too_many_attempts',
     'error_message', 'gave up after ' .. attempts .. ' attempts', 'finished_at', ARGV[3],
     'lease_token', '', 'lease_until', '0')
-  return 'exhausted'
+  return {'exhausted', redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'processing', 'lease_token', ARGV[2],
   'lease_until', ARGV[4], 'attempts', attempts + 1)
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[3])
-return 'claimed'
+return {'claimed', redis.call('HGETALL', KEYS[1])}
 """
 
 # Finish a job this worker holds. KEYS: job. ARGV: token, status, then field/value pairs.
@@ -248,14 +248,15 @@ class JobStore:
     @redis_errors
     def claim(
         self, job_id: str, token: str, lease_seconds: float, max_attempts: int
-    ) -> ClaimOutcome:
-        """Atomically take the job's processing lease if it is free."""
+    ) -> tuple[ClaimOutcome, Job | None]:
+        """Atomically take the job's processing lease if it is free; the record as it is now."""
         now = time.time()
-        outcome = self._claim(
+        outcome, flat = self._claim(
             keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY],
             args=[job_id, token, repr(now), repr(now + lease_seconds), max_attempts],
         )
-        return ClaimOutcome(outcome.decode())
+        record = dict(zip(flat[::2], flat[1::2], strict=True))
+        return ClaimOutcome(outcome.decode()), Job.from_redis(record) if record else None
 
     @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Protocol
 
@@ -54,13 +54,13 @@ class FilesystemStore:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex}")
             try:
-                with os.fdopen(fd, "wb") as handle:
+                with open(tmp, "xb") as handle:
                     handle.write(data)
                 os.replace(tmp, path)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
                 raise
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {key}: {exc}") from exc

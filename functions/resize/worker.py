@@ -33,37 +33,45 @@ def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent
     """Do the work an image.uploaded event asks for (at most once per job); return the reply."""
     if event.get_type() != events.IMAGE_UPLOADED:
         raise InvalidEvent(f"resize takes {events.IMAGE_UPLOADED}, not {event.get_type()}")
-    job = _job_for(services, event)
-    token = uuid.uuid4().hex
-    config = services.config
-    outcome = services.jobs.claim(job.job_id, token, config.lease_seconds, config.max_attempts)
-    if outcome is ClaimOutcome.MISSING:
-        raise InvalidEvent(f"job {job.job_id} does not exist")
-    if outcome is ClaimOutcome.BUSY:
-        raise JobBusy(f"job {job.job_id} is being processed by another worker")
-    if outcome is ClaimOutcome.CLAIMED:
-        finished = _process(services, job, token)
-    else:
-        log.info("job %s event %s: already finished (%s)", job.job_id, event.get_id(),
-                 outcome.value)
-        finished = services.jobs.get(job.job_id)
-    assert finished is not None and finished.status.terminal
-    return reply_event(services, finished)
-
-
-def _job_for(services: Services, event: BaseCloudEvent) -> Job:
-    """The job an event is about; creates one for another producer's event on a stored object."""
     data = events.data_of(event)
-    job_id = data.get("job_id")
-    if job_id is not None:
-        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
-            raise InvalidEvent("data.job_id must be a job id (a lowercase UUID)")
-        existing = services.jobs.get(job_id)
-        if existing is not None:
-            return existing
+    job_id = _job_id(event, data)
+    token = uuid.uuid4().hex
+    outcome, job = _claim(services, job_id, token)
+    if outcome is ClaimOutcome.MISSING:
+        _create_job(services, event, data, job_id)  # another producer's object
+        outcome, job = _claim(services, job_id, token)
+    if outcome is ClaimOutcome.BUSY:
+        raise JobBusy(f"job {job_id} is being processed by another worker")
+    if outcome is ClaimOutcome.CLAIMED:
+        assert job is not None
+        job = _process(services, job, token)
     else:
-        # Another producer: the same event (source, id) always maps to the same job.
-        job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get_source()}#{event.get_id()}"))
+        log.info("job %s event %s: already finished (%s)", job_id, event.get_id(),
+                 outcome.value)
+    if job is None or not job.status.terminal:
+        raise InvalidEvent(f"job {job_id} vanished")  # deleted under our feet
+    return reply_event(services, job)
+
+
+def _claim(services: Services, job_id: str, token: str) -> tuple[ClaimOutcome, Job | None]:
+    config = services.config
+    return services.jobs.claim(job_id, token, config.lease_seconds, config.max_attempts)
+
+
+def _job_id(event: BaseCloudEvent, data: dict[str, Any]) -> str:
+    """The event's job id; for another producer's event, one derived from (source, id)."""
+    job_id = data.get("job_id")
+    if job_id is None:
+        # The same event always maps to the same job, so a redelivery finds it again.
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get_source()}#{event.get_id()}"))
+    if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+        raise InvalidEvent("data.job_id must be a job id (a lowercase UUID)")
+    return job_id
+
+
+def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
+                job_id: str) -> None:
+    """A job for an object another producer put in the store (unless one appeared meanwhile)."""
     key, bucket = data.get("key"), data.get("bucket", services.store.bucket)
     if not isinstance(key, str) or not key or bucket != services.store.bucket:
         raise InvalidEvent(f"data.key must name an object in bucket {services.store.bucket!r}")
@@ -81,11 +89,6 @@ def _job_for(services: Services, event: BaseCloudEvent) -> Job:
     if services.jobs.create_if_absent(job):
         log.info("job %s created for event %s from %s", job_id, event.get_id(),
                  event.get_source())
-        return job
-    existing = services.jobs.get(job_id)  # created meanwhile by a concurrent delivery
-    if existing is None:
-        raise InvalidEvent(f"job {job_id} vanished")
-    return existing
 
 
 def _process(services: Services, job: Job, token: str) -> Job:
