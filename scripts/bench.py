@@ -232,17 +232,22 @@ def main() -> int:
                   f"{load['jobs_per_s'] / raw:.2f}", flush=True)
 
             n = max(100, args.jobs // 4)
-            idle = submit_latencies(client, n, args.concurrency)
+            single = submit_latencies(client, n, 1)
+            client.wait_all([client.submit(0)[0]])
+            running = submit_latencies(client, n, args.concurrency)
             signal_group(stack.processes["resize"], signal.SIGSTOP)
             try:
-                saturated = submit_latencies(client, n, args.concurrency)
+                frozen = submit_latencies(client, n, args.concurrency)
             finally:
                 signal_group(stack.processes["resize"], signal.SIGCONT)
-            print(f"submit latency, resize idle:      p50 {pct(idle, 50):.1f} ms "
-                  f"p99 {pct(idle, 99):.1f} ms ({n} jobs)", flush=True)
-            print(f"submit latency, resize saturated: p50 {pct(saturated, 50):.1f} ms "
-                  f"p99 {pct(saturated, 99):.1f} ms ({n} jobs, resize frozen, backlog {n})",
-                  flush=True)
+            for label, values, concurrency in (
+                    ("one upload at a time", single, 1),
+                    ("resize running, no backlog at start", running, args.concurrency),
+                    (f"resize saturated (frozen, backlog grows to {n})", frozen,
+                     args.concurrency)):
+                print(f"submit latency at concurrency {concurrency}, {label}: "
+                      f"p50 {pct(values, 50):.1f} ms p99 {pct(values, 99):.1f} ms ({n} jobs)",
+                      flush=True)
         finally:
             stack.stop()
     return 0
