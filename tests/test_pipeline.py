@@ -225,3 +225,19 @@ def test_s3_backend_end_to_end(s3_endpoint: str, tmp_path: Path) -> None:
     assert store.exists(f"originals/{job_id}")
     assert store.get(f"thumbnails/{job_id}.webp") == got.content
     assert not (tmp_path / "objects").exists()
+
+
+def test_chunked_uploads(urls: dict[str, str]) -> None:
+    from urllib3 import encode_multipart_formdata
+
+    def chunked(data: bytes) -> requests.Response:
+        body, content_type = encode_multipart_formdata({"file": ("a.png", data)})
+        pieces = (body[i:i + 65536] for i in range(0, len(body), 65536))
+        return requests.post(f"{urls['upload']}/jobs", data=pieces,
+                             headers={"Content-Type": content_type}, timeout=30)
+
+    accepted = chunked(KINDS["png"][0])
+    assert accepted.status_code == 202, accepted.text
+    assert wait_terminal(urls, accepted.json()["job_id"])["status"] == "succeeded"
+    refused = chunked(b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
+    assert refused.status_code == 413 and refused.json()["error"] == "too_large"

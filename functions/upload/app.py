@@ -47,14 +47,22 @@ def sweep_outbox() -> Any:
 
 
 def _body() -> bytes:
-    """The whole (size-capped) body in one read: cheapest from gunicorn for a large upload."""
+    """The whole body, never more than MAX_CONTENT_LENGTH (413 beyond), chunked or not."""
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
     length = request.content_length
-    if length is None:
-        return request.get_data()  # chunked: werkzeug stops at MAX_CONTENT_LENGTH with a 413
-    if length > (current_app.config["MAX_CONTENT_LENGTH"] or length):
+    if length is not None and length > limit:
         raise RequestEntityTooLarge()
-    data: bytes = request.environ["wsgi.input"].read(length)
-    return data
+    stream = request.environ["wsgi.input"]
+    if length is not None:
+        data: bytes = stream.read(length)  # one read: cheapest from gunicorn
+        return data
+    chunks, total = [], 0
+    while chunk := stream.read(min(1 << 20, limit + 1 - total)):
+        total += len(chunk)
+        if total > limit:
+            raise RequestEntityTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _outbox() -> OutboxThread | None:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from thumbnails import events, imaging
-from thumbnails.errors import EmptyFile, ThumbnailsError
+from thumbnails.errors import EmptyFile, PayloadTooLarge, ThumbnailsError
 from thumbnails.jobs import Job
 from thumbnails.services import Services
 from thumbnails.storage import original_key
@@ -21,6 +21,8 @@ def submit(services: Services, data: bytes, form: Mapping[str, str]) -> Job:
     config = services.config
     if not data:
         raise EmptyFile("the uploaded file is empty")
+    if len(data) > config.max_upload_bytes:
+        raise PayloadTooLarge(f"the file is over {config.max_upload_bytes} bytes")
     options = imaging.ThumbnailOptions.parse(form, config.max_dimension)
     info = imaging.inspect(data, services.limits)
     job_id = str(uuid.uuid4())
