@@ -23,7 +23,7 @@ from thumbnails.web import configure_logging
 
 from . import CONSUMER, STREAM_KEY, group_name
 from .ingress import ensure_groups, publish
-from .triggers import Trigger, load, parse_subscribers, resolve
+from .triggers import Trigger, attributes_of, load, parse_subscribers, resolve
 
 log = logging.getLogger(__name__)
 RETRYABLE = {404, 408, 409, 429}  # and every 5xx; no answer at all counts too
@@ -107,8 +107,7 @@ class Dispatcher:
             log.error("trigger %s: entry %s is not a CloudEvent; dropped", trigger.name, entry_id)
             self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
             return
-        attributes = {k: str(v) for k, v in event.get_attributes().items()}
-        if trigger.matches(attributes) and not self._deliver(trigger, event, stop):
+        if trigger.matches(attributes_of(event)) and not self._deliver(trigger, event, stop):
             return  # stopping mid-retry: leave it pending for the next run
         self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
 
@@ -124,7 +123,7 @@ class Dispatcher:
                       event.get_id(), event.get_type(), retry_number + 1, attempt.status)
             if attempt.ok:
                 if attempt.reply is not None:
-                    publish(self.client, attempt.reply)
+                    publish(self.client, attempt.reply, self.triggers)
                 return True
             if not attempt.retryable:
                 break

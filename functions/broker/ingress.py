@@ -14,13 +14,20 @@ from thumbnails.services import redis_client
 from thumbnails.web import bare_app
 
 from . import STREAM_KEY, group_name
-from .triggers import load
+from .triggers import Trigger, attributes_of, load
 
 
 @redis_errors
-def publish(client: redis.Redis, event: events.BaseCloudEvent) -> str:
-    """Append an event to the broker's stream; its id once stored."""
-    return client.xadd(STREAM_KEY, {"event": events.to_json(event)}).decode()
+def publish(client: redis.Redis, event: events.BaseCloudEvent,
+            triggers: list[Trigger]) -> bool:
+    """Store an event durably if any Trigger wants it; True if stored.
+
+    An event no Trigger matches would only be acknowledged by every group, and, as in
+    Knative, a Trigger created later does not receive earlier events: so it is not kept."""
+    if not any(t.matches(attributes_of(event)) for t in triggers):
+        return False
+    client.xadd(STREAM_KEY, {"event": events.to_json(event)})
+    return True
 
 
 @redis_errors
@@ -39,11 +46,12 @@ def create_app(config: Config | None = None, *, client: redis.Redis | None = Non
     config = config or Config.from_env()
     client = client or redis_client(config)
     app = bare_app(__name__, config)
-    ensure_groups(client, [t.name for t in load(config.knative_dir)])
+    triggers = load(config.knative_dir)
+    ensure_groups(client, [t.name for t in triggers])
 
     def accept(**_: str) -> Any:
         event = events.from_http(request.headers, request.get_data())
-        publish(client, event)
+        publish(client, event, triggers)
         return Response(status=202)
 
     app.add_url_rule("/", "accept", accept, methods=["POST"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cloudevents.core.base import BaseCloudEvent
 
 DEFAULT_TIMEOUT = 60.0
 _DURATION = re.compile(
@@ -63,6 +64,11 @@ class Trigger:
             return all(_evaluate(expr, attributes) for expr in self.filters)
         return all(value == "" or attributes.get(name) == value
                    for name, value in self.attributes.items())
+
+
+def attributes_of(event: BaseCloudEvent) -> dict[str, str]:
+    """An event's context attributes as the strings filters compare."""
+    return {name: str(value) for name, value in event.get_attributes().items()}
 
 
 def parse_duration(text: str) -> float:
