@@ -108,7 +108,7 @@ def test_list_pages_newest_first(store: JobStore) -> None:
     newest_first = [j.job_id for j in reversed(jobs)]
     seen, cursor = [], None
     while True:
-        page, cursor = store.list(3, cursor)
+        page, cursor = store.page(3, cursor)
         seen += [job_id for job_id, _ in page]
         assert all(status == "queued" for _, status in page)
         if not cursor:

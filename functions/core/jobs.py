@@ -275,7 +275,7 @@ class JobStore:
         self._release(keys=[job_key(job_id)], args=[token])
 
     @redis_errors
-    def list(self, limit: int, cursor: str | None = None) -> tuple[list[tuple[str, str]], str]:
+    def page(self, limit: int, cursor: str | None = None) -> tuple[list[tuple[str, str]], str]:
         """Newest first: [(job id, status)] and the cursor of the next page ('' at the end)."""
         upper = f"({cursor}" if cursor else "+"
         members = [m.decode() for m in self.redis.zrevrangebylex(

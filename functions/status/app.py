@@ -28,7 +28,7 @@ def list_jobs() -> Any:
     cursor = request.args.get("cursor") or None
     if cursor is not None and (len(cursor) > 80 or ":" not in cursor):
         raise BadRequest("cursor is malformed: pass back the X-Next-Cursor value unchanged")
-    jobs, next_cursor = services_of().jobs.list(limit, cursor)
+    jobs, next_cursor = services_of().jobs.page(limit, cursor)
     response = jsonify([{"job_id": job_id, "status": status} for job_id, status in jobs])
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
