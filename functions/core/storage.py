@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+from minio.helpers import check_bucket_name
 
 from .config import Config
 from .errors import ObjectNotFound, StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def original_key(job_id: str) -> str:
@@ -37,31 +46,32 @@ class ObjectStore(Protocol):
 
 
 class FilesystemStore:
-    """Objects as files under root/bucket/key, written atomically."""
+    """Objects as files under root/bucket/key, written atomically (content types not kept)."""
 
     def __init__(self, root: Path, bucket: str) -> None:
         self.bucket = bucket
         self.base = Path(root) / bucket
 
     def _path(self, key: str) -> Path:
-        # Keys are ours, never a client's; this is defence in depth.
-        if not key or key.startswith("/") or "\\" in key or "\0" in key or ".." in key.split("/"):
-            raise ValueError(f"bad object key {key!r}")
+        # Keys are ours, never a client's; this is defence in depth against escaping the base.
+        if "\\" in key or "\0" in key or ".." in key or "" in key.split("/"):
+            raise ValueError(f"bad object key {key!r}")  # also "", "/abs", "a//b", "a/"
         return self.base / key
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write data under key; readers see the old object or the new one, never a part."""
         path = self._path(key)
+        tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex}")
             try:
                 with open(tmp, "xb") as handle:
                     handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
                 os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            finally:
+                tmp.unlink(missing_ok=True)  # only still there if something failed
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {key}: {exc}") from exc
 
@@ -69,84 +79,85 @@ class FilesystemStore:
         """The object's bytes; ObjectNotFound if there is none."""
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"no object {key}") from exc
         except OSError as exc:
             raise StorageUnavailable(f"cannot read {key}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
-        """True if the object exists."""
-        return self._path(key).is_file()
+        """True if the object exists (False for a key no object could have)."""
+        try:
+            return self._path(key).is_file()
+        except ValueError:
+            return False
 
     def delete(self, key: str) -> None:
         """Remove the object if present."""
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
 
     def ping(self) -> None:
-        """StorageUnavailable unless the root is writable."""
+        """StorageUnavailable unless the bucket directory exists (or can be made), writable."""
         try:
             self.base.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"filesystem store at {self.base}: {exc}") from exc
-        if not os.access(self.base, os.W_OK):
+        if not os.access(self.base, os.W_OK | os.X_OK):
             raise StorageUnavailable(f"filesystem store at {self.base} is not writable")
 
 
 class S3Store:
-    """Objects in an S3 bucket (MinIO or any S3) through the minio SDK."""
+    """Objects in an S3 bucket (MinIO or any S3) through the minio SDK; fails fast on outages."""
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
                  secure: bool = False, region: str = "us-east-1", timeout: float = 5.0) -> None:
-        import urllib3
-        from minio import Minio
-
+        check_bucket_name(bucket, strict=True)  # a bad name is a configuration error, not an outage
         self.bucket = bucket
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             retries=urllib3.Retry(total=2, backoff_factor=0.2,
-                                  status_forcelist=[500, 502, 503, 504]),
+                                  status_forcelist=[500, 502, 503, 504],
+                                  respect_retry_after_header=False),
             maxsize=16,
         )
         self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
                             secure=secure, region=region, http_client=http)
-        self._bucket_ready = False
+        self._bucket_ready = False  # checked on first use, not here: S3 may be down now
 
-    def _call(self, what: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
-        from minio.error import S3Error
-
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        """Run action with the bucket ensured, mapping S3 and network errors to ours."""
         try:
             if not self._bucket_ready:
                 self._ensure_bucket()
-            return func(*args, **kwargs)
+            return action()
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectNotFound(f"no object for {what}") from exc
-            raise StorageUnavailable(f"S3 {what}: {exc.code}: {exc.message}") from exc
-        except (OSError, ValueError) as exc:  # urllib3 errors are OSErrors or wrap them
-            raise StorageUnavailable(f"S3 {what}: {exc}") from exc
-        except Exception as exc:  # urllib3.exceptions.MaxRetryError, HTTPError, ...
-            if type(exc).__module__.startswith("urllib3"):
-                raise StorageUnavailable(f"S3 {what}: {exc}") from exc
-            raise
+            if exc.code == "NoSuchBucket":
+                self._bucket_ready = False  # deleted behind our back: recreate on next use
+            log.warning("S3 %s failed: %s: %s", what, exc.code, exc.message)
+            raise StorageUnavailable(f"S3 {what}: {exc.code}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # MaxRetryError (refused, timed out, 5xx after retries), broken reads, odd replies.
+            log.warning("S3 %s failed: %s", what, exc)
+            raise StorageUnavailable(f"S3 {what}: {type(exc).__name__}") from exc
 
     def _ensure_bucket(self) -> None:
-        from minio.error import S3Error
-
         if not self.client.bucket_exists(self.bucket):
             try:
                 self.client.make_bucket(self.bucket)
                 log.info("created bucket %s", self.bucket)
-            except S3Error as exc:  # another process created it first
+            except S3Error as exc:  # another process may have created it first
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
         self._bucket_ready = True
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Upload data under key."""
-        import io
-
-        self._call(f"put {key}", self.client.put_object, self.bucket, key, io.BytesIO(data),
-                   len(data), content_type=content_type)
+        """Upload data under key with its content type."""
+        self._call(f"put {key}", lambda: self.client.put_object(
+            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type))
 
     def get(self, key: str) -> bytes:
         """The object's bytes; ObjectNotFound if there is none."""
@@ -163,17 +174,18 @@ class S3Store:
     def exists(self, key: str) -> bool:
         """True if the object exists."""
         try:
-            self._call(f"stat {key}", self.client.stat_object, self.bucket, key)
+            self._call(f"stat {key}", lambda: self.client.stat_object(self.bucket, key))
         except ObjectNotFound:
             return False
         return True
 
     def delete(self, key: str) -> None:
         """Remove the object if present."""
-        self._call(f"delete {key}", self.client.remove_object, self.bucket, key)
+        self._call(f"delete {key}", lambda: self.client.remove_object(self.bucket, key))
 
     def ping(self) -> None:
-        """StorageUnavailable unless the bucket answers."""
+        """StorageUnavailable unless S3 answers and the bucket exists (created if missing)."""
+        self._bucket_ready = False  # always ask S3: readiness must notice a later outage
         self._call("ping", lambda: None)
 
 
