@@ -6,7 +6,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,13 +26,6 @@ from thumbnails.storage import (
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB with every byte value
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One moto S3 server for the whole session."""
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
 def s3_config(endpoint: str, bucket: str, region: str = "us-east-1") -> Config:
     """An S3 configuration for moto (which accepts any credentials)."""
     return Config(storage_backend="s3", s3_endpoint=endpoint, s3_access_key="test",
@@ -50,7 +42,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """A store of each backend on a bucket that does not exist yet."""
     if request.param == "filesystem":
         return open_store(Config(data_dir=tmp_path, s3_bucket=fresh_bucket()))
-    return open_store(s3_config(request.getfixturevalue("moto_endpoint"), fresh_bucket()))
+    return open_store(s3_config(request.getfixturevalue("s3_endpoint"), fresh_bucket()))
 
 
 def bucket_exists(store: ObjectStore) -> bool:
@@ -104,10 +96,10 @@ def test_bucket_created_when_missing(store: ObjectStore) -> None:
     assert store.get("originals/a") == b"a"
 
 
-def test_s3_tolerates_a_bucket_created_meanwhile(moto_endpoint: str,
+def test_s3_tolerates_a_bucket_created_meanwhile(s3_endpoint: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # Outside us-east-1 moto (like S3) answers a second make_bucket with BucketAlreadyOwnedByYou.
-    config = s3_config(moto_endpoint, fresh_bucket(), region="eu-west-1")
+    config = s3_config(s3_endpoint, fresh_bucket(), region="eu-west-1")
     open_store(config).ping()  # another process wins the race
     late = open_store(config)
     assert isinstance(late, S3Store)
@@ -116,8 +108,8 @@ def test_s3_tolerates_a_bucket_created_meanwhile(moto_endpoint: str,
     assert late.get("originals/a") == b"a"
 
 
-def test_s3_keeps_content_type(moto_endpoint: str) -> None:
-    store = open_store(s3_config(moto_endpoint, fresh_bucket()))
+def test_s3_keeps_content_type(s3_endpoint: str) -> None:
+    store = open_store(s3_config(s3_endpoint, fresh_bucket()))
     assert isinstance(store, S3Store)
     store.put("thumbnails/t.webp", b"data", "image/webp")
     assert store.client.stat_object(store.bucket, "thumbnails/t.webp").content_type == "image/webp"

@@ -65,10 +65,10 @@ class FilesystemStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                # No fsync: like Redis's AOF everysec, a crash may lose the last second of
+                # writes; an fsync per object would make every upload wait for the disk.
                 with open(tmp, "xb") as handle:
                     handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)  # only still there if something failed
