@@ -216,7 +216,7 @@ def main() -> int:
           f"{statistics.mean(map(len, jpegs)) / 1024:.0f} KiB on average; "
           f"thumbnail {OPTIONS.width}x{OPTIONS.height} {OPTIONS.format}", flush=True)
     raw, raw_cpu = raw_rate(jpegs, args.raw, cores)
-    print(f"in-process Pillow ({cores} processes): {raw:.1f} thumbnails/s, "
+    print(f"in-process Pillow ({cores} processes), before the stack: {raw:.1f} thumbnails/s, "
           f"{raw_cpu:.1f} CPU ms each", flush=True)
 
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
@@ -235,7 +235,13 @@ def main() -> int:
             print("CPU ms per job: " + ", ".join(
                 f"{key[4:]} {value:.1f}" for key, value in load.items()
                 if key.startswith("cpu_")), flush=True)
-            print(f"ratio local-stack jobs/s / in-process thumbnails/s: "
+            # This machine's speed drifts: measure the raw rate again right after the load
+            # and compare with the mean of the two.
+            raw_after, raw_cpu_after = raw_rate(jpegs, args.raw, cores)
+            print(f"in-process Pillow ({cores} processes), after the load: "
+                  f"{raw_after:.1f} thumbnails/s, {raw_cpu_after:.1f} CPU ms each", flush=True)
+            raw, raw_cpu = (raw + raw_after) / 2, (raw_cpu + raw_cpu_after) / 2
+            print(f"ratio local-stack jobs/s / in-process thumbnails/s (mean of both): "
                   f"{load['jobs_per_s'] / raw:.2f}", flush=True)
             # The same comparison in CPU time, which time stolen by the host does not skew.
             stack_cpu = sum(v for k, v in load.items() if k.startswith("cpu_")

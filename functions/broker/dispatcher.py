@@ -19,7 +19,7 @@ from thumbnails import events
 from thumbnails.config import Config
 from thumbnails.errors import InvalidEvent, ThumbnailsError
 from thumbnails.services import redis_client
-from thumbnails.web import configure_logging
+from thumbnails.web import configure_logging, freeze_heap
 
 from . import CONSUMER, STREAM_KEY, group_name
 from .ingress import ensure_groups, publish
@@ -198,6 +198,7 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info("dispatching to %s", {t.name: dispatcher.urls[t.name] for t in triggers})
+    freeze_heap()
     try:
         dispatcher.run(stop)
     except ThumbnailsError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from typing import Any
@@ -90,6 +91,13 @@ def make_app(name: str, config: Config | None, services: Services | None) -> Fla
     app.extensions["services"] = services or build_services(config)
     app.register_blueprint(readiness)
     return app
+
+
+def freeze_heap() -> None:
+    """Move what start-up allocated out of the garbage collector's sight (each request
+    then scans only its own objects, not the thousands the imports and app created)."""
+    gc.collect()
+    gc.freeze()
 
 
 def services_of() -> Services:

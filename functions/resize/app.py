@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, request
 from thumbnails import events
 from thumbnails.config import Config
 from thumbnails.services import Services
-from thumbnails.web import make_app, services_of
+from thumbnails.web import freeze_heap, make_app, services_of
 
 from .worker import handle_dead_letter, handle_uploaded
 
@@ -36,4 +36,5 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """The resize app."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
+    freeze_heap()
     return app

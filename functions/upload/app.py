@@ -13,7 +13,7 @@ from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
 from thumbnails.outbox import OutboxSender, OutboxThread
 from thumbnails.services import Services
-from thumbnails.web import make_app, services_of
+from thumbnails.web import freeze_heap, make_app, services_of
 
 from . import multipart
 from .submit import submit
@@ -83,4 +83,5 @@ def create_app(config: Config | None = None, *, services: Services | None = None
         thread.start()
         atexit.register(thread.stop)
         app.extensions["outbox"] = thread
+    freeze_heap()
     return app
