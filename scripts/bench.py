@@ -215,6 +215,7 @@ def main() -> int:
     print(f"machine: {cores} cores; inputs: 8 JPEGs 1600x1200, "
           f"{statistics.mean(map(len, jpegs)) / 1024:.0f} KiB on average; "
           f"thumbnail {OPTIONS.width}x{OPTIONS.height} {OPTIONS.format}", flush=True)
+    os.sync()  # start each phase without the disk still writing back an earlier run's data
     raw, raw_cpu = raw_rate(jpegs, args.raw, cores)
     print(f"in-process Pillow ({cores} processes), before the stack: {raw:.1f} thumbnails/s, "
           f"{raw_cpu:.1f} CPU ms each", flush=True)
@@ -226,6 +227,7 @@ def main() -> int:
         try:
             client = Client(stack.urls, jpegs)
             run_load(client, 20, args.concurrency, stack)  # warm up
+            os.sync()
             load = run_load(client, args.jobs, args.concurrency, stack)
             print(f"local stack (concurrency {args.concurrency}, {args.jobs} jobs): "
                   f"{load['jobs_per_s']:.1f} jobs/s; "
@@ -237,6 +239,7 @@ def main() -> int:
                 if key.startswith("cpu_")), flush=True)
             # This machine's speed drifts: measure the raw rate again right after the load
             # and compare with the mean of the two.
+            os.sync()
             raw_after, raw_cpu_after = raw_rate(jpegs, args.raw, cores)
             print(f"in-process Pillow ({cores} processes), after the load: "
                   f"{raw_after:.1f} thumbnails/s, {raw_cpu_after:.1f} CPU ms each", flush=True)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import yaml
 from stackutil import poll
 from subscriber import Subscriber
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from thumbnails import events
-from thumbnails.broker import STREAM_KEY, group_name
+from thumbnails.broker import CONSUMER, STREAM_KEY, group_name
 from thumbnails.broker.dispatcher import Dispatcher
 from thumbnails.broker.ingress import create_app, ensure_groups, publish
 from thumbnails.broker.triggers import (
+    DEFAULT_TIMEOUT,
     Delivery,
     Destination,
     ManifestError,
@@ -28,123 +34,231 @@ from thumbnails.broker.triggers import (
 )
 from thumbnails.config import Config
 
-FAST = {"retry": 2, "backoffPolicy": "linear", "backoffDelay": "PT0.01S", "timeout": "PT2S"}
+FAST: dict[str, Any] = {
+    "retry": 2, "backoffPolicy": "linear", "backoffDelay": "PT0.01S", "timeout": "PT2S",
+}
+Serve = Callable[[Subscriber], Subscriber]
 
 
-def trigger_yaml(
+# --- helpers -----------------------------------------------------------------------------
+
+
+def service_ref(name: str, uri: str = "") -> dict[str, Any]:
+    """A Knative Destination naming a Service (and optionally a path on it)."""
+    ref: dict[str, Any] = {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                                   "name": name}}
+    if uri:
+        ref["uri"] = uri
+    return ref
+
+
+def trigger_doc(
     name: str,
-    subscriber: str,
+    service: str,
     *,
     type_: str | None = None,
-    filters: str | None = None,
-    delivery: dict[str, str] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+    delivery: dict[str, Any] | None = None,
     dead_letter: str | None = None,
-) -> str:
-    """A Trigger manifest on broker `default`."""
-    lines = [
-        "apiVersion: eventing.knative.dev/v1",
-        "kind: Trigger",
-        f"metadata: {{name: {name}}}",
-        "spec:",
-        "  broker: default",
-    ]
-    if type_:
-        lines += ["  filter:", "    attributes:", f"      type: {type_}"]
-    if filters:
-        lines += [f"  filters: {filters}"]
-    lines += [
-        "  subscriber:",
-        f"    ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: {subscriber}}}",
-    ]
+    broker: str = "default",
+) -> dict[str, Any]:
+    """A Trigger manifest as a document (written as YAML by write_manifests)."""
+    spec: dict[str, Any] = {"broker": broker, "subscriber": service_ref(service)}
+    if type_ is not None:
+        spec["filter"] = {"attributes": {"type": type_}}
+    if filters is not None:
+        spec["filters"] = filters
     if delivery is not None:
-        lines += ["  delivery:"] + [f"    {k}: {v}" for k, v in delivery.items()]
+        spec["delivery"] = dict(delivery)
         if dead_letter:
-            lines += [
-                "    deadLetterSink:",
-                f"      ref: {{apiVersion: serving.knative.dev/v1, "
-                f"kind: Service, name: {dead_letter}}}",
-            ]
-    return "\n".join(lines) + "\n"
+            spec["delivery"]["deadLetterSink"] = service_ref(dead_letter)
+    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": name}, "spec": spec}
 
 
-BROKER_YAML = """apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: default}
-spec:
-  delivery: {retry: 1, backoffPolicy: exponential, backoffDelay: PT0.01S}
-"""
+BROKER_DELIVERY: dict[str, Any] = {
+    "retry": 1, "backoffPolicy": "exponential", "backoffDelay": "PT0.01S",
+}
 
 
-def write_manifests(directory: Path, *triggers: str) -> Path:
-    (directory / "broker.yaml").write_text(BROKER_YAML)
-    (directory / "triggers.yaml").write_text("---\n".join(triggers))
+def write_manifests(directory: Path, *triggers: dict[str, Any]) -> Path:
+    """A knative/ dir: Broker `default` with BROKER_DELIVERY, and the given Triggers."""
+    broker = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+              "metadata": {"name": "default"}, "spec": {"delivery": BROKER_DELIVERY}}
+    (directory / "broker.yaml").write_text(yaml.safe_dump(broker))
+    (directory / "triggers.yaml").write_text(yaml.safe_dump_all(triggers))
     return directory
 
 
-def event(type_: str = events.IMAGE_UPLOADED, **data: object) -> events.CloudEvent:
+def event(type_: str = events.IMAGE_UPLOADED, **data: Any) -> events.CloudEvent:
     return events.new_event(type_, "/test", data or {"n": 1})
+
+
+def pending(client: redis.Redis, trigger: str) -> int:
+    return int(client.xpending(STREAM_KEY, group_name(trigger))["pending"])
+
+
+def settled(client: redis.Redis, trigger: str, entry_id: bytes) -> bool | None:
+    """True once the Trigger's group has read up to entry_id and acknowledged everything."""
+    groups = {g["name"]: g for g in client.xinfo_groups(STREAM_KEY)}
+    last = groups[group_name(trigger).encode()]["last-delivered-id"]
+    return (last == entry_id and pending(client, trigger) == 0) or None
 
 
 # --- manifests ---------------------------------------------------------------------------
 
 
 def test_project_trigger_manifest() -> None:
-    (trigger,) = load(Config().knative_dir)
+    knative_dir = Config().knative_dir
+    (trigger,) = load(knative_dir)
+    raw = next(doc for path in knative_dir.glob("*.yaml")
+               for doc in yaml.safe_load_all(path.read_text())
+               if isinstance(doc, dict) and doc.get("kind") == "Trigger")
+    spec = raw["spec"]["delivery"]
+    assert trigger.broker == "default"
     assert trigger.attributes == {"type": events.IMAGE_UPLOADED}
+    assert trigger.filters == ()
     assert trigger.subscriber == Destination(service="resize")
-    assert trigger.delivery.dead_letter_sink == Destination(service="resize", uri="/dead-letter")
-    assert trigger.delivery.backoff_policy == "exponential" and trigger.delivery.retry > 0
+    delivery = trigger.delivery
+    assert delivery.retry == spec["retry"] > 0
+    assert delivery.backoff_policy == "exponential"
+    assert delivery.backoff_delay == parse_duration(spec["backoffDelay"]) > 0
+    assert delivery.timeout == parse_duration(spec["timeout"]) > 0
+    assert delivery.dead_letter_sink == Destination(service="resize", uri="/dead-letter")
+    assert trigger.matches({"type": events.IMAGE_UPLOADED, "source": "/x"})
+    assert not trigger.matches({"type": events.THUMBNAIL_GENERATED, "source": "/x"})
+
+
+def test_other_brokers_triggers_are_ignored(tmp_path: Path) -> None:
+    manifests = write_manifests(tmp_path, trigger_doc("mine", "s"),
+                                trigger_doc("theirs", "s", broker="other"))
+    assert [t.name for t in load(manifests)] == ["mine"]
+    assert [t.name for t in load(manifests, broker="other")] == ["theirs"]
 
 
 @pytest.mark.parametrize(
     ("filters", "matching", "other"),
     [
-        ("[{exact: {type: a.b}}]", "a.b", "a.bc"),
-        ("[{prefix: {type: dev.x}}]", "dev.x.y", "dev.y"),
-        ("[{suffix: {type: .failed}}]", "t.failed", "t.generated"),
-        ("[{all: [{prefix: {type: a}}, {suffix: {type: z}}]}]", "abz", "abc"),
-        ("[{any: [{exact: {type: p}}, {exact: {type: q}}]}]", "q", "r"),
-        ("[{not: {exact: {type: p}}}]", "q", "p"),
+        ([{"exact": {"type": "a.b"}}], "a.b", "a.bc"),
+        ([{"prefix": {"type": "dev.x"}}], "dev.x.y", "dev.y"),
+        ([{"suffix": {"type": ".failed"}}], "t.failed", "t.generated"),
+        ([{"all": [{"prefix": {"type": "a"}}, {"suffix": {"type": "z"}}]}], "abz", "abc"),
+        ([{"any": [{"exact": {"type": "p"}}, {"exact": {"type": "q"}}]}], "q", "r"),
+        ([{"not": {"exact": {"type": "p"}}}], "q", "p"),
+        ([{"prefix": {"type": "a"}}, {"suffix": {"type": "z"}}], "az", "ay"),
     ],
+    ids=["exact", "prefix", "suffix", "all", "any", "not", "several"],
 )
-def test_filters_dialect(tmp_path: Path, filters: str, matching: str, other: str) -> None:
-    (trigger,) = load(write_manifests(tmp_path, trigger_yaml("t", "s", filters=filters)))
+def test_filters_dialect(
+    tmp_path: Path, filters: list[dict[str, Any]], matching: str, other: str
+) -> None:
+    (trigger,) = load(write_manifests(tmp_path, trigger_doc("t", "s", filters=filters)))
     assert trigger.matches({"type": matching, "source": "/x"})
     assert not trigger.matches({"type": other, "source": "/x"})
 
 
+def test_filters_take_precedence_over_filter_attributes(tmp_path: Path) -> None:
+    doc = trigger_doc("t", "s", type_="a", filters=[{"exact": {"type": "b"}}])
+    (trigger,) = load(write_manifests(tmp_path, doc))
+    assert trigger.matches({"type": "b"}) and not trigger.matches({"type": "a"})
+
+
+def test_filter_on_missing_attribute_does_not_match(tmp_path: Path) -> None:
+    doc = trigger_doc("t", "s", filters=[{"prefix": {"subject": "jobs/"}}])
+    (trigger,) = load(write_manifests(tmp_path, doc))
+    assert trigger.matches({"type": "a", "subject": "jobs/1"})
+    assert not trigger.matches({"type": "a"})
+
+
 def test_attribute_filter_and_inherited_delivery(tmp_path: Path) -> None:
-    (trigger,) = load(write_manifests(tmp_path, trigger_yaml("t", "s", type_="a")))
+    (trigger,) = load(write_manifests(tmp_path, trigger_doc("t", "s", type_="a")))
     assert trigger.matches({"type": "a"}) and not trigger.matches({"type": "b"})
-    assert trigger.delivery == Delivery(retry=1, backoff_policy="exponential", backoff_delay=0.01)
+    assert trigger.delivery == Delivery(retry=1, backoff_policy="exponential",
+                                        backoff_delay=0.01, timeout=DEFAULT_TIMEOUT)
 
 
-def test_unsupported_filter_is_refused(tmp_path: Path) -> None:
+def test_trigger_delivery_replaces_brokers_whole(tmp_path: Path) -> None:
+    doc = trigger_doc("t", "s", delivery={"retry": 3}, dead_letter="dl")
+    (trigger,) = load(write_manifests(tmp_path, doc))
+    assert trigger.delivery == Delivery(retry=3, dead_letter_sink=Destination(service="dl"))
+
+
+def test_no_filter_matches_everything(tmp_path: Path) -> None:
+    (trigger,) = load(write_manifests(tmp_path, trigger_doc("t", "s")))
+    assert trigger.matches({"type": "anything", "source": "/x"})
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [{"cesql": "type = 'a'"}],
+        [{"exact": {"type": "a"}, "prefix": {"type": "a"}}],
+        [{"all": [{"cesql": "type = 'a'"}]}],
+        [{"not": {"cesql": "type = 'a'"}}],
+    ],
+    ids=["cesql", "two-in-one", "cesql-in-all", "cesql-in-not"],
+)
+def test_unsupported_filter_is_refused_at_load(
+    tmp_path: Path, filters: list[dict[str, Any]]
+) -> None:
     with pytest.raises(ManifestError):
-        load(write_manifests(tmp_path, trigger_yaml("t", "s", filters='[{cesql: "x"}]')))
+        load(write_manifests(tmp_path, trigger_doc("t", "s", filters=filters)))
 
 
-def test_durations_backoff_and_destinations() -> None:
-    assert parse_duration("PT0.5S") == 0.5 and parse_duration("PT1M") == 60
-    assert parse_duration("P1DT1H") == 90000
-    for bad in ("", "P", "5s", "PT"):
-        with pytest.raises(ManifestError):
-            parse_duration(bad)
-    assert [Delivery(backoff_policy="linear", backoff_delay=1).backoff(n) for n in (1, 2, 3)] == [
-        1,
-        2,
-        3,
-    ]
-    assert [Delivery(backoff_delay=1).backoff(n) for n in (1, 2, 3)] == [1, 2, 4]
-    subscribers = parse_subscribers("resize=http://127.0.0.1:1/, x=http://h:2")
-    assert subscribers == {"resize": "http://127.0.0.1:1", "x": "http://h:2"}
-    assert (
-        resolve(Destination("resize", "/dead-letter"), subscribers)
-        == "http://127.0.0.1:1/dead-letter"
-    )
-    assert resolve(Destination(uri="http://sink/x"), subscribers) == "http://sink/x"
+def test_non_service_ref_is_refused(tmp_path: Path) -> None:
+    doc = trigger_doc("t", "s")
+    doc["spec"]["subscriber"]["ref"]["kind"] = "Channel"
+    with pytest.raises(ManifestError):
+        load(write_manifests(tmp_path, doc))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("PT0.5S", 0.5), ("PT1M", 60.0), ("P1DT1H", 90_000.0), ("PT1H30M", 5400.0),
+     ("P2D", 172_800.0)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "P", "PT", "5s", "PT5", "1S", "PTS", "-PT1S"])
+def test_parse_duration_refuses_bad_values(bad: str) -> None:
+    with pytest.raises(ManifestError):
+        parse_duration(bad)
+
+
+def test_bad_duration_in_manifest_is_refused(tmp_path: Path) -> None:
+    doc = trigger_doc("t", "s", delivery={"retry": 1, "timeout": "30 seconds"})
+    with pytest.raises(ManifestError):
+        load(write_manifests(tmp_path, doc))
+
+
+def test_backoff_linear_vs_exponential() -> None:
+    linear = Delivery(backoff_policy="linear", backoff_delay=0.5)
+    exponential = Delivery(backoff_policy="exponential", backoff_delay=0.5)
+    assert [linear.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 1.5, 2.0]
+    assert [exponential.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_resolve_destinations() -> None:
+    subscribers = {"resize": "http://127.0.0.1:1"}
+    assert resolve(Destination("resize"), subscribers) == "http://127.0.0.1:1"
+    assert resolve(Destination("resize", "/dead-letter"), subscribers) == (
+        "http://127.0.0.1:1/dead-letter")
+    assert resolve(Destination("resize", "dead-letter"), subscribers) == (
+        "http://127.0.0.1:1/dead-letter")
+    assert resolve(Destination(uri="https://sink/x"), subscribers) == "https://sink/x"
     with pytest.raises(ManifestError):
         resolve(Destination("unknown"), subscribers)
+    with pytest.raises(ManifestError):
+        resolve(Destination(uri="/relative-without-ref"), subscribers)
+
+
+def test_parse_subscribers() -> None:
+    assert parse_subscribers("resize=http://127.0.0.1:1/, x = http://h:2 ,") == {
+        "resize": "http://127.0.0.1:1", "x": "http://h:2"}
+    assert parse_subscribers("a=http://h:1/?q=1") == {"a": "http://h:1/?q=1"}
+    assert parse_subscribers("") == {}
     with pytest.raises(ManifestError):
         parse_subscribers("no-equals-sign")
 
@@ -152,172 +266,407 @@ def test_durations_backoff_and_destinations() -> None:
 # --- ingress -----------------------------------------------------------------------------
 
 
-def test_ingress_accepts_both_modes_and_refuses_junk(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+@pytest.fixture
+def ingress(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Any:
+    manifests = write_manifests(tmp_path, trigger_doc("t", "s", type_=events.IMAGE_UPLOADED))
+    app = create_app(Config(redis_url=redis_url, knative_dir=manifests), client=redis_client)
+    return app.test_client()
+
+
+def stored(client: redis.Redis) -> list[events.BaseCloudEvent]:
+    return [events.from_json(fields[b"event"]) for _, fields in client.xrange(STREAM_KEY)]
+
+
+@pytest.mark.parametrize(
+    ("path", "structured"),
+    [("/", False), ("/", True), ("/default/default", False), ("/default/default", True)],
+)
+def test_ingress_accepts_and_stores(
+    ingress: Any, redis_client: redis.Redis, path: str, structured: bool
 ) -> None:
-    manifests = write_manifests(tmp_path, trigger_yaml("t", "s", type_=events.IMAGE_UPLOADED))
-    client = create_app(
-        Config(redis_url=redis_url, knative_dir=manifests), client=redis_client
-    ).test_client()
-    for path, structured in (("/", False), ("/", True), ("/default/default", False)):
-        headers, body = events.to_http(event(), structured=structured)
-        assert client.post(path, data=body, headers=headers).status_code == 202
-    response = client.post("/", data=b"junk", headers={"Content-Type": "text/plain"})
-    assert response.status_code == 400 and response.json["error"] == "invalid_event"
-    assert redis_client.xlen(STREAM_KEY) == 3
-    # Accepted, but not kept: no Trigger wants it.
+    sent = event(job="j1")
+    headers, body = events.to_http(sent, structured=structured)
+    response = ingress.post(path, data=body, headers=headers)
+    assert response.status_code == 202
+    (got,) = stored(redis_client)
+    assert (got.get_id(), got.get_type(), got.get_source()) == (
+        sent.get_id(), sent.get_type(), sent.get_source())
+    assert events.data_of(got) == {"job": "j1"}
+
+
+def test_ingress_creates_the_trigger_groups(ingress: Any, redis_client: redis.Redis) -> None:
+    names = [g["name"] for g in redis_client.xinfo_groups(STREAM_KEY)]
+    assert names == [group_name("t").encode()]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"junk", {"Content-Type": "text/plain"}),
+        (b"{not json", {"Content-Type": "application/cloudevents+json"}),
+        (b"{}", {"Content-Type": "application/json", "ce-id": "1"}),  # missing attributes
+    ],
+    ids=["plain", "bad-structured", "incomplete-binary"],
+)
+def test_ingress_refuses_junk(
+    ingress: Any, redis_client: redis.Redis, body: bytes, headers: dict[str, str]
+) -> None:
+    response = ingress.post("/", data=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_event"
+    assert redis_client.xlen(STREAM_KEY) == 0
+
+
+def test_ingress_does_not_keep_unwanted_events(ingress: Any, redis_client: redis.Redis) -> None:
     headers, body = events.to_http(event("nobody.wants.this"))
-    assert client.post("/", data=body, headers=headers).status_code == 202
-    assert redis_client.xlen(STREAM_KEY) == 3
+    assert ingress.post("/", data=body, headers=headers).status_code == 202
+    assert redis_client.xlen(STREAM_KEY) == 0
 
 
 # --- delivery ----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def dispatch(redis_client: redis.Redis) -> Iterator[object]:
-    running = []
+def serve() -> Iterator[Serve]:
+    """Start recording HTTP subscribers (werkzeug, background threads); stop them after."""
+    servers: list[BaseWSGIServer] = []
+    threads: list[threading.Thread] = []
 
-    def start(manifests: Path, subscribers: dict[str, Subscriber]) -> list[Trigger]:
-        triggers = load(manifests)
-        dispatcher = Dispatcher(
-            redis_client, triggers, {name: s.url for name, s in subscribers.items()}, 4
-        )
-        ensure_groups(redis_client, [t.name for t in triggers])
-        stop = threading.Event()
-        thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    def start(subscriber: Subscriber) -> Subscriber:
+        server = make_server("127.0.0.1", 0, subscriber, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
         thread.start()
-        running.append((stop, thread))
-        return triggers
+        servers.append(server)
+        threads.append(thread)
+        subscriber.url = f"http://127.0.0.1:{server.server_port}"
+        return subscriber
 
     yield start
-    for stop, thread in running:
-        stop.set()
-        thread.join(timeout=10)
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    for thread in threads:
+        thread.join(timeout=5)
 
 
-def pending(client: redis.Redis, trigger: str) -> int:
-    return int(client.xpending(STREAM_KEY, group_name(trigger))["pending"])
+@dataclass
+class Running:
+    """A Dispatcher running in a background thread."""
+
+    dispatcher: Dispatcher
+    triggers: list[Trigger]
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def halt(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+            assert not self.thread.is_alive(), "dispatcher did not stop"
 
 
-def test_delivered_once_and_filtered(
-    tmp_path: Path, redis_client: redis.Redis, serve, dispatch
+Dispatch = Callable[[Path, dict[str, Subscriber]], Running]
+
+
+@pytest.fixture
+def dispatch(redis_client: redis.Redis) -> Iterator[Dispatch]:
+    """Start Dispatchers for the given manifests and subscribers; stop them at teardown."""
+    running: list[Running] = []
+
+    def start(manifests: Path, subscribers: dict[str, Subscriber]) -> Running:
+        triggers = load(manifests)
+        urls = {name: s.url for name, s in subscribers.items()}
+        ensure_groups(redis_client, [t.name for t in triggers])  # before any publish
+        handle = Running(Dispatcher(redis_client, triggers, urls, concurrency=4), triggers)
+        handle.thread = threading.Thread(target=handle.dispatcher.run, args=(handle.stop,),
+                                         daemon=True)
+        handle.thread.start()
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.stop.set()
+    for handle in running:
+        handle.halt()
+
+
+def dead_lettered(tmp_path: Path, dispatch: Dispatch, sub: Subscriber,
+                  dead: Subscriber, **delivery: Any) -> Running:
+    doc = trigger_doc("t", "sub", type_="a", delivery={**FAST, **delivery}, dead_letter="dead")
+    return dispatch(write_manifests(tmp_path, doc), {"sub": sub, "dead": dead})
+
+
+def test_delivered_once_with_same_event(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    triggers = dispatch(
-        write_manifests(tmp_path, trigger_yaml("t", "sub", type_="a", delivery=FAST)), {"sub": sub}
-    )
-    sent = event("a", job=1)
-    publish(redis_client, event("b"), triggers)
-    publish(redis_client, sent, triggers)
-    poll(lambda: sub.received or None)
-    poll(lambda: pending(redis_client, "t") == 0 or None)
-    assert [e.get_id() for e in sub.received] == [sent.get_id()]
-    assert events.data_of(sub.received[0]) == {"job": 1}
+    run = dispatch(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST)),
+                   {"sub": sub})
+    sent = events.new_event("a", "/test", {"job": 1}, subject="jobs/1")
+    assert publish(redis_client, sent, run.triggers)
+    (got,) = poll(lambda: sub.received or None, timeout=10)
+    poll(lambda: pending(redis_client, "t") == 0 or None, timeout=10)
+    assert (got.get_id(), got.get_type(), got.get_source(), got.get_subject()) == (
+        sent.get_id(), "a", "/test", "jobs/1")
+    assert events.data_of(got) == {"job": 1}
+    assert len(sub.received) == 1
 
 
-def test_retry_then_success(tmp_path: Path, redis_client: redis.Redis, serve, dispatch) -> None:
+def test_many_events_each_delivered_once(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub = serve(Subscriber())
+    run = dispatch(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST)),
+                   {"sub": sub})
+    sent = [event("a", n=n) for n in range(12)]
+    for e in sent:
+        publish(redis_client, e, run.triggers)
+    poll(lambda: len(sub.received) >= 12 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert sorted(e.get_id() for e in sub.received) == sorted(e.get_id() for e in sent)
+
+
+def test_non_matching_event_is_acked_not_delivered(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub_a, sub_b = serve(Subscriber()), serve(Subscriber())
+    manifests = write_manifests(tmp_path, trigger_doc("ta", "a", type_="a", delivery=FAST),
+                                trigger_doc("tb", "b", type_="b", delivery=FAST))
+    run = dispatch(manifests, {"a": sub_a, "b": sub_b})
+    sent = event("b")
+    assert publish(redis_client, sent, run.triggers)
+    (entry_id, _), = redis_client.xrange(STREAM_KEY)
+    poll(lambda: sub_b.received or None, timeout=10)
+    # Trigger ta read the entry too, and acknowledged it without delivering.
+    poll(lambda: settled(redis_client, "ta", entry_id), timeout=10)
+    poll(lambda: settled(redis_client, "tb", entry_id), timeout=10)
+    assert sub_a.received == []
+    assert [e.get_id() for e in sub_b.received] == [sent.get_id()]
+
+
+def test_retry_then_success(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
     sub, dead = serve(Subscriber([503, 200])), serve(Subscriber())
-    triggers = dispatch(
-        write_manifests(
-            tmp_path, trigger_yaml("t", "sub", type_="a", delivery=FAST, dead_letter="dead")
-        ),
-        {"sub": sub, "dead": dead},
-    )
-    publish(redis_client, event("a"), triggers)
-    poll(lambda: pending(redis_client, "t") == 0 and len(sub.received) == 2 or None)
+    run = dead_lettered(tmp_path, dispatch, sub, dead)
+    sent = event("a")
+    publish(redis_client, sent, run.triggers)
+    poll(lambda: len(sub.received) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert [e.get_id() for e in sub.received] == [sent.get_id()] * 2
     assert dead.received == []
 
 
-@pytest.mark.parametrize(("statuses", "attempts", "code"), [([400], 1, "400"), ([500], 3, "500")])
+@pytest.mark.parametrize("status", [404, 408, 409, 429, 502])
+def test_retryable_statuses(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch, status: int
+) -> None:
+    sub, dead = serve(Subscriber([status, 200])), serve(Subscriber())
+    run = dead_lettered(tmp_path, dispatch, sub, dead)
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: len(sub.received) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert dead.received == []
+
+
+@pytest.mark.parametrize(("statuses", "attempts", "code"),
+                         [([400], 1, "400"), ([403], 1, "403"), ([500], 3, "500")])
 def test_dead_letter(
-    tmp_path: Path,
-    redis_client: redis.Redis,
-    serve,
-    dispatch,
-    statuses: list[int],
-    attempts: int,
-    code: str,
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch,
+    statuses: list[int], attempts: int, code: str,
 ) -> None:
     sub = serve(Subscriber(statuses, body=b'{"error": "x"}'))
     dead = serve(Subscriber())
-    triggers = dispatch(
-        write_manifests(
-            tmp_path, trigger_yaml("t", "sub", type_="a", delivery=FAST, dead_letter="dead")
-        ),
-        {"sub": sub, "dead": dead},
-    )
-    sent = event("a")
-    publish(redis_client, sent, triggers)
-    (letter,) = poll(lambda: dead.received or None)
+    run = dead_lettered(tmp_path, dispatch, sub, dead, retry=2)
+    sent = event("a", job="j")
+    publish(redis_client, sent, run.triggers)
+    (letter,) = poll(lambda: dead.received or None, timeout=10)
+    poll(lambda: pending(redis_client, "t") == 0 or None, timeout=10)
     assert len(sub.received) == attempts
-    assert letter.get_id() == sent.get_id()
+    assert (letter.get_id(), letter.get_type()) == (sent.get_id(), "a")
+    assert events.data_of(letter) == {"job": "j"}
     assert letter.get_extension("knativeerrorcode") == code
     assert letter.get_extension("knativeerrordest") == sub.url
     assert base64.b64decode(letter.get_extension("knativeerrordata")) == b'{"error": "x"}'
+    assert len(dead.received) == 1
+
+
+def test_dead_letter_sink_with_uri(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    seen_paths: list[str] = []
+
+    class PathRecorder(Subscriber):
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            seen_paths.append(environ["PATH_INFO"])
+            return super().__call__(environ, start_response)
+
+    sub, dead = serve(Subscriber([400])), serve(PathRecorder())
+    doc = trigger_doc("t", "sub", type_="a", delivery=FAST)
+    doc["spec"]["delivery"]["deadLetterSink"] = service_ref("dead", "/dead-letter")
+    run = dispatch(write_manifests(tmp_path, doc), {"sub": sub, "dead": dead})
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: dead.received or None, timeout=10)
+    assert seen_paths == ["/dead-letter"]
+
+
+def test_no_dead_letter_sink_drops_and_acks(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub = serve(Subscriber([500]))
+    run = dispatch(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST)),
+                   {"sub": sub})
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: len(sub.received) == 3 and pending(redis_client, "t") == 0 or None, timeout=10)
 
 
 def test_non_cloudevent_2xx_body_is_retried(
-    tmp_path: Path, redis_client: redis.Redis, serve, dispatch
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub, dead = serve(Subscriber([200], body=b"not an event")), serve(Subscriber())
-    triggers = dispatch(
-        write_manifests(
-            tmp_path, trigger_yaml("t", "sub", type_="a", delivery=FAST, dead_letter="dead")
-        ),
-        {"sub": sub, "dead": dead},
-    )
-    publish(redis_client, event("a"), triggers)
-    (letter,) = poll(lambda: dead.received or None)
-    assert len(sub.received) == 3 and letter.get_extension("knativeerrorcode") == "502"
+    run = dead_lettered(tmp_path, dispatch, sub, dead)
+    publish(redis_client, event("a"), run.triggers)
+    (letter,) = poll(lambda: dead.received or None, timeout=10)
+    assert len(sub.received) == 3
+    assert letter.get_extension("knativeerrorcode") == "502"
 
 
-def test_reply_is_republished(tmp_path: Path, redis_client: redis.Redis, serve, dispatch) -> None:
-    reply = event("result")
+def test_2xx_without_body_is_success(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub, dead = serve(Subscriber([202])), serve(Subscriber())
+    run = dead_lettered(tmp_path, dispatch, sub, dead)
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: sub.received and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert len(sub.received) == 1 and dead.received == []
+
+
+def test_timeout_is_retried(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    calls: list[float] = []
+
+    class SlowFirst(Subscriber):
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                time.sleep(1.0)  # the subscriber's behaviour, not a wait for state
+            return super().__call__(environ, start_response)
+
+    sub, dead = serve(SlowFirst()), serve(Subscriber())
+    run = dead_lettered(tmp_path, dispatch, sub, dead, timeout="PT0.2S")
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: len(calls) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert dead.received == []
+    assert calls[1] - calls[0] < 0.9  # the first attempt was abandoned at its timeout
+
+
+def test_reply_is_republished(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    reply = events.new_event("result", "/replier", {"answer": 42})
     first, second = serve(Subscriber(reply=reply)), serve(Subscriber())
-    triggers = dispatch(
-        write_manifests(
-            tmp_path,
-            trigger_yaml("first", "one", type_="a", delivery=FAST),
-            trigger_yaml("second", "two", type_="result", delivery=FAST),
-        ),
-        {"one": first, "two": second},
-    )
-    publish(redis_client, event("a"), triggers)
-    (got,) = poll(lambda: second.received or None)
-    assert got.get_id() == reply.get_id() and len(first.received) == 1
+    manifests = write_manifests(tmp_path,
+                                trigger_doc("first", "one", type_="a", delivery=FAST),
+                                trigger_doc("second", "two", type_="result", delivery=FAST))
+    run = dispatch(manifests, {"one": first, "two": second})
+    publish(redis_client, event("a"), run.triggers)
+    (got,) = poll(lambda: second.received or None, timeout=10)
+    assert (got.get_id(), got.get_type(), got.get_source()) == (
+        reply.get_id(), "result", "/replier")
+    assert events.data_of(got) == {"answer": 42}
+    assert len(first.received) == 1
+    poll(lambda: (pending(redis_client, "first") == pending(redis_client, "second") == 0)
+         or None, timeout=10)
 
 
-def test_nothing_accepted_is_lost(
-    tmp_path: Path, redis_client: redis.Redis, serve, dispatch
+def test_published_without_dispatcher_is_delivered_later(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    manifests = write_manifests(tmp_path, trigger_yaml("t", "sub", type_="a", delivery=FAST))
-    triggers = load(manifests)
+    manifests = write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST))
     ensure_groups(redis_client, ["t"])
     early = event("a")
-    publish(redis_client, early, triggers)  # no dispatcher running yet
-    # A dispatcher that crashed after reading an entry, before acknowledging it.
-    crashed = event("a")
-    publish(redis_client, crashed, triggers)
-    redis_client.xreadgroup(group_name("t"), "dispatcher", {STREAM_KEY: ">"}, count=1)
-    assert pending(redis_client, "t") == 1
+    assert publish(redis_client, early, load(manifests))  # no dispatcher running yet
     dispatch(manifests, {"sub": sub})
-    poll(lambda: len(sub.received) == 2 or None)
-    assert {e.get_id() for e in sub.received} == {early.get_id(), crashed.get_id()}
-    poll(lambda: pending(redis_client, "t") == 0 or None)
+    (got,) = poll(lambda: sub.received or None, timeout=10)
+    assert got.get_id() == early.get_id()
+    poll(lambda: pending(redis_client, "t") == 0 or None, timeout=10)
 
 
-def test_trim_keeps_only_unfinished_entries(
-    tmp_path: Path, redis_client: redis.Redis, serve
+def test_unacked_entry_is_redelivered_by_next_dispatcher(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    triggers = load(write_manifests(tmp_path, trigger_yaml("t", "sub", type_="a")))
-    dispatcher = Dispatcher(redis_client, triggers, {"sub": sub.url}, 2)
+    manifests = write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST))
+    triggers = load(manifests)
+    ensure_groups(redis_client, ["t"])
+    crashed, fresh = event("a"), event("a")
+    publish(redis_client, crashed, triggers)
+    # A dispatcher that read the entry, then crashed before acknowledging it.
+    redis_client.xreadgroup(group_name("t"), CONSUMER, {STREAM_KEY: ">"})
+    assert pending(redis_client, "t") == 1
+    publish(redis_client, fresh, triggers)
+    dispatch(manifests, {"sub": sub})
+    poll(lambda: len(sub.received) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert sorted(e.get_id() for e in sub.received) == sorted(
+        [crashed.get_id(), fresh.get_id()])
+
+
+def test_stop_mid_retry_leaves_event_pending(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub, dead = serve(Subscriber([503])), serve(Subscriber())
+    run = dead_lettered(tmp_path, dispatch, sub, dead, backoffDelay="PT30S")
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: sub.received or None, timeout=10)
+    started = time.monotonic()
+    run.halt()
+    assert time.monotonic() - started < 5  # the backoff wait is interrupted
+    assert pending(redis_client, "t") == 1
+    assert len(sub.received) == 1 and dead.received == []
+
+
+def test_trim_after_deliveries_leaves_no_acked_entries(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub_a, sub_b = serve(Subscriber()), serve(Subscriber())
+    manifests = write_manifests(tmp_path, trigger_doc("ta", "a", type_="a", delivery=FAST),
+                                trigger_doc("tb", "b", delivery=FAST))
+    run = dispatch(manifests, {"a": sub_a, "b": sub_b})
+    for n in range(3):
+        publish(redis_client, event("a", n=n), run.triggers)
+    last_id = redis_client.xrange(STREAM_KEY)[-1][0]
+    poll(lambda: len(sub_a.received) == len(sub_b.received) == 3 or None, timeout=10)
+    poll(lambda: settled(redis_client, "ta", last_id), timeout=10)
+    poll(lambda: settled(redis_client, "tb", last_id), timeout=10)
+    run.dispatcher._trim()
+    assert redis_client.xrange(STREAM_KEY) == []
+
+
+def test_trim_keeps_unacked_entries(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve
+) -> None:
+    sub = serve(Subscriber())
+    triggers = load(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a")))
+    dispatcher = Dispatcher(redis_client, triggers, {"sub": sub.url}, concurrency=2)
     ensure_groups(redis_client, ["t"])
     for _ in range(3):
         publish(redis_client, event("a"), triggers)
-    entries = redis_client.xreadgroup(group_name("t"), "dispatcher", {STREAM_KEY: ">"})[0][1]
-    redis_client.xack(STREAM_KEY, group_name("t"), entries[0][0], entries[1][0])
+    entries = redis_client.xreadgroup(group_name("t"), CONSUMER, {STREAM_KEY: ">"})[0][1]
+    redis_client.xack(STREAM_KEY, group_name("t"), entries[0][0], entries[2][0])
     dispatcher._trim()
-    assert [e[0] for e in redis_client.xrange(STREAM_KEY)] == [entries[2][0]]
+    # entry 1 is still pending: it and everything after it stay.
+    assert [e[0] for e in redis_client.xrange(STREAM_KEY)] == [entries[1][0], entries[2][0]]
+
+
+def test_trim_keeps_entries_a_trigger_has_not_read(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve
+) -> None:
+    sub = serve(Subscriber())
+    triggers = load(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a")))
+    dispatcher = Dispatcher(redis_client, triggers, {"sub": sub.url}, concurrency=2)
+    ensure_groups(redis_client, ["t"])
+    for _ in range(2):
+        publish(redis_client, event("a"), triggers)
+    dispatcher._trim()
+    assert redis_client.xlen(STREAM_KEY) == 2

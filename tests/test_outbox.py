@@ -56,7 +56,7 @@ def test_sweep_endpoint_sends_what_is_due(redis_url: str, redis_client: redis.Re
                                           tmp_path: Path,
                                           serve: Callable[[Subscriber], Subscriber]) -> None:
     broker = serve(Subscriber([202]))
-    offline = upload_app(redis_url, tmp_path, "", retry=30)  # no sink: nothing is sent
+    offline = upload_app(redis_url, tmp_path, "", retry=0)  # no sink, and due at once
     offline.test_client().post("/jobs", data={"file": (io.BytesIO(PNG), "a.png")})
     assert JobStore(redis_client).outbox_depth() == 1
     online = upload_app(redis_url, tmp_path, broker.url, retry=30)

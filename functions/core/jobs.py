@@ -219,14 +219,15 @@ class JobStore:
         self._outbox_due = client.register_script(_OUTBOX_DUE)
 
     @redis_errors
-    def create(self, job: Job, event_json: bytes | None = None) -> None:
-        """Write the job, its index entry and (if given) its outbox event in one transaction."""
+    def create(self, job: Job, event_json: bytes | None = None, send_by: float = 0.0) -> None:
+        """Write the job, its index entry and (if given) its outbox event in one transaction;
+        a sweep sends the event from `send_by` on unless it has been acknowledged by then."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(job_key(job.job_id), mapping=job.to_redis())
         pipe.zadd(INDEX_KEY, {index_member(job.created_at, job.job_id): 0})
         if event_json is not None:
             pipe.hset(OUTBOX_KEY, job.job_id, event_json)
-            pipe.zadd(OUTBOX_DUE_KEY, {job.job_id: job.created_at})
+            pipe.zadd(OUTBOX_DUE_KEY, {job.job_id: send_by or job.created_at})
         pipe.execute()
 
     @redis_errors

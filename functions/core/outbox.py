@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 
 import urllib3
 
@@ -31,11 +33,12 @@ class OutboxSender:
         while True:
             due = self.jobs.outbox_due(self.retry_after)
             for job_id, body in due:
-                accepted += self._send(job_id, body)
+                accepted += self.send(job_id, body)
             if len(due) < 50:
                 return accepted
 
-    def _send(self, job_id: str, body: bytes) -> int:
+    def send(self, job_id: str, body: bytes) -> int:
+        """Post one outbox event; 1 if the broker accepted it (and it left the outbox)."""
         try:
             event = events.from_json(body)
             headers, payload = events.to_http(event)
@@ -53,38 +56,43 @@ class OutboxSender:
 
 
 class OutboxThread:
-    """A daemon thread that sends at once when woken and sweeps stale entries on a timer."""
+    """A daemon thread that sends new events at once and sweeps stale entries on a timer."""
 
     def __init__(self, sender: OutboxSender, interval: float) -> None:
         self.sender = sender
         self.interval = interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._fresh: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
 
     def start(self) -> None:
         """Start the thread (call in the serving process, after any fork)."""
         self._thread.start()
 
-    def wake(self) -> None:
-        """Something was just written to the outbox: send it now."""
-        self._wake.set()
+    def send_soon(self, job_id: str, event_json: bytes) -> None:
+        """An event just written to the outbox: send it now, off the request path."""
+        self._fresh.put((job_id, event_json))
 
     def stop(self) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        self._wake.set()
+        """Stop after the event in hand; unsent events stay in the outbox for a sweep."""
+        self._fresh.put(None)
         self._thread.join(timeout=self.interval + self.sender.timeout)
 
     def _run(self) -> None:
+        next_sweep = time.monotonic() + self.interval
         while True:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set():
+            try:
+                item = self._fresh.get(timeout=max(0.0, next_sweep - time.monotonic()))
+            except queue.Empty:
+                item = ("", b"")
+            if item is None:
                 return
             try:
-                self.sender.send_due()
-            except ThumbnailsError as exc:  # Redis down: try again next round
+                if item[0]:
+                    self.sender.send(*item)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.interval
+                    self.sender.send_due()
+            except ThumbnailsError as exc:  # Redis down: the sweep tries again later
                 log.warning("outbox round failed: %s", exc)
             except Exception:
                 log.exception("outbox round failed")

@@ -29,10 +29,10 @@ def create_job() -> Any:
     fields, files = multipart.parse(_body(), request.content_type or "")
     if "file" not in files:
         raise BadRequest("multipart/form-data with a 'file' field is required")
-    job = submit(services, files["file"], fields)
+    job, event_json = submit(services, files["file"], fields)
     outbox = _outbox()
     if outbox is not None:
-        outbox.wake()  # the event goes out after this response, never before it
+        outbox.send_soon(job.job_id, event_json)  # off the request path
     links = job_links(services.config.status_base_url, job.job_id)
     body = {"job_id": job.job_id, "status": job.status.value, "links": links}
     return body, 202, {"Location": links["self"]}

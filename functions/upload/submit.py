@@ -16,8 +16,9 @@ from thumbnails.storage import original_key
 log = logging.getLogger(__name__)
 
 
-def submit(services: Services, data: bytes, form: Mapping[str, str]) -> Job:
-    """Validate the image and options, store the original, write job + outbox atomically."""
+def submit(services: Services, data: bytes, form: Mapping[str, str]) -> tuple[Job, bytes]:
+    """Validate the image and options, store the original, write job + outbox atomically;
+    the job and its event (to send once the client has its answer)."""
     config = services.config
     if not data:
         raise EmptyFile("the uploaded file is empty")
@@ -41,15 +42,18 @@ def submit(services: Services, data: bytes, form: Mapping[str, str]) -> Job:
         event_id=str(uuid.uuid4()),
     )
     services.store.put(key, data, info.mime)
+    event_json = events.to_json(uploaded_event(job, info.mime))
     try:
-        services.jobs.create(job, events.to_json(uploaded_event(job, info.mime)))
+        # The outbox sweep leaves the event to this process's sender for a while.
+        services.jobs.create(job, event_json,
+                             send_by=job.created_at + config.outbox_retry_seconds)
     except ThumbnailsError:
         # Nothing half-written stays behind: without its record the original is an orphan.
         _delete_quietly(services, key)
         raise
     log.info("job %s queued (event %s, %s %dx%d, %d bytes)", job_id, job.event_id,
              info.format, info.width, info.height, len(data))
-    return job
+    return job, event_json
 
 
 def uploaded_event(job: Job, content_type: str) -> events.CloudEvent:
