@@ -39,7 +39,8 @@ def serving() -> Iterator[Callable[[Subscriber], Subscriber]]:
 
     def start(subscriber: Subscriber) -> Subscriber:
         server = make_server("127.0.0.1", 0, subscriber, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         servers.append(server)
         subscriber.url = f"http://127.0.0.1:{server.server_port}"
         return subscriber
@@ -47,5 +48,4 @@ def serving() -> Iterator[Callable[[Subscriber], Subscriber]]:
     yield start
     for server in servers:
         server.shutdown()
-
-
+        server.server_close()

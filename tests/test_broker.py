@@ -15,7 +15,6 @@ import redis
 import yaml
 from stackutil import poll
 from subscriber import Subscriber
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from thumbnails import events
 from thumbnails.broker import CONSUMER, STREAM_KEY, group_name
@@ -326,30 +325,6 @@ def test_ingress_does_not_keep_unwanted_events(ingress: Any, redis_client: redis
 # --- delivery ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start recording HTTP subscribers (werkzeug, background threads); stop them after."""
-    servers: list[BaseWSGIServer] = []
-    threads: list[threading.Thread] = []
-
-    def start(subscriber: Subscriber) -> Subscriber:
-        server = make_server("127.0.0.1", 0, subscriber, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  daemon=True)
-        thread.start()
-        servers.append(server)
-        threads.append(thread)
-        subscriber.url = f"http://127.0.0.1:{server.server_port}"
-        return subscriber
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-    for thread in threads:
-        thread.join(timeout=5)
-
-
 @dataclass
 class Running:
     """A Dispatcher running in a background thread."""
@@ -643,13 +618,19 @@ def test_trim_after_deliveries_leaves_no_acked_entries(
     assert redis_client.xrange(STREAM_KEY) == []
 
 
+def idle_dispatcher(tmp_path: Path, redis_client: redis.Redis,
+                    serve: Serve) -> tuple[list[Trigger], Dispatcher]:
+    """A Dispatcher for one Trigger "t" on type "a", not running: for calling _trim."""
+    sub = serve(Subscriber())
+    triggers = load(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a")))
+    ensure_groups(redis_client, ["t"])
+    return triggers, Dispatcher(redis_client, triggers, {"sub": sub.url}, concurrency=2)
+
+
 def test_trim_keeps_unacked_entries(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve
 ) -> None:
-    sub = serve(Subscriber())
-    triggers = load(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a")))
-    dispatcher = Dispatcher(redis_client, triggers, {"sub": sub.url}, concurrency=2)
-    ensure_groups(redis_client, ["t"])
+    triggers, dispatcher = idle_dispatcher(tmp_path, redis_client, serve)
     for _ in range(3):
         publish(redis_client, event("a"), triggers)
     entries = redis_client.xreadgroup(group_name("t"), CONSUMER, {STREAM_KEY: ">"})[0][1]
@@ -662,10 +643,7 @@ def test_trim_keeps_unacked_entries(
 def test_trim_keeps_entries_a_trigger_has_not_read(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve
 ) -> None:
-    sub = serve(Subscriber())
-    triggers = load(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a")))
-    dispatcher = Dispatcher(redis_client, triggers, {"sub": sub.url}, concurrency=2)
-    ensure_groups(redis_client, ["t"])
+    triggers, dispatcher = idle_dispatcher(tmp_path, redis_client, serve)
     for _ in range(2):
         publish(redis_client, event("a"), triggers)
     dispatcher._trim()

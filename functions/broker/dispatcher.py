@@ -172,13 +172,20 @@ class Dispatcher:
             floor = None
             for group in self.client.xinfo_groups(STREAM_KEY):
                 pending = self.client.xpending(STREAM_KEY, group["name"])
-                oldest = pending["min"] if pending["pending"] else group["last-delivered-id"]
-                oldest = oldest.decode() if isinstance(oldest, bytes) else oldest
-                floor = oldest if floor is None else min(floor, oldest, key=_stream_id)
+                if pending["pending"]:
+                    keep = _stream_id(_text(pending["min"]))  # the oldest unfinished entry
+                else:  # everything delivered is finished: keep only what comes after
+                    ms, seq = _stream_id(_text(group["last-delivered-id"]))
+                    keep = (ms, seq + 1)
+                floor = keep if floor is None else min(floor, keep)
             if floor:
-                self.client.xtrim(STREAM_KEY, minid=floor, approximate=False)
+                self.client.xtrim(STREAM_KEY, minid=f"{floor[0]}-{floor[1]}", approximate=False)
         except redis.RedisError as exc:
             log.warning("trimming the stream failed: %s", exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _stream_id(entry_id: str) -> tuple[int, int]:

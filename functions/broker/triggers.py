@@ -100,7 +100,8 @@ def load(directory: Path, broker: str = "default") -> list[Trigger]:
             subscriber=_destination(spec["subscriber"]),
             # A Trigger's delivery replaces the Broker's whole, as in Knative.
             delivery=_delivery(spec.get("delivery"), broker_delivery),
-            attributes=dict((spec.get("filter") or {}).get("attributes") or {}),
+            attributes={str(k): str(v) for k, v in
+                        ((spec.get("filter") or {}).get("attributes") or {}).items()},
             filters=tuple(_checked(spec.get("filters") or [])),
         ))
     return triggers
@@ -150,21 +151,31 @@ def _delivery(spec: Mapping[str, Any] | None, default: Delivery) -> Delivery:
 _DIALECT = {"exact", "prefix", "suffix", "all", "any", "not"}
 
 
-def _checked(expressions: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+def _checked(expressions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate filter expressions, nested ones included, and make every value a string."""
+    out = []
     for expr in expressions:
-        unknown = set(expr) - _DIALECT
-        if unknown or len(expr) != 1:
-            raise ManifestError(f"unsupported filter expression {dict(expr)!r} "
+        if not isinstance(expr, Mapping) or len(expr) != 1 or set(expr) - _DIALECT:
+            raise ManifestError(f"unsupported filter expression {expr!r} "
                                 f"(supported: {sorted(_DIALECT)})")
-        yield expr
+        (kind, arg), = expr.items()
+        if kind in ("all", "any"):
+            out.append({kind: _checked(arg)})
+        elif kind == "not":
+            out.append({kind: _checked([arg])[0]})
+        elif isinstance(arg, Mapping):
+            out.append({kind: {str(name): str(value) for name, value in arg.items()}})
+        else:
+            raise ManifestError(f"filter {kind} takes attribute: value pairs, not {arg!r}")
+    return out
 
 
 def _evaluate(expr: Mapping[str, Any], attributes: Mapping[str, str]) -> bool:
     (kind, arg), = expr.items()
     if kind == "all":
-        return all(_evaluate(e, attributes) for e in _checked(arg))
+        return all(_evaluate(e, attributes) for e in arg)
     if kind == "any":
-        return any(_evaluate(e, attributes) for e in _checked(arg))
+        return any(_evaluate(e, attributes) for e in arg)
     if kind == "not":
         return not _evaluate(arg, attributes)
     test = {"exact": str.__eq__, "prefix": str.startswith, "suffix": str.endswith}[kind]
