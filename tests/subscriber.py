@@ -20,6 +20,7 @@ class Subscriber:
     statuses: list[int] = field(default_factory=lambda: [200])
     reply: events.CloudEvent | None = None
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
     received: list[events.BaseCloudEvent] = field(default_factory=list)
     url: str = ""
 
@@ -30,7 +31,7 @@ class Subscriber:
         if status == 200 and self.reply is not None:
             headers, body = events.to_http(self.reply)
             return Response(body, 200, headers)(environ, start_response)
-        return Response(self.body, status)(environ, start_response)
+        return Response(self.body, status, self.headers)(environ, start_response)
 
 
 def serving() -> Iterator[Callable[[Subscriber], Subscriber]]:

@@ -15,6 +15,7 @@ import redis
 import yaml
 from stackutil import poll
 from subscriber import Subscriber
+from werkzeug.wrappers import Response
 
 from thumbnails import events
 from thumbnails.broker import CONSUMER, STREAM_KEY, group_name
@@ -648,3 +649,63 @@ def test_trim_keeps_entries_a_trigger_has_not_read(
         publish(redis_client, event("a"), triggers)
     dispatcher._trim()
     assert redis_client.xlen(STREAM_KEY) == 2
+
+
+def test_retry_after_is_honoured(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    times: list[float] = []
+
+    class Throttling(Subscriber):
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            times.append(time.monotonic())
+            if len(times) == 1:
+                return Response(b"", 429, {"Retry-After": "1"})(environ, start_response)
+            return super().__call__(environ, start_response)
+
+    sub, dead = serve(Throttling()), serve(Subscriber())
+    run = dead_lettered(tmp_path, dispatch, sub, dead, retryAfterMax="PT5S")  # backoff 10 ms
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: len(times) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert times[1] - times[0] >= 0.9  # the subscriber's 1 s, not the 10 ms backoff
+    assert dead.received == []
+
+
+def test_retry_after_is_ignored_without_retry_after_max(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    sub = serve(Subscriber([429, 200]))
+    sub.headers = {"Retry-After": "30"}
+    dead = serve(Subscriber())
+    run = dead_lettered(tmp_path, dispatch, sub, dead)
+    publish(redis_client, event("a"), run.triggers)
+    poll(lambda: len(sub.received) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+
+
+def test_failed_handling_stays_pending_and_is_reclaimed(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from thumbnails.broker import dispatcher as module
+
+    monkeypatch.setattr(module, "RECLAIM_EVERY", 0.2)
+    real_publish, calls = module.publish, []
+
+    def flaky_publish(*args: Any) -> bool:
+        calls.append(1)
+        if len(calls) == 1:  # Redis drops out while the reply is re-published
+            raise redis.ConnectionError("gone")
+        return real_publish(*args)
+
+    monkeypatch.setattr(module, "publish", flaky_publish)
+    reply = events.new_event("result", "/replier", {"answer": 42})
+    first, second = serve(Subscriber(reply=reply)), serve(Subscriber())
+    manifests = write_manifests(tmp_path,
+                                trigger_doc("first", "one", type_="a", delivery=FAST),
+                                trigger_doc("second", "two", type_="result", delivery=FAST))
+    run = dispatch(manifests, {"one": first, "two": second})
+    real_publish(redis_client, event("a"), run.triggers)
+    (got,) = poll(lambda: second.received or None, timeout=10)
+    assert got.get_id() == reply.get_id()
+    assert len(first.received) == 2  # delivered again after the failed attempt
+    poll(lambda: pending(redis_client, "first") == 0 or None, timeout=10)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import redis
 import urllib3
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 RETRYABLE = {404, 408, 409, 429}  # and every 5xx; no answer at all counts too
 DEAD_LETTER_TRIES = 3
 TRIM_EVERY = 5.0
+RECLAIM_EVERY = 30.0  # re-read our own pending entries that no delivery thread holds
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Attempt:
     status: int  # 0 when nothing answered
     body: bytes = b""
     reply: events.BaseCloudEvent | None = None
+    retry_after: float = 0.0  # seconds the subscriber asked to wait (429/503 Retry-After)
 
     @property
     def ok(self) -> bool:
@@ -76,10 +79,23 @@ class Dispatcher:
     def _read(self, trigger: Trigger, stop: threading.Event) -> None:
         group = group_name(trigger.name)
         slots = threading.Semaphore(self.concurrency)
+        in_flight: set[bytes] = set()
+        lock = threading.Lock()
+
+        def finished(entry_id: bytes) -> None:
+            with lock:
+                in_flight.discard(entry_id)
+            slots.release()
+
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=trigger.name) as pool:
-            # First our own pending entries (a previous run's), then new ones.
+            # First our own pending entries (a previous run's), then new ones; and now and
+            # then our pending entries again, so one whose handling failed is not stuck.
             replaying, cursor = True, "0"
+            reclaim_at = time.monotonic() + RECLAIM_EVERY
             while not stop.is_set():
+                if not replaying and time.monotonic() >= reclaim_at:
+                    replaying, cursor = True, "0"
+                    reclaim_at = time.monotonic() + RECLAIM_EVERY
                 try:
                     batch = self.client.xreadgroup(group, CONSUMER, {STREAM_KEY: cursor},
                                                    count=self.concurrency, block=500)
@@ -92,12 +108,17 @@ class Dispatcher:
                     replaying = bool(entries)
                     cursor = entries[-1][0] if entries else ">"
                 for entry_id, fields in entries:
+                    with lock:
+                        if entry_id in in_flight:  # a replay met one still being delivered
+                            continue
                     if not fields:  # pending entry trimmed away: nothing left to deliver
-                        self.client.xack(STREAM_KEY, group, entry_id)
+                        self._ack(trigger, entry_id)
                         continue
                     slots.acquire()
+                    with lock:
+                        in_flight.add(entry_id)
                     future = pool.submit(self._handle, trigger, entry_id, fields[b"event"], stop)
-                    future.add_done_callback(lambda _: slots.release())
+                    future.add_done_callback(lambda _, e=entry_id: finished(e))
 
     def _handle(self, trigger: Trigger, entry_id: bytes, raw: bytes,
                 stop: threading.Event) -> None:
@@ -105,18 +126,33 @@ class Dispatcher:
             event = events.from_json(raw)
         except InvalidEvent:
             log.error("trigger %s: entry %s is not a CloudEvent; dropped", trigger.name, entry_id)
-            self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
+            self._ack(trigger, entry_id)
             return
-        if trigger.matches(attributes_of(event)) and not self._deliver(trigger, event, stop):
-            return  # stopping mid-retry: leave it pending for the next run
-        self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
+        try:
+            if trigger.matches(attributes_of(event)) and not self._deliver(trigger, event, stop):
+                return  # stopping mid-retry: leave it pending for the next run
+        except Exception:  # e.g. Redis down while re-publishing a reply
+            # The pool would swallow this silently; the entry stays pending and is re-read.
+            log.exception("trigger %s event %s (%s): delivery failed; left pending",
+                          trigger.name, event.get_id(), event.get_type())
+            return
+        self._ack(trigger, entry_id)
+
+    def _ack(self, trigger: Trigger, entry_id: bytes) -> None:
+        try:
+            self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
+        except redis.RedisError as exc:  # still pending: delivered again later (at least once)
+            log.warning("trigger %s: acknowledging %s failed: %s", trigger.name, entry_id, exc)
 
     def _deliver(self, trigger: Trigger, event: events.BaseCloudEvent,
                  stop: threading.Event) -> bool:
         """Deliver with retries, then dead-letter; False if interrupted by stop."""
         url, delivery = self.urls[trigger.name], trigger.delivery
+        attempt = Attempt(0)
         for retry_number in range(delivery.retry + 1):
-            if retry_number and stop.wait(delivery.backoff(retry_number)):
+            wait = max(delivery.backoff(retry_number),
+                       min(attempt.retry_after, delivery.retry_after_max)) if retry_number else 0
+            if wait and stop.wait(wait):
                 return False
             attempt = self._post(url, event, delivery.timeout)
             log.debug("trigger %s event %s (%s): attempt %d -> %d", trigger.name,
@@ -136,8 +172,8 @@ class Dispatcher:
                      failed: Attempt) -> None:
         sink = self.dead_letter_urls.get(trigger.name)
         if sink is None:
-            log.error("trigger %s event %s: no dead-letter sink; event dropped", trigger.name,
-                      event.get_id())
+            log.error("trigger %s event %s (%s): no dead-letter sink; event dropped",
+                      trigger.name, event.get_id(), event.get_type())
             return
         attributes = {**event.get_attributes(), "knativeerrorcode": str(failed.status),
                       "knativeerrordest": url}
@@ -148,8 +184,8 @@ class Dispatcher:
             if self._post(sink, letter, trigger.delivery.timeout).ok:
                 return
             time.sleep(trigger.delivery.backoff_delay)
-        log.error("trigger %s event %s: dead-letter sink %s failed too; event dropped",
-                  trigger.name, event.get_id(), sink)
+        log.error("trigger %s event %s (%s): dead-letter sink %s failed too; event dropped",
+                  trigger.name, event.get_id(), event.get_type(), sink)
 
     def _post(self, url: str, event: events.BaseCloudEvent, timeout: float) -> Attempt:
         headers, body = events.to_http(event)
@@ -164,7 +200,10 @@ class Dispatcher:
             except InvalidEvent:  # Knative answers such a reply with 502 and retries
                 return Attempt(502, response.data)
             return Attempt(response.status, response.data, reply)
-        return Attempt(response.status, response.data)
+        retry_after = 0.0
+        if response.status in (429, 503):
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+        return Attempt(response.status, response.data, retry_after=retry_after)
 
     def _trim(self) -> None:
         """Drop entries every Trigger has finished with; never an unacknowledged one."""
@@ -182,6 +221,20 @@ class Dispatcher:
                 self.client.xtrim(STREAM_KEY, minid=f"{floor[0]}-{floor[1]}", approximate=False)
         except redis.RedisError as exc:
             log.warning("trimming the stream failed: %s", exc)
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; 0 if absent or bad."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _text(value: bytes | str) -> str:

@@ -39,6 +39,8 @@ class Delivery:
     backoff_delay: float = 0.2
     timeout: float = DEFAULT_TIMEOUT
     dead_letter_sink: Destination | None = None
+    # Knative honours a subscriber's Retry-After only when retryAfterMax is set, up to it.
+    retry_after_max: float = 0.0
 
     def backoff(self, retry_number: int) -> float:
         """Seconds to wait before the given retry (1 = first retry)."""
@@ -145,6 +147,7 @@ def _delivery(spec: Mapping[str, Any] | None, default: Delivery) -> Delivery:
         backoff_delay=parse_duration(spec["backoffDelay"]) if "backoffDelay" in spec else 0.2,
         timeout=parse_duration(spec["timeout"]) if "timeout" in spec else DEFAULT_TIMEOUT,
         dead_letter_sink=_destination(sink) if sink else None,
+        retry_after_max=parse_duration(spec["retryAfterMax"]) if "retryAfterMax" in spec else 0.0,
     )
 
 
