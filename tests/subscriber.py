@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,15 @@ class Subscriber:
     reply: events.CloudEvent | None = None
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    first_delay: float = 0.0  # seconds to stall the first answer (a slow subscriber)
+    times: list[float] = field(default_factory=list)  # when each request arrived
     received: list[events.BaseCloudEvent] = field(default_factory=list)
     url: str = ""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.times.append(time.monotonic())
+        if len(self.times) == 1:
+            time.sleep(self.first_delay)
         request = Request(environ)
         self.received.append(events.from_http(dict(request.headers), request.get_data()))
         status = self.statuses[min(len(self.received), len(self.statuses)) - 1]

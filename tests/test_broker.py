@@ -15,7 +15,6 @@ import redis
 import yaml
 from stackutil import poll
 from subscriber import Subscriber
-from werkzeug.wrappers import Response
 
 from thumbnails import events
 from thumbnails.broker import CONSUMER, STREAM_KEY, group_name
@@ -519,32 +518,29 @@ def test_2xx_without_body_is_success(
 def test_timeout_is_retried(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
-    calls: list[float] = []
-
-    class SlowFirst(Subscriber):
-        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-            calls.append(time.monotonic())
-            if len(calls) == 1:
-                time.sleep(1.0)  # the subscriber's behaviour, not a wait for state
-            return super().__call__(environ, start_response)
-
-    sub, dead = serve(SlowFirst()), serve(Subscriber())
+    sub, dead = serve(Subscriber(first_delay=1.0)), serve(Subscriber())
     run = dead_lettered(tmp_path, dispatch, sub, dead, timeout="PT0.2S")
     publish(redis_client, event("a"), run.triggers)
-    poll(lambda: len(calls) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    poll(lambda: len(sub.times) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
     assert dead.received == []
-    assert calls[1] - calls[0] < 0.9  # the first attempt was abandoned at its timeout
+    assert sub.times[1] - sub.times[0] < 0.9  # the first attempt was abandoned at its timeout
 
 
-def test_reply_is_republished(
-    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
-) -> None:
+def replying_pair(tmp_path: Path, serve: Serve, dispatch: Dispatch
+                  ) -> tuple[events.CloudEvent, Subscriber, Subscriber, Running]:
+    """Trigger "first" (type a) answers with a "result" reply; Trigger "second" takes it."""
     reply = events.new_event("result", "/replier", {"answer": 42})
     first, second = serve(Subscriber(reply=reply)), serve(Subscriber())
     manifests = write_manifests(tmp_path,
                                 trigger_doc("first", "one", type_="a", delivery=FAST),
                                 trigger_doc("second", "two", type_="result", delivery=FAST))
-    run = dispatch(manifests, {"one": first, "two": second})
+    return reply, first, second, dispatch(manifests, {"one": first, "two": second})
+
+
+def test_reply_is_republished(
+    tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
+) -> None:
+    reply, first, second, run = replying_pair(tmp_path, serve, dispatch)
     publish(redis_client, event("a"), run.triggers)
     (got,) = poll(lambda: second.received or None, timeout=10)
     assert (got.get_id(), got.get_type(), got.get_source()) == (
@@ -654,32 +650,24 @@ def test_trim_keeps_entries_a_trigger_has_not_read(
 def test_retry_after_is_honoured(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
-    times: list[float] = []
-
-    class Throttling(Subscriber):
-        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-            times.append(time.monotonic())
-            if len(times) == 1:
-                return Response(b"", 429, {"Retry-After": "1"})(environ, start_response)
-            return super().__call__(environ, start_response)
-
-    sub, dead = serve(Throttling()), serve(Subscriber())
+    sub = serve(Subscriber([429, 200], headers={"Retry-After": "1"}))
+    dead = serve(Subscriber())
     run = dead_lettered(tmp_path, dispatch, sub, dead, retryAfterMax="PT5S")  # backoff 10 ms
     publish(redis_client, event("a"), run.triggers)
-    poll(lambda: len(times) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
-    assert times[1] - times[0] >= 0.9  # the subscriber's 1 s, not the 10 ms backoff
+    poll(lambda: len(sub.times) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert sub.times[1] - sub.times[0] >= 0.9  # the subscriber's 1 s, not the 10 ms backoff
     assert dead.received == []
 
 
 def test_retry_after_is_ignored_without_retry_after_max(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
-    sub = serve(Subscriber([429, 200]))
-    sub.headers = {"Retry-After": "30"}
+    sub = serve(Subscriber([429, 200], headers={"Retry-After": "30"}))
     dead = serve(Subscriber())
     run = dead_lettered(tmp_path, dispatch, sub, dead)
     publish(redis_client, event("a"), run.triggers)
     poll(lambda: len(sub.received) == 2 and pending(redis_client, "t") == 0 or None, timeout=10)
+    assert sub.times[1] - sub.times[0] < 5  # the backoff's 10 ms, not the asked-for 30 s
 
 
 def test_failed_handling_stays_pending_and_is_reclaimed(
@@ -698,12 +686,7 @@ def test_failed_handling_stays_pending_and_is_reclaimed(
         return real_publish(*args)
 
     monkeypatch.setattr(module, "publish", flaky_publish)
-    reply = events.new_event("result", "/replier", {"answer": 42})
-    first, second = serve(Subscriber(reply=reply)), serve(Subscriber())
-    manifests = write_manifests(tmp_path,
-                                trigger_doc("first", "one", type_="a", delivery=FAST),
-                                trigger_doc("second", "two", type_="result", delivery=FAST))
-    run = dispatch(manifests, {"one": first, "two": second})
+    reply, first, second, run = replying_pair(tmp_path, serve, dispatch)
     real_publish(redis_client, event("a"), run.triggers)
     (got,) = poll(lambda: second.received or None, timeout=10)
     assert got.get_id() == reply.get_id()
