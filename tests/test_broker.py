@@ -367,6 +367,11 @@ def dispatch(redis_client: redis.Redis) -> Iterator[Dispatch]:
         handle.halt()
 
 
+def one_trigger(tmp_path: Path) -> Path:
+    """Manifests with one Trigger "t": type "a" to Service "sub", fast delivery."""
+    return write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST))
+
+
 def dead_lettered(tmp_path: Path, dispatch: Dispatch, sub: Subscriber,
                   dead: Subscriber, **delivery: Any) -> Running:
     doc = trigger_doc("t", "sub", type_="a", delivery={**FAST, **delivery}, dead_letter="dead")
@@ -377,8 +382,7 @@ def test_delivered_once_with_same_event(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    run = dispatch(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST)),
-                   {"sub": sub})
+    run = dispatch(one_trigger(tmp_path), {"sub": sub})
     sent = events.new_event("a", "/test", {"job": 1}, subject="jobs/1")
     assert publish(redis_client, sent, run.triggers)
     (got,) = poll(lambda: sub.received or None, timeout=10)
@@ -393,8 +397,7 @@ def test_many_events_each_delivered_once(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    run = dispatch(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST)),
-                   {"sub": sub})
+    run = dispatch(one_trigger(tmp_path), {"sub": sub})
     sent = [event("a", n=n) for n in range(12)]
     for e in sent:
         publish(redis_client, e, run.triggers)
@@ -488,8 +491,7 @@ def test_no_dead_letter_sink_drops_and_acks(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber([500]))
-    run = dispatch(write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST)),
-                   {"sub": sub})
+    run = dispatch(one_trigger(tmp_path), {"sub": sub})
     publish(redis_client, event("a"), run.triggers)
     poll(lambda: len(sub.received) == 3 and pending(redis_client, "t") == 0 or None, timeout=10)
 
@@ -555,7 +557,7 @@ def test_published_without_dispatcher_is_delivered_later(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    manifests = write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST))
+    manifests = one_trigger(tmp_path)
     ensure_groups(redis_client, ["t"])
     early = event("a")
     assert publish(redis_client, early, load(manifests))  # no dispatcher running yet
@@ -569,7 +571,7 @@ def test_unacked_entry_is_redelivered_by_next_dispatcher(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch
 ) -> None:
     sub = serve(Subscriber())
-    manifests = write_manifests(tmp_path, trigger_doc("t", "sub", type_="a", delivery=FAST))
+    manifests = one_trigger(tmp_path)
     triggers = load(manifests)
     ensure_groups(redis_client, ["t"])
     crashed, fresh = event("a"), event("a")

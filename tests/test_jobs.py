@@ -84,8 +84,8 @@ def test_missing_job(store: JobStore) -> None:
 def test_outbox_hands_each_event_to_one_sender(store: JobStore) -> None:
     job = new_job(store)
     assert store.outbox_depth() == 1
-    assert store.outbox_due(retry_after=60) == [(job.job_id, b'{"event": 1}')]
-    assert store.outbox_due(retry_after=60) == []  # pushed out: no second sender takes it
+    assert store.outbox_due(retry_after=60, batch=10) == [(job.job_id, b'{"event": 1}')]
+    assert store.outbox_due(retry_after=60, batch=10) == []  # pushed out: no second sender takes it
     store.outbox_ack(job.job_id)
     assert store.outbox_depth() == 0
 
@@ -93,7 +93,7 @@ def test_outbox_hands_each_event_to_one_sender(store: JobStore) -> None:
 def test_claim_clears_the_outbox(store: JobStore) -> None:
     job = new_job(store)
     store.claim(job.job_id, "t", 30, 5)
-    assert store.outbox_depth() == 0 and store.outbox_due(retry_after=0) == []
+    assert store.outbox_depth() == 0 and store.outbox_due(retry_after=0, batch=10) == []
 
 
 def test_create_if_absent(store: JobStore) -> None:

@@ -87,18 +87,7 @@ class Job:
 
     def to_redis(self) -> dict[str, str]:
         """The hash fields to write; None values are left out."""
-        out: dict[str, str] = {}
-        for name, value in asdict(self).items():
-            if value is None:
-                continue
-            if isinstance(value, dict):
-                out[name] = json.dumps(value, sort_keys=True)
-            elif isinstance(value, Enum):
-                out[name] = value.value
-            else:
-                out[name] = str(value)
-        out["status"] = self.status.value
-        return out
+        return dict(_pairs(asdict(self)))
 
     @classmethod
     def from_redis(cls, raw: dict[bytes, bytes]) -> Job:
@@ -263,12 +252,12 @@ class JobStore:
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
         """Move a job this worker holds to a terminal status; False if the lease was lost."""
         return bool(self._finish(keys=[job_key(job_id)], args=[token, status.value,
-                                                                *_pairs(values)]))
+                                                                *_flat(values)]))
 
     @redis_errors
     def fail_unfinished(self, job_id: str, **values: Any) -> bool:
         """Fail a job whoever holds it, unless it already finished; True if it changed."""
-        return bool(self._fail_unfinished(keys=[job_key(job_id)], args=_pairs(values)))
+        return bool(self._fail_unfinished(keys=[job_key(job_id)], args=_flat(values)))
 
     @redis_errors
     def release(self, job_id: str, token: str) -> None:
@@ -291,7 +280,7 @@ class JobStore:
         return jobs, (page[-1] if more else "")
 
     @redis_errors
-    def outbox_due(self, retry_after: float, batch: int = 50) -> list[tuple[str, bytes]]:
+    def outbox_due(self, retry_after: float, batch: int) -> list[tuple[str, bytes]]:
         """Outbox events due now; each is pushed retry_after seconds out until acknowledged."""
         now = time.time()
         flat = self._outbox_due(keys=[OUTBOX_KEY, OUTBOX_DUE_KEY],
@@ -317,11 +306,19 @@ class JobStore:
         self.redis.ping()
 
 
-def _pairs(values: dict[str, Any]) -> list[str]:
-    return [str(x) for item in _flatten(values) for x in item]
-
-
-def _flatten(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, text) for each value that is set, as a job hash stores it."""
     for name, value in values.items():
-        if value is not None:
-            yield name, (repr(value) if isinstance(value, float) else str(value))
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            yield name, json.dumps(value, sort_keys=True)
+        elif isinstance(value, Enum):
+            yield name, value.value
+        else:
+            yield name, str(value)
+
+
+def _flat(values: dict[str, Any]) -> list[str]:
+    """Field/value pairs as one list of script arguments."""
+    return [text for pair in _pairs(values) for text in pair]

@@ -14,6 +14,7 @@ from .errors import ThumbnailsError
 from .jobs import JobStore
 
 log = logging.getLogger(__name__)
+BATCH = 50  # outbox entries taken per round trip to Redis
 
 
 class OutboxSender:
@@ -31,10 +32,10 @@ class OutboxSender:
         """Send every event that is due now; return how many the broker accepted."""
         accepted = 0
         while True:
-            due = self.jobs.outbox_due(self.retry_after)
+            due = self.jobs.outbox_due(self.retry_after, BATCH)
             for job_id, body in due:
                 accepted += self.send(job_id, body)
-            if len(due) < 50:
+            if len(due) < BATCH:
                 return accepted
 
     def send(self, job_id: str, body: bytes) -> int:

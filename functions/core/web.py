@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
-from .errors import DependencyUnavailable, ThumbnailsError
+from .errors import DependencyUnavailable, PayloadTooLarge, ThumbnailsError
 from .services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _handle_domain(exc: ThumbnailsError) -> Response:
 
 
 def _handle_http(exc: HTTPException) -> Response:
-    code = "too_large" if exc.code == 413 else _snake(exc.name)
+    code = PayloadTooLarge.code if exc.code == 413 else _snake(exc.name)
     return json_error(exc.code or 500, code, exc.description or exc.name)
 
 
