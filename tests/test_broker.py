@@ -135,6 +135,16 @@ def test_other_brokers_triggers_are_ignored(tmp_path: Path) -> None:
     assert [t.name for t in load(manifests, broker="other")] == ["theirs"]
 
 
+def test_triggers_naming_services_with_no_local_url_are_left_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    manifests = write_manifests(
+        tmp_path, trigger_doc("here", "s"), trigger_doc("display", "event-display"),
+        trigger_doc("dead-letter-elsewhere", "s", delivery=BROKER_DELIVERY, dead_letter="gone"))
+    assert [t.name for t in load(manifests, reachable={"s": "http://127.0.0.1:9"})] == ["here"]
+    assert "event-display" in caplog.text and "gone" in caplog.text
+    assert len(load(manifests)) == 3  # without a map of local URLs, nothing is left out
+
+
 @pytest.mark.parametrize(
     ("filters", "matching", "other"),
     [
@@ -268,7 +278,8 @@ def test_parse_subscribers() -> None:
 @pytest.fixture
 def ingress(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Any:
     manifests = write_manifests(tmp_path, trigger_doc("t", "s", type_=events.IMAGE_UPLOADED))
-    app = create_app(Config(redis_url=redis_url, knative_dir=manifests), client=redis_client)
+    app = create_app(Config(redis_url=redis_url, knative_dir=manifests,
+                            broker_subscribers="s=http://127.0.0.1:9"), client=redis_client)
     return app.test_client()
 
 

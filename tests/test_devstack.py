@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from images import kinds
+from servers import free_port
 from stackutil import free_port_block, poll, submit, wait_terminal
 
 from thumbnails.devstack import PARTS, PID_FILE
@@ -85,3 +87,30 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port + 2} for resize is in use" in result.stderr
     assert not (tmp_path / PID_FILE).exists()
+
+
+def test_serve_runs_one_function_on_port_and_stops_on_sigterm(
+        redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    """A container's entry point: gunicorn in this very process, on $PORT, SIGTERM ends it."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "REDIS_URL": redis_url, "DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen([THUMBNAILS, "serve", "status", "--host", "127.0.0.1",
+                                "--workers", "1", "--threads", "2"], env=env,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        def answered() -> requests.Response | None:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+            except requests.ConnectionError:
+                assert process.poll() is None, "serve exited early"
+                return None
+
+        assert poll(answered).json() == {"status": "ready"}
+        assert requests.get(f"http://127.0.0.1:{port}/jobs", timeout=5).json() == []
+        # exec, not a child: the pid Knative signals is gunicorn's master itself.
+        assert "gunicorn" in Path(f"/proc/{process.pid}/cmdline").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Shutting down" in stderr

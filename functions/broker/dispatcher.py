@@ -250,9 +250,9 @@ def main() -> int:
     """`python -m thumbnails.broker.dispatcher`: run until SIGTERM or SIGINT."""
     config = Config.from_env()
     configure_logging(config.log_level)
-    triggers = load(config.knative_dir)
-    dispatcher = Dispatcher(redis_client(config), triggers,
-                            parse_subscribers(config.broker_subscribers),
+    subscribers = parse_subscribers(config.broker_subscribers)
+    triggers = load(config.knative_dir, reachable=subscribers)
+    dispatcher = Dispatcher(redis_client(config), triggers, subscribers,
                             config.broker_concurrency)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

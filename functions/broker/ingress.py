@@ -14,7 +14,7 @@ from thumbnails.services import redis_client
 from thumbnails.web import bare_app, freeze_heap
 
 from . import STREAM_KEY, group_name
-from .triggers import Trigger, attributes_of, load
+from .triggers import Trigger, attributes_of, load, parse_subscribers
 
 
 @redis_errors
@@ -46,7 +46,7 @@ def create_app(config: Config | None = None, *, client: redis.Redis | None = Non
     config = config or Config.from_env()
     client = client or redis_client(config)
     app = bare_app(__name__, config)
-    triggers = load(config.knative_dir)
+    triggers = load(config.knative_dir, reachable=parse_subscribers(config.broker_subscribers))
     ensure_groups(client, [t.name for t in triggers])
 
     def accept(**_: str) -> Any:

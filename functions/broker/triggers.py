@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import yaml
 from cloudevents.core.base import BaseCloudEvent
 
+log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 60.0
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
@@ -82,8 +84,13 @@ def parse_duration(text: str) -> float:
     return parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
 
 
-def load(directory: Path, broker: str = "default") -> list[Trigger]:
-    """Every Trigger on `broker` in the directory's manifests, with Broker defaults applied."""
+def load(directory: Path, broker: str = "default",
+         reachable: Mapping[str, str] | None = None) -> list[Trigger]:
+    """Every Trigger on `broker` in the directory's manifests, with Broker defaults applied.
+
+    With `reachable` (Service name -> local URL), a Trigger that names a Service with no
+    local URL is left out with a warning: Knative too delivers nothing to a Trigger whose
+    subscriber does not resolve (the example integration's event-display, say)."""
     documents = [doc for path in sorted(directory.glob("*.y*ml"))
                  if path.name != "kustomization.yaml"
                  for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
@@ -106,7 +113,19 @@ def load(directory: Path, broker: str = "default") -> list[Trigger]:
                         ((spec.get("filter") or {}).get("attributes") or {}).items()},
             filters=tuple(_checked(spec.get("filters") or [])),
         ))
-    return triggers
+    if reachable is None:
+        return triggers
+    return [t for t in triggers if _reachable(t, reachable)]
+
+
+def _reachable(trigger: Trigger, reachable: Mapping[str, str]) -> bool:
+    services = [d.service for d in (trigger.subscriber, trigger.delivery.dead_letter_sink)
+                if d is not None and d.service]
+    missing = [s for s in services if s not in reachable]
+    if missing:
+        log.warning("trigger %s left out: no local URL for Service %s (BROKER_SUBSCRIBERS "
+                    "has %s)", trigger.name, ", ".join(missing), sorted(reachable))
+    return not missing
 
 
 def parse_subscribers(text: str) -> dict[str, str]:

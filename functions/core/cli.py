@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .config import Config, ConfigError
+from .serving import FUNCTIONS, MALLOC_TUNING, gunicorn_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,12 +22,23 @@ def main(argv: list[str] | None = None) -> int:
                      help="where Redis data and stored images live (default ./data)")
     dev.add_argument("--workers", type=int, default=2,
                      help="gunicorn workers for resize; the other functions get half (default 2)")
+    serve = sub.add_parser("serve", help="serve one function under gunicorn (a container's "
+                                          "entry point; listens on $PORT, default 8080)")
+    serve.add_argument("function", choices=FUNCTIONS)
+    serve.add_argument("--host", default="0.0.0.0",
+                       help="address to listen on (default all: a container's)")
+    serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.add_argument("--timeout", type=int, default=300,
+                       help="seconds a request may take before its worker is restarted")
     args = parser.parse_args(argv)
     try:
         config = Config.from_env()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        return _serve(args, config)
     from .devstack import run
 
     try:
@@ -33,6 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"thumbnails dev: {exc}", file=sys.stderr)
         return 1
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    """Replace this process with gunicorn, so that it gets Knative's signals directly."""
+    # Knative tells the container its port in PORT (a reserved name: never in Config).
+    port = os.environ.get("PORT", "8080")
+    command = gunicorn_command(args.function, f"{args.host}:{port}", args.workers, args.threads,
+                               timeout=args.timeout,
+                               access_log=config.log_level.upper() == "DEBUG")
+    os.execve(command[0], command, {**MALLOC_TUNING, **os.environ})
+    return 0  # not reached
 
 
 if __name__ == "__main__":

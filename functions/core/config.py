@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+_HEX = "0123456789abcdef"
+
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed."""
@@ -40,6 +42,8 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "MAX_DIMENSION": ("max_dimension", int),
     "DEBUG_ENDPOINT": ("debug_endpoint", _bool),
     "EVENT_SOURCE": ("event_source", str),
+    "EVENT_TYPE_PREFIX": ("event_type_prefix", str),
+    "API_KEY_HASHES": ("api_key_hashes", str),
     "LEASE_SECONDS": ("lease_seconds", float),
     "MAX_ATTEMPTS": ("max_attempts", int),
     "OUTBOX_RETRY_SECONDS": ("outbox_retry_seconds", float),
@@ -72,6 +76,8 @@ class Config:
     max_dimension: int = 1024
     debug_endpoint: bool = False
     event_source: str = "/knative-thumbnails/upload"
+    event_type_prefix: str = ""  # "" = thumbnails.events.TYPE_PREFIX
+    api_key_hashes: str = ""  # comma-separated SHA-256 hex digests of API keys; "" = open
     lease_seconds: float = 60.0
     max_attempts: int = 5
     outbox_retry_seconds: float = 10.0
@@ -111,6 +117,20 @@ class Config:
                      "MAX_ATTEMPTS"):
             if getattr(self, ENVIRONMENT[name][0]) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):
+            raise ConfigError("API_KEY_HASHES must be comma-separated SHA-256 hex digests")
+        if self.event_type_prefix:
+            from .events import EventTypes  # the SDK's import only when it is needed
+
+            try:
+                EventTypes(self.event_type_prefix)
+            except ValueError as exc:
+                raise ConfigError(f"EVENT_TYPE_PREFIX: {exc}") from exc
+
+    @property
+    def api_keys(self) -> frozenset[str]:
+        """The SHA-256 hex digests of the accepted API keys (empty: no key needed)."""
+        return frozenset(h.strip().lower() for h in self.api_key_hashes.split(",") if h.strip())
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces this configuration (for child processes)."""

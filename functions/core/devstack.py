@@ -15,17 +15,11 @@ import requests
 
 from .config import Config
 from .localredis import start_valkey
+from .serving import APPS, MALLOC_TUNING, gunicorn_command
 
 # The parts in the order their ports are handed out (--port, --port + 1, ...).
 PARTS = ("upload", "status", "resize", "broker", "redis")
-APPS = {
-    "upload": "thumbnails.upload:create_app()",
-    "status": "thumbnails.status:create_app()",
-    "resize": "thumbnails.resize:create_app()",
-    "broker": "thumbnails.broker.ingress:create_app()",
-}
 PID_FILE = "dev.pids"
-MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
 @dataclass
@@ -109,16 +103,10 @@ def _gunicorn(part: str, port: int, workers: int,
               env: dict[str, str]) -> subprocess.Popen[bytes]:
     # resize is CPU-bound: one request per process, as containerConcurrency does in a
     # cluster; the others mostly wait on I/O and serve several requests per process.
-    worker_class = ["gthread", "--threads", "1" if part == "resize" else "4"]
-    args = [
-        sys.executable, "-m", "gunicorn", APPS[part],
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers if part == "resize" else max(1, workers // 2)),
-        "--worker-class", *worker_class,
-        "--timeout", "60", "--graceful-timeout", "20", "--no-control-socket",
-    ]
-    if env.get("LOG_LEVEL", "").upper() == "DEBUG":
-        args += ["--access-logfile", "-"]
+    resize = part == "resize"
+    args = gunicorn_command(part, f"127.0.0.1:{port}",
+                            workers if resize else max(1, workers // 2), 1 if resize else 4,
+                            access_log=env.get("LOG_LEVEL", "").upper() == "DEBUG")
     return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -15,18 +17,51 @@ from cloudevents.core.v1.event import CloudEvent
 
 from .errors import InvalidEvent
 
-TYPE_PREFIX = "dev.knative-thumbnails"
-IMAGE_UPLOADED = f"{TYPE_PREFIX}.image.uploaded"
-THUMBNAIL_GENERATED = f"{TYPE_PREFIX}.thumbnail.generated"
-THUMBNAIL_FAILED = f"{TYPE_PREFIX}.thumbnail.failed"
-EVENT_TYPES = (IMAGE_UPLOADED, THUMBNAIL_GENERATED, THUMBNAIL_FAILED)
+TYPE_PREFIX = "dev.knative-thumbnails"  # the default; EVENT_TYPE_PREFIX changes it
+_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class EventTypes:
+    """The three event types under one reverse-DNS prefix."""
+
+    prefix: str = TYPE_PREFIX
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise ValueError(f"event type prefix must be reverse-DNS, like {TYPE_PREFIX!r}: "
+                             f"{self.prefix!r}")
+
+    @property
+    def image_uploaded(self) -> str:
+        return f"{self.prefix}.image.uploaded"
+
+    @property
+    def thumbnail_generated(self) -> str:
+        return f"{self.prefix}.thumbnail.generated"
+
+    @property
+    def thumbnail_failed(self) -> str:
+        return f"{self.prefix}.thumbnail.failed"
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return self.image_uploaded, self.thumbnail_generated, self.thumbnail_failed
+
+
+DEFAULT_TYPES = EventTypes()
+IMAGE_UPLOADED = DEFAULT_TYPES.image_uploaded
+THUMBNAIL_GENERATED = DEFAULT_TYPES.thumbnail_generated
+THUMBNAIL_FAILED = DEFAULT_TYPES.thumbnail_failed
+EVENT_TYPES = DEFAULT_TYPES.all
 
 RESIZE_SOURCE = "/knative-thumbnails/resize"
 JSON = "application/json"
 _FORMAT = JSONFormat()
 
 __all__ = [
-    "CloudEvent", "EVENT_TYPES", "IMAGE_UPLOADED", "THUMBNAIL_FAILED", "THUMBNAIL_GENERATED",
+    "CloudEvent", "DEFAULT_TYPES", "EVENT_TYPES", "EventTypes", "IMAGE_UPLOADED",
+    "THUMBNAIL_FAILED", "THUMBNAIL_GENERATED",
     "new_event", "to_http", "from_http", "to_json", "from_json", "reply_id",
 ]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from .config import Config, ConfigError
+from .events import TYPE_PREFIX, EventTypes
 from .imaging import Limits
 from .jobs import JobStore
 from .storage import ObjectStore, open_store
@@ -24,6 +25,11 @@ class Services:
     def limits(self) -> Limits:
         """Image limits from the configuration."""
         return Limits(max_pixels=self.config.max_pixels, max_frames=self.config.max_frames)
+
+    @property
+    def event_types(self) -> EventTypes:
+        """The event types under the configured prefix."""
+        return EventTypes(self.config.event_type_prefix or TYPE_PREFIX)
 
 
 def redis_client(config: Config) -> redis.Redis:

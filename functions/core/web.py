@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import logging
 import sys
+from collections.abc import Collection
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
-from .errors import DependencyUnavailable, PayloadTooLarge, ThumbnailsError
+from .errors import DependencyUnavailable, PayloadTooLarge, ThumbnailsError, Unauthorized
 from .services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,31 @@ def make_app(name: str, config: Config | None, services: Services | None) -> Fla
     app.extensions["services"] = services or build_services(config)
     app.register_blueprint(readiness)
     return app
+
+
+OPEN_PATHS = ("/health", "/ready")
+
+
+def require_api_key(app: Flask, digests: Collection[str], open_paths: Collection[str] = OPEN_PATHS,
+                    ) -> None:
+    """Answer 401 unless the request carries a key whose SHA-256 is one of `digests`
+    (X-API-Key or Authorization: Bearer); nothing is checked when there are none."""
+    if not digests:
+        return
+
+    @app.before_request
+    def _check_api_key() -> None:
+        if request.path in open_paths:
+            return
+        supplied = request.headers.get("X-API-Key", "")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not supplied and scheme.lower() == "bearer":
+            supplied = token.strip()
+        digest = hashlib.sha256(supplied.encode()).hexdigest()
+        # Compare with every digest, so the time taken says nothing about which one is close.
+        matched = [hmac.compare_digest(digest, known) for known in digests]
+        if not supplied or not any(matched):
+            raise Unauthorized("a valid API key is required (X-API-Key or Authorization: Bearer)")
 
 
 def freeze_heap() -> None:

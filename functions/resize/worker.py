@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent:
     """Do the work an image.uploaded event asks for (at most once per job); return the reply."""
-    if event.get_type() != events.IMAGE_UPLOADED:
-        raise InvalidEvent(f"resize takes {events.IMAGE_UPLOADED}, not {event.get_type()}")
+    uploaded = services.event_types.image_uploaded
+    if event.get_type() != uploaded:
+        raise InvalidEvent(f"resize takes {uploaded}, not {event.get_type()}")
     data = events.data_of(event)
     job_id = _job_id(event, data)
     token = uuid.uuid4().hex
@@ -145,14 +146,14 @@ def reply_event(services: Services, job: Job) -> BaseCloudEvent:
     links = job_links(services.config.status_base_url, job.job_id)
     data: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "links": links}
     if job.status is JobStatus.SUCCEEDED:
-        event_type = events.THUMBNAIL_GENERATED
+        event_type = services.event_types.thumbnail_generated
         data["thumbnail"] = {
             "bucket": job.bucket, "key": job.thumbnail_key, "content_type": job.content_type,
             "width": job.thumbnail_width, "height": job.thumbnail_height,
             "size": job.thumbnail_bytes,
         }
     else:
-        event_type = events.THUMBNAIL_FAILED
+        event_type = services.event_types.thumbnail_failed
         data["error"] = {"code": job.error_code, "message": job.error_message}
     return events.new_event(event_type, events.RESIZE_SOURCE, data,
                             event_id=events.reply_id(job.job_id, event_type), subject=job.job_id)

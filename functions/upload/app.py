@@ -13,7 +13,7 @@ from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
 from thumbnails.outbox import OutboxSender, OutboxThread
 from thumbnails.services import Services
-from thumbnails.web import freeze_heap, make_app, services_of
+from thumbnails.web import OPEN_PATHS, freeze_heap, make_app, require_api_key, services_of
 
 from . import multipart
 from .submit import submit
@@ -76,6 +76,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.register_blueprint(bp)
     services = app.extensions["services"]
     config = services.config
+    # The sweep only re-sends what is due, and a PingSource has no key to send.
+    require_api_key(app, config.api_keys, open_paths=(*OPEN_PATHS, "/outbox/sweep"))
     if config.sink_url:
         sender = OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
                               config.dependency_timeout_seconds)

@@ -42,7 +42,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str]) -> tuple[Jo
         event_id=str(uuid.uuid4()),
     )
     services.store.put(key, data, info.mime)
-    event_json = events.to_json(uploaded_event(job, info.mime))
+    event_json = events.to_json(uploaded_event(job, info.mime, services.event_types))
     try:
         # The outbox sweep leaves the event to this process's sender for a while.
         services.jobs.create(job, event_json,
@@ -56,10 +56,10 @@ def submit(services: Services, data: bytes, form: Mapping[str, str]) -> tuple[Jo
     return job, event_json
 
 
-def uploaded_event(job: Job, content_type: str) -> events.CloudEvent:
+def uploaded_event(job: Job, content_type: str, types: events.EventTypes) -> events.CloudEvent:
     """The image.uploaded event for a new job: a reference to the original, never its bytes."""
     return events.new_event(
-        events.IMAGE_UPLOADED,
+        types.image_uploaded,
         job.event_source,
         {
             "job_id": job.job_id,

@@ -1,0 +1,32 @@
+"""How a function runs under gunicorn: the one place for its app factory and server flags,
+used by `thumbnails serve` (a container's entry point) and by `thumbnails dev`."""
+
+from __future__ import annotations
+
+import sys
+
+APPS = {
+    "upload": "thumbnails.upload:create_app()",
+    "status": "thumbnails.status:create_app()",
+    "resize": "thumbnails.resize:create_app()",
+    "broker": "thumbnails.broker.ingress:create_app()",
+}
+FUNCTIONS = ("upload", "status", "resize")  # what a container serves; the broker is local only
+# glibc malloc: keep big image buffers in the heap instead of mapping and unmapping them on
+# every request (each fresh mapping costs page faults).
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
+
+
+def gunicorn_command(part: str, bind: str, workers: int, threads: int,
+                     timeout: int = 60, access_log: bool = False) -> list[str]:
+    """The gunicorn command line for one part: gthread workers, no control socket."""
+    args = [
+        sys.executable, "-m", "gunicorn", APPS[part],
+        "--bind", bind,
+        "--workers", str(workers),
+        "--worker-class", "gthread", "--threads", str(threads),
+        "--timeout", str(timeout), "--graceful-timeout", "20", "--no-control-socket",
+    ]
+    if access_log:
+        args += ["--access-logfile", "-"]
+    return args

@@ -1,0 +1,102 @@
+"""Settings a deployment changes: API keys on upload and status, and the event type prefix
+(Flask test clients on a real Valkey and a filesystem store)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from images import kinds
+from werkzeug.test import TestResponse
+
+from thumbnails import events, resize, status, upload
+from thumbnails.config import Config, ConfigError
+from thumbnails.jobs import OUTBOX_KEY
+
+PNG = kinds()["png"][0]
+KEY = "s3cret-key"
+OTHER_KEY = "another-key"
+DIGESTS = ",".join(hashlib.sha256(k.encode()).hexdigest() for k in (KEY, OTHER_KEY))
+
+
+@pytest.fixture
+def keyed(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
+    return Config(redis_url=redis_url, data_dir=tmp_path, api_key_hashes=DIGESTS)
+
+
+def post_image(client: FlaskClient, **headers: str) -> TestResponse:
+    return client.post("/jobs", data={"file": (io.BytesIO(PNG), "a.png")}, headers=headers)
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""},
+                                     {"Authorization": "Bearer wrong"},
+                                     {"Authorization": f"Basic {KEY}"}],
+                         ids=["none", "wrong", "empty", "wrong-bearer", "not-bearer"])
+def test_missing_or_wrong_key_is_401_json(keyed: Config, headers: dict[str, str]) -> None:
+    answer = post_image(upload.create_app(keyed).test_client(), **headers)
+    assert answer.status_code == 401
+    assert answer.json["error"] == "unauthorized"
+    listing = status.create_app(keyed).test_client().get("/jobs", headers=headers)
+    assert listing.status_code == 401 and listing.json["error"] == "unauthorized"
+
+
+def test_either_key_works_in_either_header(keyed: Config) -> None:
+    client = upload.create_app(keyed).test_client()
+    first = post_image(client, **{"X-API-Key": KEY})
+    second = post_image(client, Authorization=f"Bearer {OTHER_KEY}")
+    assert first.status_code == second.status_code == 202
+    job_id = first.json["job_id"]
+    answer = status.create_app(keyed).test_client().get(f"/jobs/{job_id}",
+                                                        headers={"X-API-Key": KEY})
+    assert answer.status_code == 200 and answer.json["job_id"] == job_id
+
+
+def test_probes_and_the_outbox_sweep_need_no_key(keyed: Config) -> None:
+    up, st = upload.create_app(keyed).test_client(), status.create_app(keyed).test_client()
+    assert up.get("/health").status_code == st.get("/health").status_code == 200
+    assert up.get("/ready").status_code == st.get("/ready").status_code == 200
+    assert up.post("/outbox/sweep").status_code == 200
+
+
+def test_without_digests_nothing_is_checked(redis_url: str, redis_client: redis.Redis,
+                                            tmp_path: Path) -> None:
+    answer = post_image(upload.create_app(Config(redis_url=redis_url, data_dir=tmp_path))
+                        .test_client())
+    assert answer.status_code == 202
+
+
+@pytest.mark.parametrize("digests", ["abc", "g" * 64, hashlib.sha256(b"k").hexdigest() + ",x"])
+def test_malformed_digests_are_a_configuration_error(digests: str) -> None:
+    with pytest.raises(ConfigError, match="API_KEY_HASHES"):
+        Config.from_env({"API_KEY_HASHES": digests})
+
+
+def test_the_event_type_prefix_names_every_event(redis_url: str, redis_client: redis.Redis,
+                                                 tmp_path: Path) -> None:
+    config = Config(redis_url=redis_url, data_dir=tmp_path, event_type_prefix="com.example.thumbs")
+    types = events.EventTypes("com.example.thumbs")
+    assert types.all == ("com.example.thumbs.image.uploaded",
+                         "com.example.thumbs.thumbnail.generated",
+                         "com.example.thumbs.thumbnail.failed")
+    job_id = post_image(upload.create_app(config).test_client()).json["job_id"]
+    queued = events.from_json(redis_client.hget(OUTBOX_KEY, job_id))
+    assert queued.get_type() == types.image_uploaded
+
+    worker = resize.create_app(config).test_client()
+    default_typed = events.new_event(events.IMAGE_UPLOADED, "/t", {"job_id": job_id})
+    headers, body = events.to_http(default_typed)
+    assert worker.post("/", data=body, headers=headers).status_code == 400  # not ours
+    headers, body = events.to_http(queued)
+    answer = worker.post("/", data=body, headers=headers)
+    assert answer.status_code == 200
+    assert answer.headers["ce-type"] == types.thumbnail_generated
+
+
+@pytest.mark.parametrize("prefix", ["Upper.Case", "trailing.", "spaces in", ".leading"])
+def test_a_malformed_prefix_is_a_configuration_error(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="EVENT_TYPE_PREFIX"):
+        Config.from_env({"EVENT_TYPE_PREFIX": prefix})
