@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test lint bench clean
+.PHONY: help dev test lint bench manifests clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP) ## run every test (starts its own Valkey, S3 and functions)
 
 bench: $(STAMP) ## benchmark: raw Pillow rate vs the local stack
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+manifests: $(STAMP) ## regenerate knative/ from charts/thumbnails (a test checks they agree)
+	$(BIN)/python scripts/render_knative.py
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) data

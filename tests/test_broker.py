@@ -109,10 +109,9 @@ def settled(client: redis.Redis, trigger: str, entry_id: bytes) -> bool | None:
 
 def test_project_trigger_manifest() -> None:
     knative_dir = Config().knative_dir
-    (trigger,) = load(knative_dir)
-    raw = next(doc for path in knative_dir.glob("*.yaml")
-               for doc in yaml.safe_load_all(path.read_text())
-               if isinstance(doc, dict) and doc.get("kind") == "Trigger")
+    name = "resize-on-image-uploaded"
+    (trigger,) = [t for t in load(knative_dir) if t.name == name]
+    raw = yaml.safe_load((knative_dir / f"trigger-{name}.yaml").read_text())
     spec = raw["spec"]["delivery"]
     assert trigger.broker == "default"
     assert trigger.attributes == {"type": events.IMAGE_UPLOADED}

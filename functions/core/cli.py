@@ -54,7 +54,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     port = os.environ.get("PORT", "8080")
     command = gunicorn_command(args.function, f"{args.host}:{port}", args.workers, args.threads,
                                timeout=args.timeout,
-                               access_log=config.log_level.upper() == "DEBUG")
+                               access_log=config.log_level.upper() == "DEBUG",
+                               worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     os.execve(command[0], command, {**MALLOC_TUNING, **os.environ})
     return 0  # not reached
 

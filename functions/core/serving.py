@@ -18,7 +18,8 @@ MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD
 
 
 def gunicorn_command(part: str, bind: str, workers: int, threads: int,
-                     timeout: int = 60, access_log: bool = False) -> list[str]:
+                     timeout: int = 60, access_log: bool = False,
+                     worker_tmp_dir: str | None = None) -> list[str]:
     """The gunicorn command line for one part: gthread workers, no control socket."""
     args = [
         sys.executable, "-m", "gunicorn", APPS[part],
@@ -29,4 +30,6 @@ def gunicorn_command(part: str, bind: str, workers: int, threads: int,
     ]
     if access_log:
         args += ["--access-logfile", "-"]
+    if worker_tmp_dir:  # the workers' heartbeat files: in RAM, not on a container's disk
+        args += ["--worker-tmp-dir", worker_tmp_dir]
     return args
