@@ -100,7 +100,7 @@ def test_permanent_image_error_is_200_with_failed_reply(config: Config,
                                                         redis_client: redis.Redis) -> None:
     job = Job(job_id=str(uuid.uuid4()), created_at=time.time(), original_key="originals/x",
               bucket="thumbnails")
-    JobStore(redis_client).create(job)
+    JobStore(redis_client).create(job, b"{}", check_at=time.time() + 60)
     (config.data_dir / "thumbnails" / "originals").mkdir(parents=True)
     (config.data_dir / "thumbnails" / "originals" / "x").write_bytes(PNG[:60])
     status_code, body, headers = deliver(resize.create_app(config).test_client(), job.job_id)

@@ -100,3 +100,35 @@ def test_the_event_type_prefix_names_every_event(redis_url: str, redis_client: r
 def test_a_malformed_prefix_is_a_configuration_error(prefix: str) -> None:
     with pytest.raises(ConfigError, match="EVENT_TYPE_PREFIX"):
         Config.from_env({"EVENT_TYPE_PREFIX": prefix})
+
+
+def test_cors_only_for_configured_origins(redis_url: str, redis_client: redis.Redis,
+                                          tmp_path: Path) -> None:
+    config = Config(redis_url=redis_url, data_dir=tmp_path, api_key_hashes=DIGESTS,
+                    cors_origins="https://app.example, https://admin.example/")
+    for app in (upload.create_app(config), status.create_app(config)):
+        client = app.test_client()
+        preflight = client.options("/jobs", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key"})
+        assert preflight.status_code == 204  # no key needed for a preflight
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "X-API-Key" in preflight.headers["Access-Control-Allow-Headers"]
+        refused = client.options("/jobs", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "Access-Control-Allow-Origin" not in refused.headers
+        answer = client.get("/health", headers={"Origin": "https://admin.example"})
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://admin.example"
+        assert "Location" in answer.headers["Access-Control-Expose-Headers"]
+        assert "Origin" in answer.headers["Vary"]
+    listed = status.create_app(config).test_client().get(
+        "/jobs", headers={"Origin": "https://app.example", "X-API-Key": KEY})
+    assert listed.status_code == 200
+    assert listed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+def test_no_cors_headers_without_configured_origins(redis_url: str, redis_client: redis.Redis,
+                                                    tmp_path: Path) -> None:
+    client = status.create_app(Config(redis_url=redis_url, data_dir=tmp_path)).test_client()
+    answer = client.get("/jobs", headers={"Origin": "https://app.example"})
+    assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers

@@ -47,6 +47,10 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "LEASE_SECONDS": ("lease_seconds", float),
     "MAX_ATTEMPTS": ("max_attempts", int),
     "OUTBOX_RETRY_SECONDS": ("outbox_retry_seconds", float),
+    "REQUEUE_AFTER_SECONDS": ("requeue_after_seconds", float),
+    "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", float),
+    "ORPHAN_AFTER_SECONDS": ("orphan_after_seconds", float),
+    "CORS_ORIGINS": ("cors_origins", str),
     "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
     "LOG_LEVEL": ("log_level", str),
     "KNATIVE_DIR": ("knative_dir", Path),
@@ -81,6 +85,12 @@ class Config:
     lease_seconds: float = 60.0
     max_attempts: int = 5
     outbox_retry_seconds: float = 10.0
+    # The sweep: re-emit a job left queued (or with an expired lease) this long; fail a job
+    # not finished this long after its upload; delete an original that got no job record.
+    requeue_after_seconds: float = 120.0
+    job_deadline_seconds: float = 900.0
+    orphan_after_seconds: float = 900.0  # beyond any upload request's own time limit
+    cors_origins: str = ""  # comma-separated origins that may call upload and status
     dependency_timeout_seconds: float = 5.0
     log_level: str = "INFO"
     # Local broker only: where the Trigger manifests are, and Service name -> local URL.
@@ -117,6 +127,11 @@ class Config:
                      "MAX_ATTEMPTS"):
             if getattr(self, ENVIRONMENT[name][0]) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
+                     "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
+                     "DEPENDENCY_TIMEOUT_SECONDS"):
+            if getattr(self, ENVIRONMENT[name][0]) <= 0:
+                raise ConfigError(f"{name} must be more than 0")
         if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):
             raise ConfigError("API_KEY_HASHES must be comma-separated SHA-256 hex digests")
         if self.event_type_prefix:
@@ -126,6 +141,11 @@ class Config:
                 EventTypes(self.event_type_prefix)
             except ValueError as exc:
                 raise ConfigError(f"EVENT_TYPE_PREFIX: {exc}") from exc
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """Origins a browser may call upload and status from (CORS); empty: none."""
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def api_keys(self) -> frozenset[str]:

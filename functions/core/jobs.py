@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import time
@@ -25,11 +26,19 @@ PREFIX = "thumbnails"
 INDEX_KEY = f"{PREFIX}:jobs"  # sorted set, all scores 0, members "<created µs, 20 digits>:<job id>"
 OUTBOX_KEY = f"{PREFIX}:outbox"  # hash job id -> event JSON not yet accepted by the broker
 OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set job id -> when to (re)send
+WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the sweep looks again
+PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
+IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 
 
 def job_key(job_id: str) -> str:
     """Redis key of one job's hash."""
     return f"{PREFIX}:job:{job_id}"
+
+
+def idempotency_key(client_key: str) -> str:
+    """Redis key naming the job of a client's Idempotency-Key (hashed: any text is safe)."""
+    return f"{PREFIX}:idempotency:{hashlib.sha256(client_key.encode()).hexdigest()}"
 
 
 class JobStatus(StrEnum):
@@ -126,11 +135,14 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 
-# KEYS: job, outbox, outbox due. ARGV: job id, token, now, lease until, max attempts.
+# KEYS: job, outbox, outbox due, watch. ARGV: job id, token, now, lease until, max attempts.
 _CLAIM = """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', {}} end
-if s == 'succeeded' or s == 'failed' then return {'done', redis.call('HGETALL', KEYS[1])} end
+if s == 'succeeded' or s == 'failed' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return {'done', redis.call('HGETALL', KEYS[1])}
+end
 local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
 if s == 'processing' and lease_until > tonumber(ARGV[3]) then return {'busy', {}} end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -140,30 +152,99 @@ if attempts >= tonumber(ARGV[5]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'error_code', 'too_many_attempts',
     'error_message', 'gave up after ' .. attempts .. ' attempts', 'finished_at', ARGV[3],
     'lease_token', '', 'lease_until', '0')
+  redis.call('ZREM', KEYS[4], ARGV[1])
   return {'exhausted', redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'processing', 'lease_token', ARGV[2],
   'lease_until', ARGV[4], 'attempts', attempts + 1)
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])  -- the sweep looks again when the lease ends
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[3])
 return {'claimed', redis.call('HGETALL', KEYS[1])}
 """
 
-# Finish a job this worker holds. KEYS: job. ARGV: token, status, then field/value pairs.
+# Finish a job this worker holds. KEYS: job, watch. ARGV: job id, token, status, then
+# field/value pairs.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
-if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'lease_token', '', 'lease_until', '0')
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'lease_token', '', 'lease_until', '0')
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# Fail a job that is not finished, whoever holds it (dead letters). KEYS: job. ARGV: pairs.
+# Fail a job that is not finished, whoever holds it (dead letters). KEYS: job, watch, outbox,
+# outbox due. ARGV: job id, then field/value pairs.
 _FAIL_UNFINISHED = """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s or s == 'succeeded' or s == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'lease_token', '', 'lease_until', '0')
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
+"""
+
+# Create a job (unless its Idempotency-Key already names one: return that job's id).
+# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key.
+# ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
+# outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), field/values.
+_CREATE = """
+if ARGV[6] ~= '' then
+  local existing = redis.call('GET', KEYS[7])
+  if existing then return existing end
+  redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[6]))
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'event', ARGV[4]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
+  redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
+end
+return false
+"""
+
+# The sweep over unfinished jobs the watch list says are due. A job past its deadline fails
+# (timed_out); one still queued, or whose worker's lease ran out, has its event put back in
+# the outbox. KEYS: watch, outbox, outbox due. ARGV: now, when to look again, deadline
+# (jobs created before it are failed), batch size, job key prefix.
+# (It reads job keys it is not handed: fine on one Redis, not on Redis Cluster.)
+_RECOVER = """
+local now = tonumber(ARGV[1])
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
+                               tonumber(ARGV[4]))) do
+  local key = ARGV[5] .. id
+  local s = redis.call('HGET', key, 'status')
+  local lease_until = tonumber(redis.call('HGET', key, 'lease_until') or '0')
+  if not s or s == 'succeeded' or s == 'failed' then
+    redis.call('ZREM', KEYS[1], id)
+  elseif s == 'processing' and lease_until > now then
+    redis.call('ZADD', KEYS[1], lease_until, id)
+  elseif tonumber(redis.call('HGET', key, 'created_at') or '0') < tonumber(ARGV[3]) then
+    redis.call('HSET', key, 'status', 'failed', 'error_code', 'timed_out',
+      'error_message', 'not finished within the job deadline', 'finished_at', ARGV[1],
+      'lease_token', '', 'lease_until', '0')
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    table.insert(out, 'timed_out')
+  else
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    local event = redis.call('HGET', key, 'event')
+    if event then
+      if s == 'processing' then redis.call('HSET', key, 'status', 'queued') end
+      redis.call('HSET', KEYS[2], id, event)
+      redis.call('ZADD', KEYS[3], ARGV[1], id)
+      table.insert(out, 'requeued')
+    end
+  end
+end
+return out
 """
 
 # Give a lease back early (dependency outage): the next delivery may claim at once.
@@ -206,26 +287,77 @@ class JobStore:
         self._fail_unfinished = client.register_script(_FAIL_UNFINISHED)
         self._release = client.register_script(_RELEASE)
         self._outbox_due = client.register_script(_OUTBOX_DUE)
+        self._create = client.register_script(_CREATE)
+        self._recover = client.register_script(_RECOVER)
 
     @redis_errors
-    def create(self, job: Job, event_json: bytes | None = None, send_by: float = 0.0) -> None:
-        """Write the job, its index entry and (if given) its outbox event in one transaction;
-        a sweep sends the event from `send_by` on unless it has been acknowledged by then."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(job_key(job.job_id), mapping=job.to_redis())
-        pipe.zadd(INDEX_KEY, {index_member(job.created_at, job.job_id): 0})
-        if event_json is not None:
-            pipe.hset(OUTBOX_KEY, job.job_id, event_json)
-            pipe.zadd(OUTBOX_DUE_KEY, {job.job_id: send_by or job.created_at})
-        pipe.execute()
+    def create(self, job: Job, event_json: bytes, *, check_at: float,
+               send_by: float | None = None, idempotency: str | None = None) -> str | None:
+        """Write the job (keeping its event, for re-emitting), its index and watch entries and,
+        with `send_by`, an outbox entry the sweep sends from then on unless acknowledged, all
+        atomically. With an Idempotency-Key that already names a job: write nothing and
+        return that job's id."""
+        existing = self._create(
+            keys=[job_key(job.job_id), INDEX_KEY, WATCH_KEY, PENDING_UPLOADS_KEY, OUTBOX_KEY,
+                  OUTBOX_DUE_KEY, idempotency_key(idempotency or "")],
+            args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
+                  event_json, "" if send_by is None else repr(send_by),
+                  IDEMPOTENCY_TTL if idempotency else "", *_flat(job.to_redis())])
+        return existing.decode() if existing else None
 
     @redis_errors
-    def create_if_absent(self, job: Job) -> bool:
+    def create_if_absent(self, job: Job, event_json: bytes, check_at: float) -> bool:
         """Create a job unless one with this id exists; True if this call created it."""
         if not self.redis.hsetnx(job_key(job.job_id), "job_id", job.job_id):
             return False
-        self.create(job)
+        self.create(job, event_json, check_at=check_at)
         return True
+
+    @redis_errors
+    def idempotent_job(self, idempotency: str) -> str | None:
+        """The id of the job an Idempotency-Key names, if any."""
+        found = self.redis.get(idempotency_key(idempotency))
+        return found.decode() if found else None
+
+    @redis_errors
+    def recover(self, requeue_after: float, deadline: float, batch: int = 100) -> dict[str, int]:
+        """One pass over unfinished jobs due a look: {"requeued": n, "timed_out": m}."""
+        now = time.time()
+        counts = {"requeued": 0, "timed_out": 0}
+        while True:
+            outcomes = self._recover(
+                keys=[WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
+                args=[repr(now), repr(now + requeue_after), repr(now - deadline), batch,
+                      job_key("")])
+            for outcome in outcomes:
+                counts[outcome.decode()] += 1
+            if self.redis.zcount(WATCH_KEY, "-inf", repr(now)) == 0:
+                return counts
+
+    @redis_errors
+    def note_upload(self, job_id: str) -> None:
+        """An original is about to be stored for this job: until the job's record is written,
+        the original counts as a possible orphan."""
+        self.redis.zadd(PENDING_UPLOADS_KEY, {job_id: time.time()})
+
+    @redis_errors
+    def orphaned_uploads(self, older_than: float, batch: int = 100) -> list[str]:
+        """Job ids whose original was stored over `older_than` seconds ago without a record."""
+        ids = [m.decode() for m in self.redis.zrangebyscore(
+            PENDING_UPLOADS_KEY, "-inf", repr(time.time() - older_than), start=0, num=batch)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(job_key(job_id))
+        exists = pipe.execute()
+        recorded = [job_id for job_id, found in zip(ids, exists, strict=True) if found]
+        if recorded:  # the record's own transaction removes its entry; never both alive
+            self.redis.zrem(PENDING_UPLOADS_KEY, *recorded)
+        return [job_id for job_id, found in zip(ids, exists, strict=True) if not found]
+
+    @redis_errors
+    def forget_upload(self, job_id: str) -> None:
+        """The orphaned original is gone."""
+        self.redis.zrem(PENDING_UPLOADS_KEY, job_id)
 
     @redis_errors
     def get(self, job_id: str) -> Job | None:
@@ -242,7 +374,7 @@ class JobStore:
         """Atomically take the job's processing lease if it is free; the record as it is now."""
         now = time.time()
         outcome, flat = self._claim(
-            keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY],
+            keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY, WATCH_KEY],
             args=[job_id, token, repr(now), repr(now + lease_seconds), max_attempts],
         )
         record = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -251,13 +383,15 @@ class JobStore:
     @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
         """Move a job this worker holds to a terminal status; False if the lease was lost."""
-        return bool(self._finish(keys=[job_key(job_id)], args=[token, status.value,
-                                                                *_flat(values)]))
+        return bool(self._finish(keys=[job_key(job_id), WATCH_KEY],
+                                 args=[job_id, token, status.value, *_flat(values)]))
 
     @redis_errors
     def fail_unfinished(self, job_id: str, **values: Any) -> bool:
         """Fail a job whoever holds it, unless it already finished; True if it changed."""
-        return bool(self._fail_unfinished(keys=[job_key(job_id)], args=_flat(values)))
+        return bool(self._fail_unfinished(
+            keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
+            args=[job_id, *_flat(values)]))
 
     @redis_errors
     def release(self, job_id: str, token: str) -> None:

@@ -1,4 +1,5 @@
-"""Send outbox events to the broker off the request path, and re-send the ones not accepted."""
+"""Send outbox events to the broker off the request path, re-send the ones not accepted, and
+sweep: re-emit jobs left unfinished, fail the ones past their deadline, delete orphans."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import urllib3
 
 from . import events
 from .errors import ThumbnailsError
 from .jobs import JobStore
+from .services import Services
+from .storage import original_key
 
 log = logging.getLogger(__name__)
 BATCH = 50  # outbox entries taken per round trip to Redis
@@ -56,11 +60,42 @@ class OutboxSender:
         return 1
 
 
-class OutboxThread:
-    """A daemon thread that sends new events at once and sweeps stale entries on a timer."""
+class Sweeper:
+    """The periodic repair round (upload's timer, and a PingSource in a cluster)."""
 
-    def __init__(self, sender: OutboxSender, interval: float) -> None:
+    def __init__(self, services: Services, sender: OutboxSender | None) -> None:
+        self.services = services
         self.sender = sender
+
+    def sweep(self) -> dict[str, int]:
+        """Re-emit stale jobs, fail overdue ones, delete orphaned originals, send due events."""
+        config, jobs = self.services.config, self.services.jobs
+        counts = jobs.recover(config.requeue_after_seconds, config.job_deadline_seconds)
+        for kind in ("requeued", "timed_out"):
+            if counts[kind]:
+                log.warning("sweep: %d job(s) %s", counts[kind], kind.replace("_", " "))
+        counts["orphans_deleted"] = self.delete_orphans()
+        counts["sent"] = self.sender.send_due() if self.sender else 0
+        counts["pending"] = jobs.outbox_depth()
+        return counts
+
+    def delete_orphans(self) -> int:
+        """Delete originals whose upload never wrote the job record (it died in between)."""
+        jobs, deleted = self.services.jobs, 0
+        for job_id in jobs.orphaned_uploads(self.services.config.orphan_after_seconds):
+            self.services.store.delete(original_key(job_id))
+            jobs.forget_upload(job_id)
+            log.warning("job %s: deleted its orphaned original (no job record)", job_id)
+            deleted += 1
+        return deleted
+
+
+class OutboxThread:
+    """A daemon thread that sends new events at once and runs the sweep on a timer."""
+
+    def __init__(self, sender: OutboxSender, sweep: Callable[[], object], interval: float) -> None:
+        self.sender = sender
+        self.sweep = sweep
         self.interval = interval
         self._fresh: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
@@ -92,7 +127,7 @@ class OutboxThread:
                     self.sender.send(*item)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.interval
-                    self.sender.send_due()
+                    self.sweep()
             except ThumbnailsError as exc:  # Redis down: the sweep tries again later
                 log.warning("outbox round failed: %s", exc)
             except Exception:

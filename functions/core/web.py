@@ -97,6 +97,34 @@ def make_app(name: str, config: Config | None, services: Services | None) -> Fla
 
 
 OPEN_PATHS = ("/health", "/ready")
+CORS_REQUEST_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key"
+CORS_EXPOSED_HEADERS = "Location, ETag, Link, X-Next-Cursor, Retry-After, Idempotent-Replayed"
+
+
+def allow_cors(app: Flask, origins: Collection[str]) -> None:
+    """Let browsers on these origins call the app (and only them); nothing when there are none.
+    Register before require_api_key: a preflight carries no key."""
+    if not origins:
+        return
+
+    @app.before_request
+    def _preflight() -> Response | None:
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return Response(status=204)
+        return None
+
+    @app.after_request
+    def _cors_headers(response: Response) -> Response:
+        response.vary.add("Origin")
+        origin = request.headers.get("Origin", "")
+        if origin.rstrip("/") in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+                response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response
 
 
 def require_api_key(app: Flask, digests: Collection[str], open_paths: Collection[str] = OPEN_PATHS,

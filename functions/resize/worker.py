@@ -87,7 +87,8 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
     job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
               options=options.to_dict(), event_id=event.get_id(),
               event_source=event.get_source())
-    if services.jobs.create_if_absent(job):
+    check_at = job.created_at + services.config.requeue_after_seconds
+    if services.jobs.create_if_absent(job, events.to_json(event), check_at):
         log.info("job %s created for event %s from %s", job_id, event.get_id(),
                  event.get_source())
 

@@ -11,7 +11,7 @@ from thumbnails.config import Config
 from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.services import Services
-from thumbnails.web import freeze_heap, make_app, require_api_key, services_of
+from thumbnails.web import allow_cors, freeze_heap, make_app, require_api_key, services_of
 
 from .views import debug_document, job_document
 
@@ -85,6 +85,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """The status app."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
+    allow_cors(app, app.extensions["services"].config.allowed_origins)
     require_api_key(app, app.extensions["services"].config.api_keys)
     freeze_heap()
     return app

@@ -11,9 +11,16 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
-from thumbnails.outbox import OutboxSender, OutboxThread
+from thumbnails.outbox import OutboxSender, OutboxThread, Sweeper
 from thumbnails.services import Services
-from thumbnails.web import OPEN_PATHS, freeze_heap, make_app, require_api_key, services_of
+from thumbnails.web import (
+    OPEN_PATHS,
+    allow_cors,
+    freeze_heap,
+    make_app,
+    require_api_key,
+    services_of,
+)
 
 from . import multipart
 from .submit import submit
@@ -29,21 +36,32 @@ def create_job() -> Any:
     fields, files = multipart.parse(_body(), request.content_type or "")
     if "file" not in files:
         raise BadRequest("multipart/form-data with a 'file' field is required")
-    job, event_json = submit(services, files["file"], fields)
-    outbox = _outbox()
-    if outbox is not None:
-        outbox.send_soon(job.job_id, event_json)  # off the request path
+    job, event_json = submit(services, files["file"], fields, _idempotency_key())
     links = job_links(services.config.status_base_url, job.job_id)
-    body = {"job_id": job.job_id, "status": job.status.value, "links": links}
-    return body, 202, {"Location": links["self"]}
+    headers = {"Location": links["self"]}
+    if event_json is None:
+        headers["Idempotent-Replayed"] = "true"
+    elif (outbox := _outbox()) is not None:
+        outbox.send_soon(job.job_id, event_json)  # off the request path
+    return {"job_id": job.job_id, "status": job.status.value, "links": links}, 202, headers
+
+
+def _idempotency_key() -> str | None:
+    """The Idempotency-Key header, if any (1-255 printable ASCII characters)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(" " <= c <= "~" for c in key):
+        raise BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+    return key
 
 
 @bp.post("/outbox/sweep")
 def sweep_outbox() -> Any:
-    """Re-send events the broker has not accepted yet (a PingSource calls this in a cluster)."""
-    outbox = _outbox()
-    sent = outbox.sender.send_due() if outbox is not None else 0
-    return {"sent": sent, "pending": services_of().jobs.outbox_depth()}
+    """The repair round (a PingSource calls this in a cluster): re-emit stale jobs, fail
+    overdue ones, delete orphaned originals, re-send events the broker has not accepted."""
+    sweeper: Sweeper = current_app.extensions["sweeper"]
+    return sweeper.sweep()
 
 
 def _body() -> bytes:
@@ -76,12 +94,16 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.register_blueprint(bp)
     services = app.extensions["services"]
     config = services.config
+    allow_cors(app, config.allowed_origins)
     # The sweep only re-sends what is due, and a PingSource has no key to send.
     require_api_key(app, config.api_keys, open_paths=(*OPEN_PATHS, "/outbox/sweep"))
+    sender = None
     if config.sink_url:
         sender = OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
                               config.dependency_timeout_seconds)
-        thread = OutboxThread(sender, interval=config.outbox_retry_seconds)
+    sweeper = app.extensions["sweeper"] = Sweeper(services, sender)
+    if sender is not None:
+        thread = OutboxThread(sender, sweeper.sweep, interval=config.outbox_retry_seconds)
         thread.start()
         atexit.register(thread.stop)
         app.extensions["outbox"] = thread

@@ -16,10 +16,14 @@ from thumbnails.storage import original_key
 log = logging.getLogger(__name__)
 
 
-def submit(services: Services, data: bytes, form: Mapping[str, str]) -> tuple[Job, bytes]:
+def submit(services: Services, data: bytes, form: Mapping[str, str],
+           idempotency: str | None = None) -> tuple[Job, bytes | None]:
     """Validate the image and options, store the original, write job + outbox atomically;
-    the job and its event (to send once the client has its answer)."""
+    the job and its event (to send once the client has its answer). With an Idempotency-Key
+    that already names a job: that job, and None (nothing new to send)."""
     config = services.config
+    if idempotency and (replayed := _job_of(services, idempotency)):
+        return replayed, None
     if not data:
         raise EmptyFile("the uploaded file is empty")
     if len(data) > config.max_upload_bytes:
@@ -41,16 +45,25 @@ def submit(services: Services, data: bytes, form: Mapping[str, str]) -> tuple[Jo
         event_source=config.event_source,
         event_id=str(uuid.uuid4()),
     )
+    # Should this process die before the record is written, the sweep deletes the original.
+    services.jobs.note_upload(job_id)
     services.store.put(key, data, info.mime)
     event_json = events.to_json(uploaded_event(job, info.mime, services.event_types))
     try:
         # The outbox sweep leaves the event to this process's sender for a while.
-        services.jobs.create(job, event_json,
-                             send_by=job.created_at + config.outbox_retry_seconds)
+        existing = services.jobs.create(
+            job, event_json, check_at=job.created_at + config.requeue_after_seconds,
+            send_by=job.created_at + config.outbox_retry_seconds, idempotency=idempotency)
     except ThumbnailsError:
         # Nothing half-written stays behind: without its record the original is an orphan.
-        _delete_quietly(services, key)
+        _delete_quietly(services, job_id)
         raise
+    if existing is not None:  # a concurrent request with the same Idempotency-Key won
+        _delete_quietly(services, job_id)
+        replayed = services.jobs.get(existing)
+        if replayed is not None:
+            return replayed, None
+        raise ThumbnailsError(f"job {existing} of this Idempotency-Key vanished")
     log.info("job %s queued (event %s, %s %dx%d, %d bytes)", job_id, job.event_id,
              info.format, info.width, info.height, len(data))
     return job, event_json
@@ -76,8 +89,15 @@ def uploaded_event(job: Job, content_type: str, types: events.EventTypes) -> eve
     )
 
 
-def _delete_quietly(services: Services, key: str) -> None:
+def _job_of(services: Services, idempotency: str) -> Job | None:
+    job_id = services.jobs.idempotent_job(idempotency)
+    return services.jobs.get(job_id) if job_id else None
+
+
+def _delete_quietly(services: Services, job_id: str) -> None:
+    """Delete an original that got no record; what fails here, the sweep finishes later."""
     try:
-        services.store.delete(key)
+        services.store.delete(original_key(job_id))
+        services.jobs.forget_upload(job_id)
     except ThumbnailsError as exc:
-        log.warning("could not delete orphaned original %s: %s", key, exc)
+        log.warning("job %s: original left for the sweep to delete: %s", job_id, exc)
