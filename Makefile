@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test lint bench manifests clean
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help dev test browser lint bench manifests clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,9 +21,15 @@ $(STAMP): pyproject.toml
 dev: $(STAMP) ## start the whole service locally (Ctrl-C stops it)
 	$(BIN)/thumbnails dev $(ARGS)
 
-test: $(STAMP) ## run every test (starts its own Valkey, S3 and functions)
+test: $(STAMP) browser ## run every test (starts its own Valkey, S3 and functions)
 	$(BIN)/ruff check functions tests scripts
 	$(BIN)/pytest -q
+
+browser: ## Debian's Chromium and ChromeDriver, for the web page's browser test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver || \
+	  { $(SUDO) apt-get update -q && \
+	    $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
 bench: $(STAMP) ## benchmark: raw Pillow rate vs the local stack
 	$(BIN)/python scripts/bench.py $(ARGS)

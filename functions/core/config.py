@@ -36,6 +36,7 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "S3_REGION": ("s3_region", str),
     "K_SINK": ("sink_url", str),
     "STATUS_BASE_URL": ("status_base_url", str),
+    "UPLOAD_BASE_URL": ("upload_base_url", str),
     "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
     "MAX_PIXELS": ("max_pixels", int),
     "MAX_FRAMES": ("max_frames", int),
@@ -74,6 +75,7 @@ class Config:
     s3_region: str = "us-east-1"
     sink_url: str = ""  # K_SINK: where upload sends its events (the broker)
     status_base_url: str = ""  # public URL of status, for links; relative links if empty
+    upload_base_url: str = ""  # public URL of upload, for status's web page; "" = same origin
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_frames: int = 1000

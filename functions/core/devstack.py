@@ -60,6 +60,9 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
         data_dir=config.data_dir if config.storage_backend == "s3" else data_dir / "objects",
         sink_url=urls["broker"],
         status_base_url=urls["status"],
+        upload_base_url=urls["upload"],
+        # status's web page uploads to upload, another origin
+        cors_origins=",".join(filter(None, (config.cors_origins, urls["status"]))),
         debug_endpoint=True,
         broker_subscribers=f"resize={urls['resize']}",
     )
