@@ -299,8 +299,84 @@ def crd_errors(obj: Obj) -> list[str]:
     return [format_error(obj, e) for e in errors]
 
 
+# Custom kinds of other projects the chart may render (only when a value turns them on),
+# which kubernetes-validate does not know: checked against a strict schema written here from
+# their CRD (the fields the chart uses and their neighbours, nothing unknown).
+_DURATION = {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?"
+                                          "(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+_LABEL_SELECTOR: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "matchExpressions": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["key", "operator"],
+            "properties": {
+                "key": {"type": "string"},
+                "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                "values": {"type": "array", "items": {"type": "string"}},
+            }}},
+    },
+}
+SERVICE_MONITOR: dict[str, Any] = {  # monitoring.coreos.com/v1 ServiceMonitor (a subset)
+    "type": "object", "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": OBJECT_META,
+        "spec": {
+            "type": "object", "additionalProperties": False, "required": ["selector"],
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "targetLabels": {"type": "array", "items": {"type": "string"}},
+                "podTargetLabels": {"type": "array", "items": {"type": "string"}},
+                "selector": _LABEL_SELECTOR,
+                "namespaceSelector": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    }},
+                "endpoints": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "port": {"type": "string"},
+                        "targetPort": {"anyOf": [{"type": "integer", "minimum": 1,
+                                                  "maximum": 65535}, {"type": "string"}]},
+                        "path": {"type": "string", "pattern": "^/"},
+                        "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
+                        "interval": _DURATION,
+                        "scrapeTimeout": _DURATION,
+                        "honorLabels": {"type": "boolean"},
+                        "relabelings": {"type": "array", "items": {"type": "object"}},
+                        "metricRelabelings": {"type": "array", "items": {"type": "object"}},
+                    }}},
+            }},
+    },
+}
+HAND_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
+}
+
+
+def is_hand_checked(obj: Mapping[str, Any]) -> bool:
+    """True for the kinds of HAND_SCHEMAS."""
+    return (obj.get("apiVersion"), obj.get("kind")) in HAND_SCHEMAS
+
+
+def hand_errors(obj: Obj) -> list[str]:
+    """Errors of an object of a HAND_SCHEMAS kind, every one, in document order."""
+    validator = jsonschema.Draft202012Validator(
+        HAND_SCHEMAS[(str(obj.get("apiVersion")), str(obj.get("kind")))])
+    errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    return [format_error(obj, e) for e in errors]
+
+
 def schema_errors(obj: Obj) -> list[str]:
-    """Errors of any object: Knative kinds against the CRDs, the rest against Kubernetes."""
+    """Errors of any object: Knative kinds against the CRDs, other projects' kinds against
+    HAND_SCHEMAS, the rest against Kubernetes."""
     if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
         return [f"{ident(obj)}: no apiVersion/kind"]
+    if is_hand_checked(obj):
+        return hand_errors(obj)
     return crd_errors(obj) if is_knative(obj) else kubernetes_errors(obj)

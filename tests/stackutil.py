@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -71,3 +73,68 @@ def wait_terminal(urls: dict[str, str], job_id: str, timeout: float = 30.0) -> d
         return doc if doc["status"] in ("succeeded", "failed") else None
 
     return poll(check, timeout)
+
+
+# Fault injection: the Stack itself (its processes), process trees, and the whole job list.
+
+@contextmanager
+def started_stack(config: Config, data_dir: Path, workers: int = 2) -> Iterator[devstack.Stack]:
+    """As running_stack, but yield the Stack (urls and processes) so a test can harm parts;
+    whatever a test stopped with SIGSTOP is resumed before the stack is stopped."""
+    stack = devstack.start(config, free_port_block(len(devstack.PARTS)), data_dir, workers)
+    try:
+        yield stack
+    finally:
+        for process in stack.processes.values():
+            if process.poll() is None:
+                signal_group(process.pid, signal.SIGCONT)
+        stack.stop()
+
+
+def signal_group(pid: int, signum: int) -> None:
+    """Signal a part's whole process group (each part leads its own, workers included)."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of a process (a gunicorn arbiter's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def all_jobs(urls: dict[str, str], limit: int = 100) -> dict[str, str]:
+    """Every job GET /jobs lists, following the cursor page by page: {job id: status}."""
+    jobs: dict[str, str] = {}
+    params: dict[str, Any] = {"limit": limit}
+    for _ in range(100_000):
+        response = requests.get(f"{urls['status']}/jobs", params=params, timeout=10)
+        response.raise_for_status()
+        for item in response.json():
+            assert item["job_id"] not in jobs, f"job {item['job_id']} listed twice"
+            jobs[item["job_id"]] = item["status"]
+        cursor = response.headers.get("X-Next-Cursor")
+        if not cursor:
+            return jobs
+        params = {"limit": limit, "cursor": cursor}
+    raise AssertionError("GET /jobs paging did not end")
+
+
+def job_debug(urls: dict[str, str], job_id: str) -> dict[str, Any]:
+    """GET /jobs/{id}/debug (the stack runs with DEBUG_ENDPOINT on)."""
+    response = requests.get(f"{urls['status']}/jobs/{job_id}/debug", timeout=10)
+    response.raise_for_status()
+    doc: dict[str, Any] = response.json()
+    return doc

@@ -86,6 +86,26 @@ def test_dead_letter_fails_the_job_with_the_brokers_reason(config: Config,
     assert "http://resize" in job.error_message
 
 
+def test_dead_letter_after_409s_leaves_the_job_to_its_lease(config: Config,
+                                                            redis_client: redis.Redis) -> None:
+    job_id = uploaded(upload.create_app(config).test_client())
+    JobStore(redis_client).claim(job_id, "a-worker-that-died", 60, 5)
+    status_code, _, _ = deliver(resize.create_app(config).test_client(), job_id,
+                                "/dead-letter", knativeerrorcode="409")
+    assert status_code == 204
+    job = JobStore(redis_client).get(job_id)
+    assert job is not None and job.status is JobStatus.PROCESSING  # the sweep takes it on
+
+
+def test_deeply_nested_event_data_is_400(config: Config) -> None:
+    client = resize.create_app(config).test_client()
+    headers, _ = events.to_http(events.new_event(events.IMAGE_UPLOADED, "/t", {"a": 1}))
+    deep = b"[" * 20000 + b"]" * 20000
+    for path in ("/", "/dead-letter"):
+        answer = client.post(path, data=deep, headers=headers)
+        assert answer.status_code == 400, (path, answer.data[:200])
+
+
 def test_dead_letter_never_changes_a_finished_job(config: Config,
                                                   redis_client: redis.Redis) -> None:
     job_id = uploaded(upload.create_app(config).test_client())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -213,3 +214,23 @@ def test_orphaned_uploads_are_those_without_a_record(store: JobStore) -> None:
     assert store.orphaned_uploads(older_than=0) == [orphan.job_id]
     store.forget_upload(orphan.job_id)
     assert store.orphaned_uploads(older_than=0) == []
+
+
+def test_a_released_lease_gives_the_attempt_back(store: JobStore) -> None:
+    job = new_job(store)
+    for _ in range(7):  # an outage longer than MAX_ATTEMPTS deliveries
+        outcome, _ = store.claim(job.job_id, "t", 60, 5)
+        assert outcome is ClaimOutcome.CLAIMED
+        store.release(job.job_id, "t")
+    held = store.get(job.job_id)
+    assert held is not None and held.attempts == 0 and held.status is JobStatus.PROCESSING
+
+
+def test_create_if_absent_is_atomic_under_concurrent_callers(store: JobStore) -> None:
+    job = fresh()
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: store.create_if_absent(job, b"{}", time.time() + 60),
+                                range(16)))
+    assert created.count(True) == 1
+    loaded = store.get(job.job_id)
+    assert loaded is not None and loaded.status is JobStatus.QUEUED

@@ -525,6 +525,19 @@ def test_image_uploaded_goes_to_resize_with_its_dead_letter_endpoint(source: str
         assert sink.get("uri") == "/dead-letter", f"{k8s.ident(trigger)}: {sink}"
 
 
+@pytest.mark.parametrize("source", SETS)
+def test_functions_pods_carry_the_scrape_annotations(source: str) -> None:
+    errors = []
+    for name, svc in functions(k8s.object_set(source)).items():
+        annotations = template_annotations(svc)
+        ports = [str(p["containerPort"]) for c in containers(svc) for p in c.get("ports", [])]
+        wanted = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
+                  "prometheus.io/port": ports[0] if ports else "?"}
+        errors += [f"{name}: {key} is {annotations.get(key)!r}, not {value!r}"
+                   for key, value in wanted.items() if annotations.get(key) != value]
+    k8s.fail_on(errors, f"{source}: scrape annotations")
+
+
 def test_feature_flag_walk_flags_gated_fields_only() -> None:
     if not k8s.CRDS.is_dir():
         pytest.skip(k8s.CRDS_ABSENT)

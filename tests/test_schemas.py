@@ -151,6 +151,48 @@ def test_kubernetes_validate_strict_catches_an_unknown_field() -> None:
 
 
 def test_unknown_kubernetes_kind_is_an_error() -> None:
-    obj = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+    obj = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
            "metadata": {"name": "probe"}, "spec": {}}
     assert any("unknown kind" in e for e in k8s.schema_errors(obj))
+
+
+# ---------------------------------------------------------------- the optional ServiceMonitor
+
+MONITOR_ON = ["metrics.serviceMonitor.enabled=true",
+              "metrics.serviceMonitor.labels.release=kube-prometheus-stack"]
+
+
+def test_service_monitor_only_when_enabled_and_then_valid() -> None:
+    for source in SETS:
+        assert not k8s.of_kind(k8s.object_set(source), "ServiceMonitor"), source
+    objects = k8s.render_chart(sets=MONITOR_ON)
+    (monitor,) = k8s.of_kind(objects, "ServiceMonitor", "monitoring.coreos.com")
+    errors = [e for o in objects for e in k8s.schema_errors(o)]
+    k8s.fail_on(errors, "schema violations with metrics.serviceMonitor.enabled")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = monitor["spec"]
+    # The functions' pods, through each revision's private Service, on the container port.
+    selector = spec["selector"]
+    assert selector["matchLabels"] == {"networking.internal.knative.dev/serviceType": "Private"}
+    (expression,) = selector["matchExpressions"]
+    assert expression["key"] == "serving.knative.dev/service"
+    assert sorted(expression["values"]) == sorted(k8s.FUNCTIONS)
+    assert set(expression["values"]) <= {s["metadata"]["name"] for s in k8s.ksvcs(objects)}
+    (endpoint,) = spec["endpoints"]
+    ports = {p["containerPort"] for s in k8s.ksvcs(objects)
+             for c in s["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+    assert ports == {endpoint["targetPort"]} and endpoint["path"] == "/metrics"
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda o: o["spec"].update(endpoint=[]), "endpoint"),
+    (lambda o: o["spec"]["endpoints"][0].update(intervall="30s"), "intervall"),
+    (lambda o: o["spec"]["endpoints"][0].update(interval="30 seconds"), "30 seconds"),
+    (lambda o: o["spec"].pop("selector"), "selector"),
+], ids=["misspelled-endpoints", "misspelled-interval", "bad-duration", "no-selector"])
+def test_service_monitor_schema_catches(mutate: Any, expected: str) -> None:
+    (monitor,) = k8s.of_kind(k8s.render_chart(sets=MONITOR_ON), "ServiceMonitor")
+    assert k8s.schema_errors(monitor) == []
+    mutate(monitor)
+    errors = k8s.schema_errors(monitor)
+    assert any(expected in e for e in errors), errors

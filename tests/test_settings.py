@@ -40,6 +40,7 @@ def test_missing_or_wrong_key_is_401_json(keyed: Config, headers: dict[str, str]
     answer = post_image(upload.create_app(keyed).test_client(), **headers)
     assert answer.status_code == 401
     assert answer.json["error"] == "unauthorized"
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
     listing = status.create_app(keyed).test_client().get("/jobs", headers=headers)
     assert listing.status_code == 401 and listing.json["error"] == "unauthorized"
 

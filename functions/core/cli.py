@@ -7,13 +7,16 @@ import os
 import sys
 from pathlib import Path
 
+from . import clientcli
 from .config import Config, ConfigError
 from .serving import FUNCTIONS, MALLOC_TUNING, gunicorn_command
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = argparse.ArgumentParser(prog="thumbnails", description=__doc__)
+    parser = argparse.ArgumentParser(prog="thumbnails", description=__doc__,
+                                     epilog=f"client commands' {clientcli.EXIT_CODES}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="run the whole service locally (Valkey, broker, functions)")
     dev.add_argument("--port", type=int, default=8080,
@@ -31,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.add_argument("--timeout", type=int, default=300,
                        help="seconds a request may take before its worker is restarted")
+    # Where the service is and the key to call it with are the client's settings, not the
+    # service's: read here, at the process boundary, and never part of Config.
+    clientcli.add_commands(sub, {field: os.environ.get(name, "")
+                                 for field, name in clientcli.ENVIRONMENT.items()})
     args = parser.parse_args(argv)
+    if args.command in clientcli.COMMANDS:
+        return clientcli.run(args)
     try:
         config = Config.from_env()
     except ConfigError as exc:
@@ -54,7 +63,9 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     port = os.environ.get("PORT", "8080")
     command = gunicorn_command(args.function, f"{args.host}:{port}", args.workers, args.threads,
                                timeout=args.timeout,
-                               access_log=config.log_level.upper() == "DEBUG",
+                               # One JSON line per request (probes and scrapes only at
+                               # DEBUG): in a cluster nothing else records requests.
+                               access_log=True, log_level=config.log_level,
                                worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     os.execve(command[0], command, {**MALLOC_TUNING, **os.environ})
     return 0  # not reached

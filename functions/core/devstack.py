@@ -107,9 +107,11 @@ def _gunicorn(part: str, port: int, workers: int,
     # resize is CPU-bound: one request per process, as containerConcurrency does in a
     # cluster; the others mostly wait on I/O and serve several requests per process.
     resize = part == "resize"
+    # Access lines only at DEBUG: the terminal stays readable while the web page polls.
+    level = env.get("LOG_LEVEL", "INFO")
     args = gunicorn_command(part, f"127.0.0.1:{port}",
                             workers if resize else max(1, workers // 2), 1 if resize else 4,
-                            access_log=env.get("LOG_LEVEL", "").upper() == "DEBUG")
+                            access_log=level.upper() == "DEBUG", log_level=level)
     return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
 

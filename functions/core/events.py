@@ -56,6 +56,9 @@ THUMBNAIL_FAILED = DEFAULT_TYPES.thumbnail_failed
 EVENT_TYPES = DEFAULT_TYPES.all
 
 RESIZE_SOURCE = "/knative-thumbnails/resize"
+# Extension attribute carrying the correlation id from the upload request to resize and its
+# reply (not the tracing extension's traceparent, which a broker's tracing may rewrite).
+CORRELATION_ID = "correlationid"
 JSON = "application/json"
 _FORMAT = JSONFormat()
 
@@ -113,7 +116,8 @@ def from_http(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
         lowered = {k: v for k, v in lowered.items() if k.startswith("ce-") or k == "content-type"}
     try:
         event = ce_http.from_http(ce_http.HTTPMessage(headers=lowered, body=body), _FORMAT)
-    except (BaseCloudEventException, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (BaseCloudEventException, ValueError, TypeError, KeyError, AttributeError,
+            RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise InvalidEvent(f"malformed CloudEvent: {exc}") from exc
     return event
 
@@ -129,7 +133,7 @@ def from_json(raw: bytes | str) -> BaseCloudEvent:
         raw = raw.encode()
     try:
         return _FORMAT.read(None, raw)
-    except (BaseCloudEventException, ValueError, TypeError, KeyError) as exc:
+    except (BaseCloudEventException, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InvalidEvent(f"malformed CloudEvent JSON: {exc}") from exc
 
 
@@ -139,8 +143,8 @@ def data_of(event: BaseCloudEvent) -> dict[str, Any]:
     if isinstance(data, (bytes, str)):
         try:
             data = json.loads(data)
-        except ValueError as exc:
-            raise InvalidEvent("event data is not JSON") from exc
+        except (ValueError, RecursionError) as exc:
+            raise InvalidEvent("event data is not JSON (or nested too deep)") from exc
     if not isinstance(data, dict):
         raise InvalidEvent("event data must be a JSON object")
     return data

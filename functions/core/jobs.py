@@ -19,7 +19,8 @@ from .errors import RedisUnavailable
 P = ParamSpec("P")
 R = TypeVar("R")
 
-JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# \Z, not $: "$" also matches before a final newline, and "<uuid>\n" is no job id.
+JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 # Redis key names: the one place they are defined.
 PREFIX = "thumbnails"
@@ -189,14 +190,16 @@ return 1
 # Create a job (unless its Idempotency-Key already names one: return that job's id).
 # KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key.
 # ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
-# outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), field/values.
+# outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
+# nothing if the job exists (then its id is returned), field/values.
 _CREATE = """
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return ARGV[1] end
 if ARGV[6] ~= '' then
   local existing = redis.call('GET', KEYS[7])
   if existing then return existing end
   redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[6]))
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'event', ARGV[4]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -247,10 +250,14 @@ end
 return out
 """
 
-# Give a lease back early (dependency outage): the next delivery may claim at once.
+# Give a lease back early (dependency outage): the next delivery may claim at once, and the
+# attempt does not count (the image was never the problem). KEYS: job. ARGV: token.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'lease_until', '0')
+redis.call('HSET', KEYS[1], 'lease_until', '0', 'lease_token', '')
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+end
 return 1
 """
 
@@ -292,26 +299,24 @@ class JobStore:
 
     @redis_errors
     def create(self, job: Job, event_json: bytes, *, check_at: float,
-               send_by: float | None = None, idempotency: str | None = None) -> str | None:
+               send_by: float | None = None, idempotency: str | None = None,
+               unless_exists: bool = False) -> str | None:
         """Write the job (keeping its event, for re-emitting), its index and watch entries and,
         with `send_by`, an outbox entry the sweep sends from then on unless acknowledged, all
-        atomically. With an Idempotency-Key that already names a job: write nothing and
-        return that job's id."""
+        atomically. Write nothing and return the id of the job that is already there when an
+        Idempotency-Key already names one, or (`unless_exists`) when this job exists."""
         existing = self._create(
             keys=[job_key(job.job_id), INDEX_KEY, WATCH_KEY, PENDING_UPLOADS_KEY, OUTBOX_KEY,
                   OUTBOX_DUE_KEY, idempotency_key(idempotency or "")],
             args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
                   event_json, "" if send_by is None else repr(send_by),
-                  IDEMPOTENCY_TTL if idempotency else "", *_flat(job.to_redis())])
+                  IDEMPOTENCY_TTL if idempotency else "", "1" if unless_exists else "0",
+                  *_flat(job.to_redis())])
         return existing.decode() if existing else None
 
-    @redis_errors
     def create_if_absent(self, job: Job, event_json: bytes, check_at: float) -> bool:
-        """Create a job unless one with this id exists; True if this call created it."""
-        if not self.redis.hsetnx(job_key(job.job_id), "job_id", job.job_id):
-            return False
-        self.create(job, event_json, check_at=check_at)
-        return True
+        """Create a job unless one with this id exists (atomically); True if this call did."""
+        return self.create(job, event_json, check_at=check_at, unless_exists=True) is None
 
     @redis_errors
     def idempotent_job(self, idempotency: str) -> str | None:

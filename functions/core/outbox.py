@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import urllib3
 
-from . import events
+from . import events, logs, metrics
 from .errors import ThumbnailsError
 from .jobs import JobStore
 from .services import Services
@@ -38,23 +38,32 @@ class OutboxSender:
         while True:
             due = self.jobs.outbox_due(self.retry_after, BATCH)
             for job_id, body in due:
-                accepted += self.send(job_id, body)
+                accepted += self.send(job_id, body, attempt="retry")
             if len(due) < BATCH:
                 return accepted
 
-    def send(self, job_id: str, body: bytes) -> int:
-        """Post one outbox event; 1 if the broker accepted it (and it left the outbox)."""
+    def send(self, job_id: str, body: bytes, attempt: str = "first") -> int:
+        """Post one outbox event; 1 if the broker accepted it (and it left the outbox).
+        attempt: "first" right after the upload, "retry" from the sweep (for the metrics)."""
+        with logs.bound(job_id=job_id, event_id=None, correlation_id=None):
+            return self._send(job_id, body, attempt)
+
+    def _send(self, job_id: str, body: bytes, attempt: str) -> int:
         try:
             event = events.from_json(body)
+            logs.bind(event_id=event.get_id(), correlation_id=logs.correlation_of_event(event))
             headers, payload = events.to_http(event)
             response = self.http.request("POST", self.sink_url, body=payload, headers=headers)
         except (urllib3.exceptions.HTTPError, ThumbnailsError) as exc:
+            metrics.OUTBOX_SENDS.labels(attempt, "error").inc()
             log.warning("job %s: event not sent to %s: %s", job_id, self.sink_url, exc)
             return 0
         if response.status // 100 != 2:
+            metrics.OUTBOX_SENDS.labels(attempt, "rejected").inc()
             log.warning("job %s event %s: broker answered %s", job_id, event.get_id(),
                         response.status)
             return 0
+        metrics.OUTBOX_SENDS.labels(attempt, "accepted").inc()
         self.jobs.outbox_ack(job_id)
         log.debug("job %s event %s: accepted by the broker", job_id, event.get_id())
         return 1
@@ -73,7 +82,10 @@ class Sweeper:
         counts = jobs.recover(config.requeue_after_seconds, config.job_deadline_seconds)
         for kind in ("requeued", "timed_out"):
             if counts[kind]:
+                metrics.SWEEP_JOBS.labels(kind).inc(counts[kind])
                 log.warning("sweep: %d job(s) %s", counts[kind], kind.replace("_", " "))
+        if counts["timed_out"]:  # the transition to failed happened here, in the script
+            metrics.JOBS_FINISHED.labels("failed", "timed_out").inc(counts["timed_out"])
         counts["orphans_deleted"] = self.delete_orphans()
         counts["sent"] = self.sender.send_due() if self.sender else 0
         counts["pending"] = jobs.outbox_depth()
@@ -85,7 +97,9 @@ class Sweeper:
         for job_id in jobs.orphaned_uploads(self.services.config.orphan_after_seconds):
             self.services.store.delete(original_key(job_id))
             jobs.forget_upload(job_id)
-            log.warning("job %s: deleted its orphaned original (no job record)", job_id)
+            metrics.SWEEP_JOBS.labels("orphan_deleted").inc()
+            log.warning("job %s: deleted its orphaned original (no job record)", job_id,
+                        extra={"job_id": job_id})
             deleted += 1
         return deleted
 

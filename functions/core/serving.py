@@ -17,19 +17,27 @@ FUNCTIONS = ("upload", "status", "resize")  # what a container serves; the broke
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
+# gunicorn's settings module: the metrics directory of the workers (prometheus_client's
+# multiprocess mode), a JSON logger for its own and access lines (stderr).
+GUNICORN_CONF = "python:thumbnails.gunicorn_conf"
+
+
 def gunicorn_command(part: str, bind: str, workers: int, threads: int,
                      timeout: int = 60, access_log: bool = False,
-                     worker_tmp_dir: str | None = None) -> list[str]:
-    """The gunicorn command line for one part: gthread workers, no control socket."""
+                     worker_tmp_dir: str | None = None, log_level: str = "info") -> list[str]:
+    """The gunicorn command line for one part: gthread workers, no control socket, JSON
+    logs on stderr (access lines too when access_log), metrics shared by the workers."""
     args = [
         sys.executable, "-m", "gunicorn", APPS[part],
+        "--config", GUNICORN_CONF,
         "--bind", bind,
         "--workers", str(workers),
         "--worker-class", "gthread", "--threads", str(threads),
         "--timeout", str(timeout), "--graceful-timeout", "20", "--no-control-socket",
+        "--log-level", log_level.lower(),
     ]
     if access_log:
-        args += ["--access-logfile", "-"]
+        args += ["--access-logfile", "-"]  # stderr: thumbnails.gunicorn_conf.JsonLogger
     if worker_tmp_dir:  # the workers' heartbeat files: in RAM, not on a container's disk
         args += ["--worker-tmp-dir", worker_tmp_dir]
     return args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -90,6 +91,10 @@ class FilesystemStore:
             return self._path(key).is_file()
         except ValueError:
             return False
+        except OSError as exc:
+            if exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EINVAL):
+                return False  # a name no file can have
+            raise StorageUnavailable(f"cannot look up {key}: {exc}") from exc
 
     def delete(self, key: str) -> None:
         """Remove the object if present."""

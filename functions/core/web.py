@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import logging
 import sys
+import time
 from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from . import logs, metrics
 from .config import Config
 from .errors import DependencyUnavailable, PayloadTooLarge, ThumbnailsError, Unauthorized
 from .services import Services, build_services
@@ -36,13 +38,18 @@ def _handle_domain(exc: ThumbnailsError) -> Response:
     headers = {}
     if isinstance(exc, DependencyUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthorized):  # RFC 9110: a 401 names its scheme
+        headers["WWW-Authenticate"] = 'Bearer realm="thumbnails"'
+
         log.warning("dependency unavailable: %s", exc.message)
     return json_error(exc.status, exc.code, exc.message, **headers)
 
 
 def _handle_http(exc: HTTPException) -> Response:
     code = PayloadTooLarge.code if exc.code == 413 else _snake(exc.name)
-    return json_error(exc.code or 500, code, exc.description or exc.name)
+    # Keep what the exception says about itself (Allow on a 405, Content-Range on a 416).
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return json_error(exc.code or 500, code, exc.description or exc.name, **headers)
 
 
 def _handle_unexpected(exc: Exception) -> Response:
@@ -74,10 +81,45 @@ def _nosniff(response: Response) -> Response:
     return response
 
 
+# Where a request's start time and ids wait for the metrics and gunicorn's access log
+# (thumbnails.gunicorn_conf.JsonLogger reads the ids after the app has answered).
+STARTED, CORRELATION_ID, JOB_ID = "thumbnails.started", "thumbnails.correlation_id", \
+    "thumbnails.job_id"
+
+
+def _start_request() -> None:
+    """Note the start time; bind the request's correlation id (from `traceparent` or
+    X-Request-Id, else a new one) to its log lines."""
+    environ = request.environ
+    environ[STARTED] = time.perf_counter()
+    correlation = logs.correlation_from(environ.get("HTTP_TRACEPARENT"),
+                                        environ.get("HTTP_X_REQUEST_ID"))
+    environ[CORRELATION_ID] = correlation
+    logs.start(correlation)
+
+
+def _end_request(response: Response) -> Response:
+    """Answer with the correlation id; hand the ids bound meanwhile to the access log."""
+    environ = request.environ
+    correlation = logs.current("correlation_id") or environ.get(CORRELATION_ID)
+    if correlation:
+        environ[CORRELATION_ID] = correlation
+        response.headers["X-Request-Id"] = correlation
+    job_id = logs.current("job_id")
+    if job_id:
+        environ[JOB_ID] = job_id
+    return response
+
+
 def bare_app(name: str, config: Config) -> Flask:
     """A Flask app with logging, JSON errors, nosniff and /health, but no services."""
     configure_logging(config.log_level)
-    app = Flask(name)
+    app = Flask(name, static_folder=None)  # no implicit /static: each route is ours
+    # First: every other hook's lines get the ids. Each request starts with its own (no
+    # teardown hook clearing them: one call less per request; gunicorn's access lines take
+    # their ids from the environ, never from what a thread's last request left behind).
+    app.before_request(_start_request)
+    app.after_request(_end_request)
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024  # multipart framing
     app.register_error_handler(ThumbnailsError, _handle_domain)
     app.register_error_handler(HTTPException, _handle_http)
@@ -93,12 +135,49 @@ def make_app(name: str, config: Config | None, services: Services | None) -> Fla
     app = bare_app(name, config)
     app.extensions["services"] = services or build_services(config)
     app.register_blueprint(readiness)
+    instrument(app, name.split(".")[1] if name.startswith("thumbnails.") else name)
     return app
 
 
-OPEN_PATHS = ("/health", "/ready")
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def instrument(app: Flask, function: str) -> None:
+    """Count and time every answer of the app (labels: the function, the URL rule, not the
+    raw path, and the method); serve GET /metrics. app.extensions["metrics"] is the
+    registry /metrics renders: register collectors of the function's own there."""
+    registry = app.extensions["metrics"] = metrics.scrape_registry()
+    # (rule, method, status) -> the label children to update, looked up once each
+    children: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        rule = req.url_rule
+        method = req.method if req.method in KNOWN_METHODS else "other"
+        key = (rule.rule if rule is not None else None, method, response.status_code)
+        pair = children.get(key)
+        if pair is None:
+            route = (rule.rule.rstrip("/") or "/") if rule is not None else "unmatched"
+            pair = children[key] = (
+                metrics.HTTP_REQUESTS.labels(function, route, method, str(key[2])),
+                metrics.HTTP_DURATION.labels(function, route, method))
+        pair[0].inc()
+        started = req.environ.get(STARTED)
+        if started is not None:
+            pair[1].observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics")
+    def _metrics() -> Response:
+        body, content_type = metrics.exposition(registry)
+        return Response(body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/openapi.json", "/docs")
 CORS_REQUEST_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key"
-CORS_EXPOSED_HEADERS = "Location, ETag, Link, X-Next-Cursor, Retry-After, Idempotent-Replayed"
+CORS_EXPOSED_HEADERS = ("Location, ETag, Link, X-Next-Cursor, Retry-After, Idempotent-Replayed, "
+                        "X-Request-Id")
 
 
 def allow_cors(app: Flask, origins: Collection[str]) -> None:
@@ -163,11 +242,11 @@ def services_of() -> Services:
 
 
 def configure_logging(level: str) -> None:
-    """Log lines to stderr once per process, with the logger name and level."""
+    """Log to stderr once per process, one JSON object per line (thumbnails.logs)."""
     root = logging.getLogger()
     if not any(getattr(h, "_thumbnails", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(logs.JsonFormatter())
         handler._thumbnails = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())

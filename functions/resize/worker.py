@@ -11,7 +11,7 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
-from thumbnails import events, imaging
+from thumbnails import events, imaging, logs, metrics
 from thumbnails.errors import (
     BadRequest,
     DependencyUnavailable,
@@ -36,11 +36,17 @@ def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent
         raise InvalidEvent(f"resize takes {uploaded}, not {event.get_type()}")
     data = events.data_of(event)
     job_id = _job_id(event, data)
+    # Every later line about this job carries its ids; the upload request's correlation id
+    # comes with the event (else the delivery request's stays).
+    logs.bind(job_id=job_id, event_id=event.get_id(),
+              correlation_id=logs.correlation_of_event(event) or logs.current("correlation_id"))
     token = uuid.uuid4().hex
     outcome, job = _claim(services, job_id, token)
     if outcome is ClaimOutcome.MISSING:
         _create_job(services, event, data, job_id)  # another producer's object
         outcome, job = _claim(services, job_id, token)
+    if outcome is ClaimOutcome.EXHAUSTED:  # the claim script failed it just now
+        metrics.JOBS_FINISHED.labels("failed", "too_many_attempts").inc()
     if outcome is ClaimOutcome.BUSY:
         raise JobBusy(f"job {job_id} is being processed by another worker")
     if outcome is ClaimOutcome.CLAIMED:
@@ -51,7 +57,7 @@ def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent
                  outcome.value)
     if job is None or not job.status.terminal:
         raise InvalidEvent(f"job {job_id} vanished")  # deleted under our feet
-    return reply_event(services, job)
+    return reply_event(services, job, logs.current("correlation_id"))
 
 
 def _claim(services: Services, job_id: str, token: str) -> tuple[ClaimOutcome, Job | None]:
@@ -89,6 +95,7 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
               event_source=event.get_source())
     check_at = job.created_at + services.config.requeue_after_seconds
     if services.jobs.create_if_absent(job, events.to_json(event), check_at):
+        metrics.JOBS_SUBMITTED.labels("event").inc()
         log.info("job %s created for event %s from %s", job_id, event.get_id(),
                  event.get_source())
 
@@ -114,6 +121,10 @@ def _process(services: Services, job: Job, token: str) -> Job:
         services.jobs.release(job_id, token)
         raise
     done = time.perf_counter()
+    for stage, seconds in (("fetch", fetched - started), ("decode", thumb.decode_ms / 1000),
+                           ("encode", thumb.encode_ms / 1000), ("store", done - stored_at)):
+        metrics.STAGE_DURATION.labels(stage).observe(seconds)
+    metrics.IMAGE_BYTES.labels("out").inc(len(thumb.data))
     log.info("job %s succeeded: %dx%d %s in %.1f ms", job_id, thumb.width, thumb.height,
              thumb.content_type, (done - started) * 1000)
     return _finish(
@@ -135,6 +146,7 @@ def _finish(services: Services, job: Job, token: str, status: JobStatus, started
     if not services.jobs.finish(job.job_id, token, status, **values):
         # The lease ran out and another worker took the job over: its result stands.
         raise JobBusy(f"job {job.job_id}: lease lost while processing")
+    metrics.JOBS_FINISHED.labels(status.value, values.get("error_code", "")).inc()
     return replace(job, status=status, **values)
 
 
@@ -142,8 +154,10 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-def reply_event(services: Services, job: Job) -> BaseCloudEvent:
-    """thumbnail.generated or thumbnail.failed for a finished job (same id on every re-send)."""
+def reply_event(services: Services, job: Job,
+                correlation_id: str | None = None) -> BaseCloudEvent:
+    """thumbnail.generated or thumbnail.failed for a finished job (same id on every re-send),
+    with the correlation id of the event that asked for it."""
     links = job_links(services.config.status_base_url, job.job_id)
     data: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "links": links}
     if job.status is JobStatus.SUCCEEDED:
@@ -156,22 +170,35 @@ def reply_event(services: Services, job: Job) -> BaseCloudEvent:
     else:
         event_type = services.event_types.thumbnail_failed
         data["error"] = {"code": job.error_code, "message": job.error_message}
-    return events.new_event(event_type, events.RESIZE_SOURCE, data,
-                            event_id=events.reply_id(job.job_id, event_type), subject=job.job_id)
+    return events.new_event(
+        event_type, events.RESIZE_SOURCE, data,
+        event_id=events.reply_id(job.job_id, event_type), subject=job.job_id,
+        extensions={events.CORRELATION_ID: correlation_id} if correlation_id else None)
 
 
 def handle_dead_letter(services: Services, event: BaseCloudEvent) -> bool:
     """The broker gave up on an event: fail its job with the broker's reason."""
     data = events.data_of(event)
     job_id = data.get("job_id")
+    logs.bind(event_id=event.get_id(),
+              correlation_id=logs.correlation_of_event(event) or logs.current("correlation_id"))
     if not isinstance(job_id, str) or not JOB_ID.match(job_id):
         log.warning("dead letter %s without a job id: dropped", event.get_id())
         return False
+    logs.bind(job_id=job_id)
     code = _extension(event, "knativeerrorcode")
     dest = _extension(event, "knativeerrordest")
+    if code == str(JobBusy.status):
+        # Every delivery found the job leased: its worker is still at it, or died and the
+        # lease will run out. The holder finishes it, or the sweep re-emits it.
+        log.warning("job %s event %s: dead-lettered while leased (409): left to the sweep",
+                    job_id, event.get_id())
+        return False
     changed = services.jobs.fail_unfinished(
         job_id, error_code="delivery_failed", finished_at=time.time(),
         error_message=f"the broker gave up delivering to {dest or 'resize'} (last status {code})")
+    if changed:
+        metrics.JOBS_FINISHED.labels("failed", "delivery_failed").inc()
     log.warning("job %s event %s: dead-lettered (code %s, dest %s)%s", job_id, event.get_id(),
                 code, dest, "" if changed else "; job already finished")
     return changed

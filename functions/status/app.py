@@ -7,12 +7,21 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from thumbnails import apidocs
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.services import Services
-from thumbnails.web import allow_cors, freeze_heap, make_app, require_api_key, services_of
+from thumbnails.web import (
+    OPEN_PATHS,
+    allow_cors,
+    freeze_heap,
+    make_app,
+    require_api_key,
+    services_of,
+)
 
+from . import page
 from .views import debug_document, job_document
 
 bp = Blueprint("status", __name__)
@@ -76,7 +85,7 @@ def _job(job_id: str) -> Job:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -85,7 +94,10 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """The status app."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
+    app.register_blueprint(apidocs.blueprint("status"))  # /openapi.json, /docs
+    app.register_blueprint(page.bp)  # GET /: the web page
     allow_cors(app, app.extensions["services"].config.allowed_origins)
-    require_api_key(app, app.extensions["services"].config.api_keys)
+    require_api_key(app, app.extensions["services"].config.api_keys,
+                    open_paths=(*OPEN_PATHS, *page.OPEN_PATHS))
     freeze_heap()
     return app

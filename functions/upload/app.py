@@ -8,9 +8,11 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from thumbnails import apidocs
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
+from thumbnails.metrics import OutboxDepth
 from thumbnails.outbox import OutboxSender, OutboxThread, Sweeper
 from thumbnails.services import Services
 from thumbnails.web import (
@@ -92,8 +94,10 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """The upload app; starts the outbox thread when K_SINK is set."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
+    app.register_blueprint(apidocs.blueprint("upload"))  # /openapi.json, /docs
     services = app.extensions["services"]
     config = services.config
+    app.extensions["metrics"].register(OutboxDepth(services.jobs))  # HLEN at scrape time
     allow_cors(app, config.allowed_origins)
     # The sweep only re-sends what is due, and a PingSource has no key to send.
     require_api_key(app, config.api_keys, open_paths=(*OPEN_PATHS, "/outbox/sweep"))

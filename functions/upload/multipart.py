@@ -11,7 +11,10 @@ from thumbnails.errors import BadRequest
 def parse(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:
     """(text fields, file contents) by field name; BadRequest if the body is not multipart."""
     mimetype, params = parse_options_header(content_type)
-    boundary = params.get("boundary", "").encode("latin-1")
+    try:
+        boundary = params.get("boundary", "").encode("latin-1")
+    except UnicodeEncodeError:  # an RFC 2231 boundary* decoded to characters beyond latin-1
+        raise BadRequest("malformed multipart boundary") from None
     if mimetype != "multipart/form-data" or not boundary:
         raise BadRequest("multipart/form-data with a 'file' field is required")
     delimiter = b"--" + boundary

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from thumbnails import events, imaging
+from thumbnails import events, imaging, logs, metrics
 from thumbnails.errors import EmptyFile, PayloadTooLarge, ThumbnailsError
 from thumbnails.jobs import Job
 from thumbnails.services import Services
@@ -23,6 +23,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
     that already names a job: that job, and None (nothing new to send)."""
     config = services.config
     if idempotency and (replayed := _job_of(services, idempotency)):
+        logs.bind(job_id=replayed.job_id, event_id=replayed.event_id)
         return replayed, None
     if not data:
         raise EmptyFile("the uploaded file is empty")
@@ -45,32 +46,39 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         event_source=config.event_source,
         event_id=str(uuid.uuid4()),
     )
+    logs.bind(job_id=job_id, event_id=job.event_id)
     # Should this process die before the record is written, the sweep deletes the original.
     services.jobs.note_upload(job_id)
     services.store.put(key, data, info.mime)
-    event_json = events.to_json(uploaded_event(job, info.mime, services.event_types))
+    event_json = events.to_json(uploaded_event(job, info.mime, services.event_types,
+                                               logs.current("correlation_id")))
     try:
         # The outbox sweep leaves the event to this process's sender for a while.
         existing = services.jobs.create(
             job, event_json, check_at=job.created_at + config.requeue_after_seconds,
             send_by=job.created_at + config.outbox_retry_seconds, idempotency=idempotency)
     except ThumbnailsError:
-        # Nothing half-written stays behind: without its record the original is an orphan.
-        _delete_quietly(services, job_id)
+        # Did the record get written? A lost reply cannot tell, so the original stays for the
+        # sweep, which deletes it only if no record appeared (ORPHAN_AFTER_SECONDS).
+        log.warning("job %s: recording failed; its original is left for the sweep", job_id)
         raise
-    if existing is not None:  # a concurrent request with the same Idempotency-Key won
+    if existing is not None and existing != job_id:  # a request with the same key won
         _delete_quietly(services, job_id)
         replayed = services.jobs.get(existing)
         if replayed is not None:
             return replayed, None
         raise ThumbnailsError(f"job {existing} of this Idempotency-Key vanished")
+    metrics.JOBS_SUBMITTED.labels("upload").inc()
+    metrics.IMAGE_BYTES.labels("in").inc(len(data))
     log.info("job %s queued (event %s, %s %dx%d, %d bytes)", job_id, job.event_id,
              info.format, info.width, info.height, len(data))
     return job, event_json
 
 
-def uploaded_event(job: Job, content_type: str, types: events.EventTypes) -> events.CloudEvent:
-    """The image.uploaded event for a new job: a reference to the original, never its bytes."""
+def uploaded_event(job: Job, content_type: str, types: events.EventTypes,
+                   correlation_id: str | None = None) -> events.CloudEvent:
+    """The image.uploaded event for a new job: a reference to the original, never its bytes.
+    The correlation id of the upload request travels as the `correlationid` extension."""
     return events.new_event(
         types.image_uploaded,
         job.event_source,
@@ -86,6 +94,7 @@ def uploaded_event(job: Job, content_type: str, types: events.EventTypes) -> eve
         },
         event_id=job.event_id,
         subject=job.job_id,
+        extensions={events.CORRELATION_ID: correlation_id} if correlation_id else None,
     )
 
 

@@ -194,6 +194,11 @@ spec:
         autoscaling.knative.dev/scale-down-delay: {{ . | quote }}
         {{- end }}
         checksum/config: {{ include "thumbnails.configChecksum" $ | quote }}
+        # GET /metrics on the container port: Prometheus scrapes the pod itself, past the
+        # queue-proxy, so a scrape is no traffic to Knative (resize still scales to zero).
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "8080"
+        prometheus.io/path: /metrics
     spec:
       containerConcurrency: {{ mul (int $v.workers) (int $v.threads) }}
       timeoutSeconds: {{ $v.timeoutSeconds }}

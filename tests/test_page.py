@@ -1,0 +1,334 @@
+"""The web page status serves at GET /, driven in headless Debian Chromium against the real
+local stack: upload several images through it, see their thumbnails; see a refused file's
+message; open a job and see its timings; with API keys, the page asks for one. Saves a
+screenshot to build/screenshot.png (and docs/screenshot.png, for the README)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from images import encode, marked
+from PIL import Image, ImageDraw
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from stackutil import running_stack
+from werkzeug.serving import make_server
+
+from thumbnails import status
+from thumbnails.config import Config
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = (ROOT / "build" / "screenshot.png", ROOT / "docs" / "screenshot.png")
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--disable-quic", "--window-size=1280,900")
+API_KEY = "page-test-key"
+DEADLINE = 20.0
+
+
+DROP = """
+const [data, name, type] = arguments;
+const file = new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], name, {type});
+const transfer = new DataTransfer();
+transfer.items.add(file);
+for (const kind of ["dragenter", "dragover", "drop"]) {
+  document.getElementById("dropzone").dispatchEvent(
+    new DragEvent(kind, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}
+"""
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    """check() until it returns something truthy; fail naming `what` after the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except WebDriverException as exc:  # an element replaced while we looked at it
+            last_error = exc
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what}" + (f" ({last_error})" if last_error
+                                                               else ""))
+
+
+@pytest.fixture(scope="module")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("page-stack")
+
+
+@pytest.fixture(scope="module")
+def urls(stack_dir: Path) -> Iterator[dict[str, str]]:
+    with running_stack(Config(), stack_dir) as stack_urls:
+        yield stack_urls
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Headless Debian Chromium with a fresh profile; fails (never skips) when missing."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: `make browser` installs Debian's "
+                    "chromium and chromium-driver", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    except WebDriverException as exc:
+        pytest.fail(f"Chromium did not start ({exc.msg}); `make browser` installs Debian's "
+                    "chromium and chromium-driver", pytrace=False)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three images unlike each other, and a text file."""
+    folder = tmp_path_factory.mktemp("page-files")
+    sunset = Image.new("RGB", (480, 320))
+    draw = ImageDraw.Draw(sunset)
+    for y in range(320):
+        draw.line([(0, y), (480, y)], fill=(250 - y // 3, 120 + y // 4, 60 + y // 2))
+    draw.ellipse((180, 150, 300, 270), fill=(255, 236, 160))
+    draw.rectangle((0, 250, 480, 320), fill=(40, 50, 90))
+    dot = Image.new("RGBA", (300, 300), (0, 0, 0, 0))
+    ImageDraw.Draw(dot).ellipse((30, 30, 270, 270), fill=(30, 160, 90, 255))
+    made = {
+        "sunset.png": encode(sunset, "PNG"),
+        "marked.jpg": encode(marked(), "JPEG", quality=90),
+        "dot.png": encode(dot, "PNG"),
+        "notes.txt": b"not an image, just some words\n",
+    }
+    paths = {}
+    for name, data in made.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(data)
+    return paths
+
+
+def job_card(browser: WebDriver, name: str) -> WebElement | None:
+    for card in browser.find_elements(By.CSS_SELECTOR, "#jobs li.job"):
+        if card.find_element(By.CSS_SELECTOR, ".job-name").text == name:
+            return card
+    return None
+
+
+def thumbnail_size(browser: WebDriver, name: str) -> tuple[int, int] | None:
+    """The natural size of the thumbnail <img> shown for `name`, once it has loaded."""
+    card = job_card(browser, name)
+    if card is None or card.get_attribute("data-status") != "succeeded":
+        return None
+    size = browser.execute_script(
+        "const img = arguments[0].querySelector('img');"
+        "return img && img.complete && img.naturalWidth > 0"
+        " ? [img.naturalWidth, img.naturalHeight] : null;", card)
+    return tuple(size) if size else None
+
+
+def set_value(browser: WebDriver, element_id: str, value: str) -> None:
+    element = browser.find_element(By.ID, element_id)
+    if element.tag_name == "select":
+        browser.execute_script("arguments[0].value = arguments[1];", element, value)
+    else:
+        element.clear()
+        element.send_keys(value)
+
+
+def page_errors(browser: WebDriver, *expected: int) -> list[str]:
+    """Console errors since the last call, less the lines of answers a test expects."""
+    lines = [f"the server responded with a status of {code}" for code in expected]
+    return [entry["message"] for entry in browser.get_log("browser")
+            if entry["level"] == "SEVERE" and not any(line in entry["message"]
+                                                      for line in lines)]
+
+
+def test_the_page_uploads_images_and_shows_their_thumbnails(
+        browser: WebDriver, urls: dict[str, str], files: dict[str, Path]) -> None:
+    browser.get(urls["status"] + "/")
+    assert browser.title == "Thumbnails"
+    main = browser.find_element(By.ID, "app")
+    assert main.get_attribute("data-upload-url") == urls["upload"]
+    set_value(browser, "opt-width", "160")
+    set_value(browser, "opt-height", "120")
+    set_value(browser, "opt-format", "png")
+    picker = browser.find_element(By.CSS_SELECTOR, "input[type=file][multiple]")
+    images = ("sunset.png", "marked.jpg", "dot.png")
+    picker.send_keys("\n".join(str(files[name]) for name in images[:2]))
+    # The third one dropped on the page, as a drag from the desktop would.
+    browser.execute_script(DROP, base64.b64encode(files["dot.png"].read_bytes()).decode(),
+                           "dot.png", "image/png")
+
+    sizes = {name: wait_for(lambda n=name: thumbnail_size(browser, n),  # type: ignore[misc]
+                            f"the thumbnail of {name} shown") for name in images}
+    # The options chosen on the page reached the service: 160x120 boxes, contain.
+    assert sizes == {"sunset.png": (160, 107), "marked.jpg": (160, 120), "dot.png": (120, 120)}
+    accepted = browser.find_elements(By.CSS_SELECTOR, "#uploads li[data-state=accepted]")
+    assert len(accepted) == 3
+    listed = requests.get(f"{urls['status']}/jobs", timeout=10).json()
+    assert {job["status"] for job in listed} == {"succeeded"} and len(listed) == 3
+    summary = browser.find_element(By.ID, "jobs-summary").text
+    assert summary == "3 succeeded"
+    assert page_errors(browser) == []
+
+
+def test_a_refused_file_shows_the_servers_message(
+        browser: WebDriver, urls: dict[str, str], files: dict[str, Path]) -> None:
+    direct = requests.post(f"{urls['upload']}/jobs",
+                           files={"file": ("notes.txt", io.BytesIO(b"just words\n"))}, timeout=10)
+    assert direct.status_code == 415
+    message = direct.json()["message"]
+    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(files["notes.txt"]))
+
+    def refusal() -> str | None:
+        for item in browser.find_elements(By.CSS_SELECTOR, "#uploads li[data-state=refused]"):
+            if "notes.txt" in item.text:
+                return str(item.text)
+        return None
+
+    text = wait_for(refusal, "the refusal of notes.txt shown")
+    assert f"415 unsupported_type: {message}" in text
+    assert browser.find_element(By.CSS_SELECTOR, "#uploads li[data-state=refused]") \
+        .get_attribute("role") == "alert"
+    assert len(requests.get(f"{urls['status']}/jobs", timeout=10).json()) == 3, "a job was made"
+    assert page_errors(browser, 415) == []
+
+
+def test_a_jobs_detail_shows_its_timings(browser: WebDriver, urls: dict[str, str]) -> None:
+    card = job_card(browser, "marked.jpg")
+    assert card is not None
+    job_id = card.get_attribute("data-job-id")
+    debug = requests.get(f"{urls['status']}/jobs/{job_id}/debug", timeout=10).json()
+    card.find_element(By.TAG_NAME, "button").click()
+
+    detail = browser.find_element(By.ID, "detail")
+    wait_for(lambda: detail.is_displayed() and detail.find_elements(
+        By.CSS_SELECTOR, f".detail-content[data-job-id='{job_id}'] table.stages"),
+        "the detail of marked.jpg with its stage timings")
+    facts = dict(zip((dt.text for dt in detail.find_elements(By.CSS_SELECTOR, "dt")),
+                     (dd.text for dd in detail.find_elements(By.CSS_SELECTOR, "dd")), strict=True))
+    assert facts["Status"].lower() == "succeeded" and facts["Job id"] == job_id
+    for when in ("Created", "Started", "Finished"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", facts[when]), facts
+    assert _close(facts["Processing time"], debug["processing_time_ms"]), facts
+    assert facts["Original"].startswith("JPEG 400×300")
+    assert facts["Thumbnail"].startswith("image/png 160×120")
+    stages = {row.get_attribute("data-stage"): row.find_element(By.CSS_SELECTOR, "td.num").text
+              for row in detail.find_elements(By.CSS_SELECTOR, "table.stages tbody tr")}
+    assert stages.keys() == debug["stages_ms"].keys()
+    for name, value in debug["stages_ms"].items():
+        assert _close(stages[name], value), (name, stages[name], value)
+    wait_for(lambda: browser.execute_script(
+        "const img = document.querySelector('#detail .detail-thumb img');"
+        "return img && img.naturalWidth === 160;"), "the thumbnail in the detail")
+    assert page_errors(browser) == []
+
+    # The artefact: the page with its jobs, the refusal and a job's detail.
+    browser.execute_script("window.scrollTo(0, 0)")
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {  # the whole page
+        "width": 1280, "height": min(int(height), 2000), "deviceScaleFactor": 1,
+        "mobile": False})
+    time.sleep(0.3)  # the smooth scroll and the new size settle
+    SCREENSHOTS[0].parent.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOTS[0]))
+    SCREENSHOTS[1].parent.mkdir(exist_ok=True)
+    shutil.copyfile(*SCREENSHOTS)
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    with Image.open(SCREENSHOTS[0]) as shot:
+        assert shot.width == 1280 and shot.height >= 700
+
+
+def _close(shown: str, ms: float) -> bool:
+    """The page shows `ms` as "12 ms", "3.4 ms" or "1.23 s": the same value, rounded."""
+    number, unit = shown.split()
+    value = float(number) * (1000 if unit == "s" else 1)
+    return abs(value - ms) <= (5 if unit == "s" else 0.5)
+
+
+def test_preflight_allows_the_pages_upload(urls: dict[str, str]) -> None:
+    origin = urls["status"]
+    answer = requests.options(f"{urls['upload']}/jobs", timeout=10, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "accept,idempotency-key,x-api-key"})
+    assert answer.status_code == 204
+    assert answer.headers["Access-Control-Allow-Origin"] == origin
+    allowed = {h.strip().lower() for h in answer.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"idempotency-key", "x-api-key"} <= allowed  # Accept is always allowed
+    assert "POST" in answer.headers["Access-Control-Allow-Methods"]
+    other = requests.options(f"{urls['upload']}/jobs", timeout=10, headers={
+        "Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
+        browser: WebDriver, urls: dict[str, str], stack_dir: Path, tmp_path: Path) -> None:
+    """status with API_KEY_HASHES over the stack's Redis and objects: the page and its
+    files load without a key; the API needs one; the page asks, and then lists the jobs
+    and fetches their thumbnails with it."""
+    config = Config(redis_url=urls["redis"], data_dir=tmp_path,
+                    upload_base_url=urls["upload"] + "/",
+                    api_key_hashes=hashlib.sha256(API_KEY.encode()).hexdigest())
+    app = status.create_app(config)
+    client = app.test_client()
+    page = client.get("/")
+    assert page.status_code == 200 and b'data-key-required="true"' in page.data
+    assert f'data-upload-url="{urls["upload"]}"'.encode() in page.data
+    assert f"connect-src 'self' {urls['upload']};" in page.headers["Content-Security-Policy"]
+    for asset in ("/static/app.js", "/static/app.css"):
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/jobs").status_code == 401
+    hostile = replace(config, upload_base_url='http://x/"><script>')
+    injected = status.create_app(hostile).test_client().get("/").data
+    assert b"<script>" not in injected and b"&quot;&gt;&lt;script&gt;" in injected
+
+    # Over the stack's Redis and objects, so the page lists its jobs and gets thumbnails.
+    served = status.create_app(replace(config, data_dir=stack_dir / "objects"))
+    server = make_server("127.0.0.1", 0, served, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_port}/")
+        key_input = browser.find_element(By.ID, "api-key")
+        wait_for(key_input.is_displayed, "the API key prompt")
+        key_input.send_keys("wrong-key\n")
+        wait_for(lambda: "refused" in browser.find_element(By.ID, "key-message").text,
+                 "the wrong key refused")
+        key_input.send_keys(API_KEY + "\n")
+        wait_for(lambda: not key_input.is_displayed(), "the key prompt closed")
+        # Another origin, so the file names this browser remembers are not known there.
+        wait_for(lambda: browser.execute_script(
+            "return Array.from(document.querySelectorAll('#jobs li.job img'))"
+            ".filter(img => img.complete && img.naturalWidth > 0).length") == 3,
+            "the three thumbnails fetched with the key")
+        assert page_errors(browser, 401) == []
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
