@@ -244,13 +244,16 @@ spec:
                 secretKeyRef:
                   {{- include "thumbnails.apiKeyHashesRef" $ | nindent 18 }}
             {{- end }}
-          # No periodSeconds: until the first success Knative probes aggressively, which
-          # shortens cold starts. /ready checks Redis and the object store.
+          # No periodSeconds: until the first success the queue-proxy probes aggressively,
+          # which shortens cold starts. With periodSeconds 0 Knative refuses timeoutSeconds
+          # and failureThreshold ("... is disallowed when periodSeconds is zero":
+          # validateReadinessProbe, pkg/apis/serving/k8s_validation.go, Serving 1.23), and
+          # its defaulting webhook fills them in only when periodSeconds is set
+          # (applyReadinessProbeDefaults, pkg/apis/serving/v1/revision_defaults.go).
+          # /ready checks Redis and the object store.
           readinessProbe:
             httpGet:
               path: /ready
-            timeoutSeconds: 3
-            failureThreshold: 3
           livenessProbe:
             httpGet:
               path: /health
