@@ -618,8 +618,9 @@ def ping_source_spec_validate(spec: Obj, ctx: Ctx) -> list[FieldError]:
         try:
             decoded = base64.b64decode(data64.replace("\r", "").replace("\n", ""),
                                        validate=True)
-        except (binascii.Error, ValueError) as exc:
-            errs.append(duck.invalid(f"illegal base64 data ({exc})", "dataBase64"))
+        except (binascii.Error, ValueError):
+            errs.append(duck.invalid(f"illegal base64 data at input byte "
+                                     f"{_base64_error_offset(data64)}", "dataBase64"))
         else:
             if json_content and (problem := validate_json(decoded.decode(errors="replace"))):
                 errs.append(duck.invalid(problem, "dataBase64"))
@@ -632,16 +633,27 @@ def ping_source_spec_validate(spec: Obj, ctx: Ctx) -> list[FieldError]:
     return duck.dedupe([*errs, *duck.source_spec_validate(spec, ctx)])
 
 
+def _base64_error_offset(text: str) -> int:
+    """Where Go's base64.StdEncoding reports a CorruptInputError: the first byte outside the
+    alphabet, else the end (bad length or padding)."""
+    for i, c in enumerate(text):
+        if not (c.isascii() and (c.isalnum() or c in "+/=\r\n")):
+            return i
+    return len(text.rstrip("=\r\n"))
+
+
 def validate_json(text: str) -> str | None:
     """validateJSON (ping_validation.go): json.Unmarshal into map[string]interface{}, so a
-    JSON object (or null); the problem in our words, or None."""
+    JSON object (or null); the problem (Go's words where a value cannot start), or None."""
     def no_constants(name: str) -> Any:
-        raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+        raise json.JSONDecodeError("Expecting value", name, 0)
 
     try:
         value = json.loads(text, parse_constant=no_constants)
-    except ValueError as exc:
-        return f"not JSON: {exc}"
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Expecting value" and exc.pos < len(exc.doc):
+            return f"invalid character {exc.doc[exc.pos]!r} looking for beginning of value"
+        return f"invalid JSON: {exc}"
     if value is not None and not isinstance(value, dict):
         return f"json: cannot unmarshal {type(value).__name__} into a map[string]interface {{}}"
     return None
