@@ -616,3 +616,73 @@ def test_ping_source_validate_matches_upstream(case: str) -> None:
               "spec": {**spec, "sink": PING_SINK}}
     ctx = eventing.context(ping_data_max_size=limit)
     assert "\n".join(messages(eventing.ping_source_validate(source, ctx))) == want
+
+
+# ---------------------------------------------------------------- the values schema agrees
+
+
+def eventing_errors(objects: list[Obj]) -> list[str]:
+    """Every refusal of the mirrored webhooks over the Eventing objects of a render."""
+    return [f"{k8s.ident(o)}: {m}" for o in objects if eventing.is_eventing(o)
+            for m in messages(eventing.admit(o, NAMESPACE))]
+
+
+GOOD_VALUES = {  # values the webhooks accept: the schema must accept them too
+    "timeout-a-tenth": ("resize.delivery.timeout=PT0.1S",),
+    "backoffDelay-zero": ("broker.delivery.backoffDelay=PT0S",),
+    "linear": ("integrations.delivery.backoffPolicy=linear",),
+    "schedule-every-5-minutes": ("outbox.sweepSchedule=*/5 * * * *",),
+    "schedule-with-seconds": ("outbox.sweepSchedule=30 * * * * *",),
+    "schedule-names": ("outbox.sweepSchedule=0 9 * jan-jun mon-fri",),
+    "schedule-descriptor": ("outbox.sweepSchedule=@hourly",),
+    "sink-uri-absolute": ("integrations.sinks[0].name=a",
+                          "integrations.sinks[0].uri=https://hooks.example.com/x"),
+    "sink-ref-relative-uri": ("integrations.sinks[0].name=a",
+                              "integrations.sinks[0].ref.apiVersion=serving.knative.dev/v1",
+                              "integrations.sinks[0].ref.kind=Service",
+                              "integrations.sinks[0].ref.name=a",
+                              "integrations.sinks[0].uri=/x"),
+    "dead-letter-uri-only": ("integrations.deadLetterSink.ref=null",
+                             "integrations.deadLetterSink.uri=https://dlq.example.com/"),
+}
+BAD_VALUES = {  # values the webhooks refuse (shown on a render without the schema)
+    "timeout-zero": ("resize.delivery.timeout=PT0S",),  # DeliverySpec.Validate IsZero
+    "timeout-below-a-tenth": ("integrations.delivery.timeout=PT0.05S",),  # period.Parse
+    "broker-timeout-zero-days": ("broker.delivery.timeout=P0D",),
+    "retry-over-int32": ("resize.delivery.retry=3000000000",),  # retry is an *int32
+    "schedule-every": ("outbox.sweepSchedule=@every 1m",),  # validateDescriptor
+    "schedule-four-fields": ("outbox.sweepSchedule=* * * *",),  # cron normalizeFields
+    "schedule-seven-fields": ("outbox.sweepSchedule=0 0 * * * * *",),
+    "sink-uri-relative-alone": ("integrations.sinks[0].name=a",
+                                "integrations.sinks[0].uri=/x"),  # ValidateDestination
+    "sink-uri-absolute-with-ref": ("integrations.sinks[0].name=a",
+                                   "integrations.sinks[0].ref.apiVersion=serving.knative.dev/v1",
+                                   "integrations.sinks[0].ref.kind=Service",
+                                   "integrations.sinks[0].ref.name=a",
+                                   "integrations.sinks[0].uri=https://hooks.example.com/x"),
+    "dead-letter-absolute-with-ref": ("integrations.deadLetterSink.uri=https://dlq.example.com/",),
+    "dead-letter-ref-empty-kind": ("integrations.deadLetterSink.uri=null",  # KReference
+                                   "integrations.deadLetterSink.ref.kind="),
+    "broker-config-empty-apiVersion": ("broker.config.apiVersion=",
+                                       "broker.config.kind=ConfigMap",
+                                       "broker.config.name=c"),
+}
+
+
+@pytest.mark.parametrize("case", GOOD_VALUES)
+def test_the_values_schema_accepts_what_the_webhooks_accept(case: str) -> None:
+    objects = k8s.render_chart(None, sets=GOOD_VALUES[case])
+    k8s.fail_on(eventing_errors(objects), f"{case}: refusals")
+
+
+@pytest.mark.parametrize("case", BAD_VALUES)
+def test_the_values_schema_refuses_what_the_webhooks_refuse(case: str) -> None:
+    sets = [arg for s in BAD_VALUES[case] for arg in ("--set", s)]
+    unchecked = k8s.run("helm", "template", k8s.RELEASE, k8s.CHART, "--skip-schema-validation",
+                        *sets)
+    assert eventing_errors(list(k8s.documents(unchecked.stdout))), \
+        f"{case}: the webhooks accept this render; the case proves nothing"
+    done = k8s.helm_template(sets=BAD_VALUES[case], check=False)
+    assert done.returncode != 0, f"helm template accepts {BAD_VALUES[case]}, which " \
+        f"Eventing's webhooks refuse"
+    assert "schema" in done.stderr.lower(), done.stderr
