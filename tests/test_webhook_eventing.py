@@ -371,6 +371,28 @@ def test_a_broken_copy_is_refused(case: str) -> None:
         f"{found}")
 
 
+def test_a_real_ca_certificate_is_accepted() -> None:
+    # validateCACerts: the refusals above are not a mirror that refuses every CACerts.
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "thumbnails-test-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    obj = rendered("Trigger", "resize-on-image-uploaded")
+    obj["spec"]["delivery"]["deadLetterSink"]["CACerts"] = cert.public_bytes(
+        serialization.Encoding.PEM).decode()
+    assert not messages(eventing.admit(obj, NAMESPACE))
+
+
 def test_cesql_is_not_judged_silently() -> None:
     # ValidateCESQLExpression: no CESQL parser is mirrored, so a rendered cesql must fail.
     obj = rendered("Trigger", "event-display-on-thumbnail-events")
