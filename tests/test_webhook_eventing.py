@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import k8s
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from webhooks import cron, duck, eventing, period
 
 NAMESPACE = "thumbnails"  # scripts/deploy.sh's namespace; the API server sets it on each object
@@ -708,3 +711,71 @@ def test_the_values_schema_refuses_what_the_webhooks_refuse(case: str) -> None:
     assert done.returncode != 0, f"helm template accepts {BAD_VALUES[case]}, which " \
         f"Eventing's webhooks refuse"
     assert "schema" in done.stderr.lower(), done.stderr
+
+
+# ---------------------------------------------------------------- the schema's patterns
+
+
+@functools.cache
+def schema_for(pointer: str) -> Callable[[Any], bool]:
+    """A validator of one part of the chart's values schema (a JSON pointer into it)."""
+    import json
+
+    import jsonschema
+
+    whole = json.loads((k8s.CHART / "values.schema.json").read_text())
+    part = whole
+    for key in pointer.strip("/").split("/"):
+        part = part[key]
+    validator = jsonschema.Draft7Validator({**part, "definitions": whole["definitions"]})
+    return validator.is_valid
+
+
+_NUMBER = st.from_regex(r"\A[0-9]{1,3}(\.[0-9]{1,3})?\Z")
+
+
+@st.composite
+def durations(draw: st.DrawFn) -> str:
+    """ISO-8601 durations of the shape the values schema allows (days and time parts)."""
+    parts = {mark: draw(st.none() | _NUMBER) for mark in "DHMS"}
+    date = f"{parts['D']}D" if parts["D"] is not None else ""
+    time = "".join(f"{parts[m]}{m}" for m in "HMS" if parts[m] is not None)
+    return "P" + date + (f"T{time}" if time else "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(durations())
+def test_the_schemas_timeout_is_non_zero_exactly_when_knative_reads_it_so(text: str) -> None:
+    # DeliverySpec.Validate refuses a timeout whose period.Parse IsZero.
+    is_duration = schema_for("definitions/duration")(text)
+    if not is_duration:
+        return
+    assert schema_for("definitions/nonZeroDuration")(text) == (not period.parse(text).is_zero())
+
+
+_CRON_FIELDS = (("0", "59"), ("0", "59"), ("0", "23"), ("1", "31"), ("1", "12"), ("0", "6"))
+
+
+@st.composite
+def cron_specs(draw: st.DrawFn) -> str:
+    """Schedules robfig/cron accepts: 5 or 6 fields of *, numbers, ranges, steps and lists."""
+    seconds = draw(st.booleans())
+    fields = []
+    for low, high in _CRON_FIELDS[0 if seconds else 1:]:
+        lo, hi = int(low), int(high)
+        def one(a: int = lo, b: int = hi) -> st.SearchStrategy[str]:
+            number = st.integers(a, b).map(str)
+            ranged = st.tuples(st.integers(a, b), st.integers(a, b)).map(
+                lambda t: f"{min(t)}-{max(t)}")
+            star = st.sampled_from(["*", "?"])
+            base = number | ranged | star
+            return base | st.tuples(base, st.integers(1, 9)).map(lambda t: f"{t[0]}/{t[1]}")
+        fields.append(",".join(draw(st.lists(one(), min_size=1, max_size=3))))
+    return " ".join(fields)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cron_specs())
+def test_the_schema_accepts_every_schedule_knative_accepts(spec: str) -> None:
+    cron.parse(spec)  # robfig/cron accepts it
+    assert schema_for("properties/outbox/properties/sweepSchedule")(spec), spec
