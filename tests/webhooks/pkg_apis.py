@@ -1,0 +1,155 @@
+"""knative.dev/pkg/apis and kmap, mirrored: FieldError and its constructors,
+CheckDisallowedFields, ValidateObjectMetadata and KeyPriority.Get.
+
+Source: github.com/knative/pkg, branch release-1.23 at 521cb33b33dd (the version
+knative/serving knative-v1.23.0's go.mod pins): apis/field_error.go,
+apis/metadata_validation.go, kmap/lookup.go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from webhooks import goparse
+
+CURRENT_FIELD = ""  # apis.CurrentField
+
+
+class FieldError(str):
+    """One apis.FieldError: a str ("message: path, path" as Go prints it) with its parts.
+
+    paths are JSON paths relative to where the error was made; via() prefixes them the way
+    ViaField/ViaIndex/ViaKey do. warning is apis.WarningLevel (the webhook admits the object
+    and shows the text to the client).
+    """
+
+    message: str
+    paths: tuple[str, ...]
+    details: str
+    warning: bool
+
+    def __new__(cls, message: str, paths: Sequence[str] = (), details: str = "",
+                warning: bool = False) -> FieldError:
+        shown = ", ".join(p for p in paths if p)
+        self = super().__new__(cls, f"{message}: {shown}" if shown else message)
+        self.message, self.paths, self.details, self.warning = message, tuple(paths), details, \
+            warning
+        return self
+
+    def via(self, prefix: str) -> FieldError:
+        """The error seen from a parent: prefix is "field", "[3]", "field[3]" or "[key]"."""
+        paths = [_join(prefix, p) for p in self.paths] if self.paths else [prefix]
+        return FieldError(self.message, paths, self.details, self.warning)
+
+    def at_warning(self) -> FieldError:
+        """apis.FieldError.At(apis.WarningLevel)."""
+        return FieldError(self.message, self.paths, self.details, True)
+
+
+def _join(prefix: str, path: str) -> str:
+    if not path:
+        return prefix
+    if not prefix:
+        return path
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+def via(prefix: str, errors: Iterable[FieldError]) -> list[FieldError]:
+    """errs.ViaField(prefix) (or ViaIndex/ViaFieldIndex/ViaKey, by the prefix's shape)."""
+    return [e.via(prefix) for e in errors]
+
+
+def errors_only(errors: Iterable[FieldError]) -> list[FieldError]:
+    """The errors that refuse the object (apis.ErrorLevel), warnings dropped."""
+    return [e for e in errors if not e.warning]
+
+
+def warnings_only(errors: Iterable[FieldError]) -> list[FieldError]:
+    """The warnings (apis.WarningLevel) the webhook sends back with an admitted object."""
+    return [e for e in errors if e.warning]
+
+
+def err_missing_field(*paths: str) -> FieldError:
+    """apis.ErrMissingField."""
+    return FieldError("missing field(s)", paths)
+
+
+def err_disallowed_fields(*paths: str) -> FieldError:
+    """apis.ErrDisallowedFields."""
+    return FieldError("must not set the field(s)", paths)
+
+
+def err_invalid_value(value: Any, path: str, details: str = "") -> FieldError:
+    """apis.ErrInvalidValue."""
+    return FieldError(f"invalid value: {value}", [path], details)
+
+
+def err_generic(message: str, *paths: str) -> FieldError:
+    """apis.ErrGeneric."""
+    return FieldError(message, paths)
+
+
+def err_missing_one_of(*paths: str) -> FieldError:
+    """apis.ErrMissingOneOf."""
+    return FieldError("expected exactly one, got neither", paths)
+
+
+def err_multiple_one_of(*paths: str) -> FieldError:
+    """apis.ErrMultipleOneOf."""
+    return FieldError("expected exactly one, got both", paths)
+
+
+def err_invalid_key_name(key: str, path: str, details: str = "") -> FieldError:
+    """apis.ErrInvalidKeyName."""
+    return FieldError(f"invalid key name {key!r}".replace("'", '"'), [path], details)
+
+
+def err_out_of_bounds(value: Any, lower: Any, upper: Any, path: str) -> FieldError:
+    """apis.ErrOutOfBoundsValue: "expected lower <= value <= upper"."""
+    return FieldError(f"expected {lower} <= {value} <= {upper}", [path])
+
+
+def is_set(value: Any) -> bool:
+    """What kmp.CompareSetFields counts as set on a decoded Go struct: a JSON field that is
+    present and not its type's zero value. (A pointer to false is set in Go; the masks that
+    care about one, privileged and automountServiceAccountToken, allow false anyway.)"""
+    return value is not None and value != "" and value != 0 and value is not False \
+        and value != [] and value != {}
+
+
+def check_disallowed_fields(obj: Mapping[str, Any], allowed: Iterable[str]) -> list[FieldError]:
+    """apis.CheckDisallowedFields(request, mask): the set fields a *Mask function drops.
+
+    obj is the JSON object; allowed are the JSON names the mask keeps.
+    """
+    allowed = set(allowed)
+    disallowed = sorted(k for k, v in obj.items() if k not in allowed and is_set(v))
+    return [err_disallowed_fields(*disallowed)] if disallowed else []
+
+
+def validate_object_metadata(meta: Mapping[str, Any]) -> list[FieldError]:
+    """apis.ValidateObjectMetadata (pkg apis/metadata_validation.go): name or generateName
+    is a DNS-1035 label (prefix)."""
+    name = str(meta.get("name") or "")
+    generate_name = str(meta.get("generateName") or "")
+    if generate_name:
+        msgs = goparse.name_is_dns1035_label(generate_name, True)
+        if msgs:
+            return [FieldError(f"not a DNS 1035 label prefix: {msgs}", ["generateName"])]
+    if name:
+        msgs = goparse.name_is_dns1035_label(name, False)
+        if msgs:
+            return [FieldError(f"not a DNS 1035 label: {msgs}", ["name"])]
+    if not generate_name and not name:
+        return [FieldError("name or generateName is required", ["name"])]
+    return []
+
+
+def key_priority_get(keys: Sequence[str], m: Mapping[str, Any]) -> tuple[str, str, bool]:
+    """kmap.KeyPriority.Get: (key, value, found) for the first of keys present in m;
+    (keys[0], "", False) when none is."""
+    for key in keys:
+        if key in m:
+            return key, str(m[key]), True
+    return keys[0], "", False
