@@ -244,11 +244,13 @@ spec:
                 secretKeyRef:
                   {{- include "thumbnails.apiKeyHashesRef" $ | nindent 18 }}
             {{- end }}
-          # No periodSeconds: until the first success Knative probes aggressively, which
-          # shortens cold starts. /ready checks Redis and the object store.
+          # /ready checks Redis and the object store. Knative's webhook refuses
+          # timeoutSeconds and failureThreshold without periodSeconds (validateReadinessProbe,
+          # pkg/apis/serving/k8s_validation.go); a 1s period keeps cold starts short.
           readinessProbe:
             httpGet:
               path: /ready
+            periodSeconds: 1
             timeoutSeconds: 3
             failureThreshold: 3
           livenessProbe:
