@@ -404,8 +404,8 @@ BROKEN: dict[str, Broken] = {b.go + " " + name: b for name, b in {
         "duplicate container name"),
     "emptyDir with its flag off": Broken(
         "serving.validateVolume", lambda s: None,
-        "EmptyDir volume support is disabled, but found EmptyDir volume tmp: "
-        "spec.template.spec.volumes[0]",
+        # Go's error has no path (ViaField keeps none): the volume's name says which.
+        "EmptyDir volume support is disabled, but found EmptyDir volume tmp",
         DEFAULT.with_features(kubernetes__podspec_volumes_emptydir=DISABLED)),
     "a hostPath volume": Broken(
         "serving.validateVolume", _add_volume({"name": "host", "hostPath": {"path": "/"}},

@@ -17,11 +17,12 @@ CURRENT_FIELD = ""  # apis.CurrentField
 
 
 class FieldError(str):
-    """One apis.FieldError: a str ("message: path, path" as Go prints it) with its parts.
+    """One apis.FieldError: a str (what Go's Error() prints for it alone: "message: path,
+    path", then details on a line of their own) with its parts.
 
     paths are JSON paths relative to where the error was made; via() prefixes them the way
-    ViaField/ViaIndex/ViaKey do. warning is apis.WarningLevel (the webhook admits the object
-    and shows the text to the client).
+    ViaField/ViaIndex/ViaKey do (an error without paths keeps none, as in Go). warning is
+    apis.WarningLevel (the webhook admits the object and shows the text to the client).
     """
 
     message: str
@@ -31,15 +32,15 @@ class FieldError(str):
 
     def __new__(cls, message: str, paths: Sequence[str] = (), details: str = "",
                 warning: bool = False) -> FieldError:
-        shown = ", ".join(p for p in paths if p)
-        self = super().__new__(cls, f"{message}: {shown}" if shown else message)
+        text = f"{message}: {', '.join(paths)}" + (f"\n{details}" if details else "")
+        self = super().__new__(cls, text)
         self.message, self.paths, self.details, self.warning = message, tuple(paths), details, \
             warning
         return self
 
     def via(self, prefix: str) -> FieldError:
         """The error seen from a parent: prefix is "field", "[3]", "field[3]" or "[key]"."""
-        paths = [_join(prefix, p) for p in self.paths] if self.paths else [prefix]
+        paths = [_join(prefix, p) for p in self.paths]
         return FieldError(self.message, paths, self.details, self.warning)
 
     def at_warning(self) -> FieldError:
@@ -58,6 +59,19 @@ def _join(prefix: str, path: str) -> str:
 def via(prefix: str, errors: Iterable[FieldError]) -> list[FieldError]:
     """errs.ViaField(prefix) (or ViaIndex/ViaFieldIndex/ViaKey, by the prefix's shape)."""
     return [e.via(prefix) for e in errors]
+
+
+def error_text(errors: Iterable[FieldError]) -> str:
+    """(*apis.FieldError).Error() of errors joined with Also: errors with the same level,
+    message and details merged (paths de-duplicated and sorted), sorted by message, then
+    details, one per line. "" for none."""
+    merged: dict[tuple[bool, str, str], list[str]] = {}
+    for e in errors:
+        paths = merged.setdefault((e.warning, e.message, e.details), [])
+        paths += [p for p in e.paths if p not in paths]
+    ordered = sorted(merged.items(), key=lambda item: (item[0][1], item[0][2], item[0][0]))
+    return "\n".join(str(FieldError(message, sorted(paths), details))
+                     for (_, message, details), paths in ordered)
 
 
 def errors_only(errors: Iterable[FieldError]) -> list[FieldError]:
@@ -111,11 +125,13 @@ def err_out_of_bounds(value: Any, lower: Any, upper: Any, path: str) -> FieldErr
 
 
 def is_set(value: Any) -> bool:
-    """What kmp.CompareSetFields counts as set on a decoded Go struct: a JSON field that is
-    present and not its type's zero value. (A pointer to false is set in Go; the masks that
-    care about one, privileged and automountServiceAccountToken, allow false anyway.)"""
-    return value is not None and value != "" and value != 0 and value is not False \
-        and value != [] and value != {}
+    """What kmp.CompareSetFields (go-cmp against the masked copy) counts as set on a decoded
+    Go struct: any object or list, even empty (a non-nil pointer, map or slice), and a scalar
+    that is not its type's zero value. A pointer to false or 0 is set in Go but not here:
+    without Go's types the JSON cannot tell (see docs/knative-webhooks-serving.md)."""
+    if isinstance(value, (dict, list)):
+        return True
+    return value is not None and value != "" and value is not False and value != 0
 
 
 def check_disallowed_fields(obj: Mapping[str, Any], allowed: Iterable[str]) -> list[FieldError]:

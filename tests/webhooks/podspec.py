@@ -489,22 +489,19 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def parse_reference(image: str) -> str | None:
-    """name.ParseReference(image, name.WeakValidation): None when it parses, else why not."""
+    """name.ParseReference(image, name.WeakValidation): None when it parses, else Go's error
+    text (it reports every failure as "could not parse reference")."""
     base, at, digest = image.partition("@")
-    if at and not _DIGEST.fullmatch(digest):
-        return f"invalid digest {digest!r}"
     repo, tag = base, ""
     head, colon, tail = base.rpartition(":")
     if colon and "/" not in tail:
         repo, tag = head, tail
-    if tag and not _TAG.fullmatch(tag):
-        return f"tag {tag!r} must match {_TAG.pattern}"
     first, slash, rest = repo.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
         repo = rest  # the registry: host[:port]
-    if not repo or not _REPOSITORY_CHARS.fullmatch(repo):
-        return ("repository can only contain the characters "
-                "`abcdefghijklmnopqrstuvwxyz0123456789_-./`: " + repo)
+    if (at and not _DIGEST.fullmatch(digest)) or (tag and not _TAG.fullmatch(tag)) \
+            or not repo or not _REPOSITORY_CHARS.fullmatch(repo):
+        return f"could not parse reference: {image}"
     return None
 
 

@@ -1,0 +1,289 @@
+"""The Serving webhook mirrors (tests/webhooks) against Knative's own unit-test tables.
+
+Inputs and expected error texts are copied from knative/serving knative-v1.23.0's tests, so
+the expectations come from Knative, not from the mirrors:
+- pkg/apis/autoscaling/annotation_validation_test.go TestValidateAnnotations;
+- pkg/apis/serving/k8s_validation_test.go TestUserContainerValidation and
+  getCommonContainerValidationTestCases (run as Go runs them: validateContainersPorts, then
+  ValidateUserContainer, errors only, compared as FieldError.Error() text).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from webhooks import autoscaling, podspec
+from webhooks.config import DEFAULT, ENABLED, Config
+from webhooks.pkg_apis import error_text, errors_only
+
+A = "autoscaling.knative.dev/"
+MIN, MAX, ACT = A + "min-scale", A + "max-scale", A + "activation-scale"
+CLASS, METRIC, ALGO = A + "class", A + "metric", A + "metric-aggregation-algorithm"
+KPA, HPA = "kpa.autoscaling.knative.dev", "hpa.autoscaling.knative.dev"
+PWP, PTP = A + "panic-window-percentage", A + "panic-threshold-percentage"
+TARGET, TBC, TU = A + "target", A + "target-burst-capacity", A + "target-utilization-percentage"
+WINDOW, RETENTION = A + "window", A + "scale-to-zero-pod-retention-period"
+DELAY, INITIAL = A + "scale-down-delay", A + "initial-scale"
+
+# (case name, annotations, expected Error() text, config-autoscaler changes)
+ANNOTATION_CASES: list[tuple[str, dict[str, str], str, dict[str, Any]]] = [
+    ("empty annotations", {}, "", {}),
+    ("invalid class", {CLASS: "unsupported.knative.dev"},
+     f"invalid value: unsupported.knative.dev: {CLASS}", {}),
+    ("non-knative.dev domain class", {CLASS: "some.other.domain"}, "", {}),
+    ("minScale is 0", {MIN: "0"}, "", {}),
+    ("maxScale is 0", {MAX: "0"}, "", {}),
+    ("minScale is -1", {MIN: "-1"}, f"expected 0 <= -1 <= 2147483647: {MIN}", {}),
+    ("maxScale is huuuuuuuge", {MAX: "2147483648"},
+     f"expected 0 <= 2147483648 <= 2147483647: {MAX}", {}),
+    ("maxScale is -1", {MAX: "-1"}, f"expected 0 <= -1 <= 2147483647: {MAX}", {}),
+    ("minScale is foo", {MIN: "foo"}, f"invalid value: foo: {MIN}", {}),
+    ("maxScale is bar", {MAX: "bar"}, f"invalid value: bar: {MAX}", {}),
+    ("max/minScale is bar", {MAX: "bar", MIN: "bar"}, f"invalid value: bar: {MAX}, {MIN}", {}),
+    ("minScale is 5", {MIN: "5"}, "", {}),
+    ("maxScale is 2", {MAX: "2"}, "", {}),
+    ("minScale is 2, maxScale is 5", {MIN: "2", MAX: "5"}, "", {}),
+    ("minScale is 5, maxScale is 2", {MIN: "5", MAX: "2"},
+     f"max-scale=2 is less than min-scale=5: {MAX}, {MIN}", {}),
+    ("minScale is 0, maxScale is 0", {MIN: "0", MAX: "0"}, "", {}),
+    ("maxScale is greater than MaxScaleLimit", {MAX: "11"}, f"expected 1 <= 11 <= 10: {MAX}",
+     {"max_scale_limit": 10}),
+    ("maxScale is explicitly 0 with a MaxScaleLimit", {MAX: "0"},
+     f"max-scale=0 (unlimited), must be less than 10: {MAX}", {"max_scale_limit": 10}),
+    ("maxScale is not set with a MaxScaleLimit", {}, "", {"max_scale_limit": 10}),
+    ("maxScale is less than MaxScaleLimit", {MAX: "9"}, "", {"max_scale_limit": 10}),
+    ("min, activation and max scale set appropriately", {MIN: "1", ACT: "2", MAX: "3"}, "", {}),
+    ("min-scale is greater than activation-scale", {MIN: "3", ACT: "2"},
+     f"min-scale=3 is greater than activation-scale=2: {ACT}", {}),
+    ("max-scale is less than activation-scale", {MAX: "1", ACT: "2"},
+     f"max-scale=1 is less than activation-scale=2: {ACT}", {}),
+    ("valid algorithm on KPA", {ALGO: "linear", CLASS: KPA}, "", {}),
+    ("empty algorithm", {ALGO: "", CLASS: KPA}, "", {}),
+    ("random algorithm on KPA", {ALGO: "random-selection", CLASS: KPA},
+     f"invalid value: random-selection: {ALGO}", {}),
+    ("random algorithm on non KPA", {ALGO: "random-selection", CLASS: "of-keys"}, "", {}),
+    ("panic window percentage bad", {PWP: "-1"}, f"expected 1 <= -1 <= 100: {PWP}", {}),
+    ("panic window percentage bad2", {PWP: "202"}, f"expected 1 <= 202 <= 100: {PWP}", {}),
+    ("panic window percentage bad3", {PWP: "fifty"}, f"invalid value: fifty: {PWP}", {}),
+    ("panic window percentage good", {PTP: "210"}, "", {}),
+    ("panic threshold percentage bad2", {PTP: "109"}, f"expected 110 <= 109 <= 1000: {PTP}", {}),
+    ("panic threshold percentage bad2.5", {PTP: "10009"},
+     f"expected 110 <= 10009 <= 1000: {PTP}", {}),
+    ("panic threshold percentage bad3", {PTP: "fifty"}, f"invalid value: fifty: {PTP}", {}),
+    ("target negative", {TARGET: "-11"}, f"target -11 should be at least 0.01: {TARGET}", {}),
+    ("target 0", {TARGET: "0"}, f"target 0 should be at least 0.01: {TARGET}", {}),
+    ("invalid target", {TARGET: "100}"}, f"invalid value: 100}}: {TARGET}", {}),
+    ("target okay", {TARGET: "11"}, "", {}),
+    ("TBC negative", {TBC: "-11"}, f"invalid value: -11: {TBC}", {}),
+    ("TBC 0", {TBC: "0"}, "", {}),
+    ("TBC 19880709", {TBC: "19870709"}, "", {}),
+    ("TBC -1", {TBC: "-1"}, "", {}),
+    ("TBC invalid", {TBC: "qarashen"}, f"invalid value: qarashen: {TBC}", {}),
+    ("TU too small", {TU: "0"}, f"expected 1 <= 0 <= 100: {TU}", {}),
+    ("TU too big", {TU: "101"}, f"expected 1 <= 101 <= 100: {TU}", {}),
+    ("TU invalid", {TU: "dghyak"}, f"invalid value: dghyak: {TU}", {}),
+    ("window invalid", {WINDOW: "jerry-was-a-racecar-driver"},
+     f"invalid value: jerry-was-a-racecar-driver: {WINDOW}", {}),
+    ("window too short", {WINDOW: "1s"}, f"expected 6s <= 1s <= 1h0m0s: {WINDOW}", {}),
+    ("window too long", {WINDOW: "365h"}, f"expected 6s <= 365h <= 1h0m0s: {WINDOW}", {}),
+    ("window too precise", {WINDOW: "1m9s82ms"},
+     f"must be specified with at most second precision: {WINDOW}", {}),
+    ("window valid for class KPA", {WINDOW: "7s", CLASS: KPA}, "", {}),
+    ("window valid for another class", {WINDOW: "7s", CLASS: "test"}, "", {}),
+    ("valid 0 last pod scaledown timeout", {RETENTION: "0"}, "", {}),
+    ("valid positive last pod scaledown timeout", {RETENTION: "21m31s"}, "", {}),
+    ("invalid positive last pod scaledown timeout", {RETENTION: "311m"},
+     f"expected 0s <= 311m <= 1h0m0s: {RETENTION}", {}),
+    ("invalid negative last pod scaledown timeout", {RETENTION: "-42s"},
+     f"expected 0s <= -42s <= 1h0m0s: {RETENTION}", {}),
+    ("invalid last pod scaledown timeout", {RETENTION: "twenty-two-minutes-and-five-seconds"},
+     f"invalid value: twenty-two-minutes-and-five-seconds: {RETENTION}", {}),
+    ("valid 0 scale down delay", {DELAY: "0"}, "", {}),
+    ("valid positive scale down delay", {DELAY: "21m31s"}, "", {}),
+    ("invalid positive scale down delay", {DELAY: "311m"},
+     f"expected 0s <= 311m <= 1h0m0s: {DELAY}", {}),
+    ("invalid positive scale down delay - too precise", {DELAY: "42.5s"},
+     f"must be specified with at most second precision: {DELAY}", {}),
+    ("invalid negative scale down delay", {DELAY: "-42s"},
+     f"expected 0s <= -42s <= 1h0m0s: {DELAY}", {}),
+    ("invalid scale down delay", {DELAY: "twenty-two-minutes-and-five-seconds"},
+     f"invalid value: twenty-two-minutes-and-five-seconds: {DELAY}", {}),
+    ("all together now fail", {PTP: "fifty", PWP: "-11", MIN: "-4", MAX: "never"},
+     f"expected 0 <= -4 <= 2147483647: {MIN}\nexpected 1 <= -11 <= 100: {PWP}\n"
+     f"invalid value: fifty: {PTP}\ninvalid value: never: {MAX}", {}),
+    ("all together now, succeed", {PTP: "125", PWP: "75", MIN: "5", MAX: "8", WINDOW: "1984s"},
+     "", {}),
+    ("invalid metric for default class(KPA)", {METRIC: "cpu"}, f"invalid value: cpu: {METRIC}",
+     {}),
+    ("invalid metric for HPA class", {METRIC: "", CLASS: HPA}, f"invalid value: : {METRIC}", {}),
+    ("valid class KPA with metric RPS", {METRIC: "rps"}, "", {}),
+    ("valid class KPA with metric Concurrency", {METRIC: "concurrency"}, "", {}),
+    ("valid class HPA with metric CPU", {CLASS: HPA, METRIC: "cpu"}, "", {}),
+    ("other than HPA and KPA class", {CLASS: "other", METRIC: "rps"}, "", {}),
+    ("initial scale is zero but cluster doesn't allow", {INITIAL: "0"},
+     f"invalid value: 0: {INITIAL}=0 not allowed by cluster", {}),
+    ("valid global class HPA with metric CPU", {METRIC: "cpu"}, "",
+     {"pod_autoscaler_class": HPA}),
+    ("initial scale is zero and cluster allows", {INITIAL: "0"}, "",
+     {"allow_zero_initial_scale": True}),
+    ("initial scale is greater than 0", {INITIAL: "2"}, "", {}),
+    ("initial scale is less than 0", {INITIAL: "-1"},
+     f"invalid value: -1: {INITIAL} must be greater than 0", {}),
+    ("initial scale non-parseable", {INITIAL: "invalid"}, f"invalid value: invalid: {INITIAL}",
+     {}),
+]
+
+
+@pytest.mark.parametrize("name,annotations,expected,changes", ANNOTATION_CASES,
+                         ids=[c[0] for c in ANNOTATION_CASES])
+def test_autoscaling_validate_annotations_matches_knative_tests(
+        name: str, annotations: dict[str, str], expected: str, changes: dict[str, Any]) -> None:
+    """serving/pkg/apis/autoscaling.ValidateAnnotations: TestValidateAnnotations' table."""
+    config = autoscaling.AutoscalerConfig(**changes)
+    assert error_text(autoscaling.validate_annotations(config, annotations)) == expected, name
+
+
+HTTP_PROBE = {"periodSeconds": 1, "timeoutSeconds": 1, "successThreshold": 1,
+              "failureThreshold": 3, "httpGet": {"path": "/"}}
+CONFIG_MAP_VOLUME = {"the-name": {"name": "the-name", "configMap": {"name": "test-cm"}}}
+OOB = "expected {} <= {} <= 2147483647: {}"
+WITH_ADD_CAPABILITIES = DEFAULT.with_features(
+    kubernetes__containerspec_addcapabilities=ENABLED)
+WITH_INIT = DEFAULT.with_features(kubernetes__podspec_init_containers=ENABLED)
+
+# (case name, container, volumes, expected Error() text, config)
+CONTAINER_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, Config]] = [
+    ("has a lifecycle", {"name": "foo", "image": "foo", "lifecycle": {}}, {},
+     "must not set the field(s): lifecycle", WITH_INIT),
+    ("has valid unnamed user port", {"image": "foo", "ports": [{"containerPort": 8181}]}, {},
+     "", DEFAULT),
+    ("has valid user port http1", {"image": "foo", "ports": [{"name": "http1"}]}, {}, "",
+     DEFAULT),
+    ("has valid user port h2c", {"image": "foo", "ports": [{"name": "h2c"}]}, {}, "", DEFAULT),
+    ("has more than one ports with valid names",
+     {"image": "foo", "ports": [{"name": "h2c"}, {"name": "http1"}]}, {},
+     "more than one container port is set: ports\n"
+     "Only a single port is allowed across all containers", DEFAULT),
+    ("has an empty port set", {"image": "foo", "ports": [{}]}, {}, "", DEFAULT),
+    ("has tcp protocol", {"image": "foo", "ports": [{"protocol": "TCP"}]}, {}, "", DEFAULT),
+    ("has invalid protocol", {"image": "foo", "ports": [{"protocol": "tdp"}]}, {},
+     "invalid value: tdp: ports.protocol", DEFAULT),
+    ("has host port", {"image": "foo", "ports": [{"hostPort": 80}]}, {},
+     "must not set the field(s): ports.hostPort", DEFAULT),
+    ("has invalid port name", {"image": "foo", "ports": [{"name": "foobar"}]}, {},
+     "Port name foobar is not allowed: ports\nName must be empty, or one of: 'h2c', 'http1'",
+     DEFAULT),
+    ("invalid with no handler", {"image": "foo", "readinessProbe": HTTP_PROBE,
+                                 "livenessProbe": {}}, {},
+     "expected exactly one, got neither: livenessProbe.exec, livenessProbe.grpc, "
+     "livenessProbe.httpGet, livenessProbe.tcpSocket", DEFAULT),
+    ("valid with startup probe", {"image": "foo", "startupProbe": {
+        **HTTP_PROBE, "terminationGracePeriodSeconds": 10}}, {}, "", DEFAULT),
+    ("invalid with multiple handlers", {"image": "foo", "readinessProbe": {
+        **HTTP_PROBE, "exec": {}, "tcpSocket": {}}}, {},
+     "expected exactly one, got both: readinessProbe.exec, readinessProbe.httpGet, "
+     "readinessProbe.tcpSocket", DEFAULT),
+    ("invalid readiness probe (has failureThreshold while using special probe)",
+     {"image": "foo", "readinessProbe": {"periodSeconds": 0, "failureThreshold": 2,
+                                         "successThreshold": 1, "httpGet": {"path": "/"}}}, {},
+     "failureThreshold is disallowed when periodSeconds is zero: "
+     "readinessProbe.failureThreshold", DEFAULT),
+    ("invalid readiness probe (has timeoutSeconds while using special probe)",
+     {"image": "foo", "readinessProbe": {"periodSeconds": 0, "timeoutSeconds": 2,
+                                         "successThreshold": 1, "httpGet": {"path": "/"}}}, {},
+     "timeoutSeconds is disallowed when periodSeconds is zero: readinessProbe.timeoutSeconds",
+     DEFAULT),
+    ("out of bounds probe values",
+     {"image": "foo", "readinessProbe": {"periodSeconds": -1, "timeoutSeconds": 0,
+                                         "successThreshold": 0, "failureThreshold": 0,
+                                         "initialDelaySeconds": -1, "httpGet": {}}}, {},
+     OOB.format(0, -1, "readinessProbe.initialDelaySeconds, readinessProbe.periodSeconds")
+     + "\n" + OOB.format(1, 0, "readinessProbe.failureThreshold, "
+                               "readinessProbe.successThreshold, readinessProbe.timeoutSeconds"),
+     DEFAULT),
+    ("reserved env var name for serving container",
+     {"image": "foo", "env": [{"name": "PORT", "value": "Foo"}],
+      "ports": [{"containerPort": 8888}]}, {},
+     '"PORT" is a reserved environment variable: env[0].name', DEFAULT),
+    ("invalid liveness tcp probe (has port)",
+     {"image": "foo", "livenessProbe": {"tcpSocket": {"port": "imap"}}}, {},
+     "invalid value: imap: livenessProbe.tcpSocket.port\nProbe port must match container port",
+     DEFAULT),
+    ("empty container", {}, {}, "missing field(s): ", WITH_INIT),
+    ("valid container", {"image": "foo"}, {}, "", DEFAULT),
+    ("invalid container image", {"image": "foo:bar:baz"}, {},
+     'Failed to parse image reference: image\nimage: "foo:bar:baz", error: could not parse '
+     "reference: foo:bar:baz", DEFAULT),
+    ("has resources", {"image": "foo", "resources": {"requests": {"cpu": "250m"}}}, {}, "",
+     DEFAULT),
+    ("has container port value too large", {"image": "foo", "ports": [
+        {"containerPort": 65536}]}, {}, "expected 0 <= 65536 <= 65535: ports.containerPort",
+     DEFAULT),
+    ("has host ip", {"image": "foo", "ports": [{"hostIP": "127.0.0.1"}]}, {},
+     "must not set the field(s): ports.hostIP", DEFAULT),
+    *[(f"port conflicts with {port}", {"image": "foo", "ports": [{"containerPort": port}]}, {},
+       f"invalid value: {port} is a reserved port: ports.containerPort\n"
+       f"{port} is a reserved port, please use a different value", DEFAULT)
+      for port in (8008, 8013, 8012, 9090, 9091, 8022)],
+    ("has unknown volumeMounts", {"image": "foo", "volumeMounts": [
+        {"name": "the-name", "subPath": "oops"}]}, {},
+     "missing field(s): volumeMounts[0].mountPath\n"
+     "volume mount should be readOnly for this type of volume: volumeMounts[0].readOnly\n"
+     "volumeMount has no matching volume: volumeMounts[0].name", DEFAULT),
+    ("has known volumeMounts", {"image": "foo", "volumeMounts": [
+        {"mountPath": "/mount/path", "name": "the-name", "readOnly": True}]},
+     CONFIG_MAP_VOLUME, "", DEFAULT),
+    ("has known volumeMounts, but at reserved path", {"image": "foo", "volumeMounts": [
+        {"mountPath": "//dev//", "name": "the-name", "readOnly": True}]}, CONFIG_MAP_VOLUME,
+     'mountPath "/dev" is a reserved path: volumeMounts[0].mountPath', DEFAULT),
+    ("has known volumeMounts, bad mountPath", {"image": "foo", "volumeMounts": [
+        {"mountPath": "not/absolute", "name": "the-name", "readOnly": True}]},
+     CONFIG_MAP_VOLUME, "invalid value: not/absolute: volumeMounts[0].mountPath", DEFAULT),
+    ("not allowed to add a security context capability", {"image": "foo", "securityContext": {
+        "capabilities": {"add": ["NET_ADMIN"]}}}, {},
+     "must not set the field(s): securityContext.capabilities.add", DEFAULT),
+    ("allowed to add a security context capability when gate is enabled", {
+        "image": "foo", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}, {}, "",
+     WITH_ADD_CAPABILITIES),
+    ("disallowed security context field", {"image": "foo", "securityContext": {
+        "privileged": True}}, {}, "must not set the field(s): securityContext.privileged",
+     DEFAULT),
+    ("allowed setting security context field Privileged to false", {
+        "image": "foo", "securityContext": {"privileged": False}}, {}, "", DEFAULT),
+    ("too large uid", {"image": "foo", "securityContext": {"runAsUser": 2**31}}, {},
+     "expected 0 <= 2147483648 <= 2147483647: securityContext.runAsUser", DEFAULT),
+    ("negative uid", {"image": "foo", "securityContext": {"runAsUser": -10}}, {},
+     "expected 0 <= -10 <= 2147483647: securityContext.runAsUser", DEFAULT),
+    ("too large gid", {"image": "foo", "securityContext": {"runAsGroup": 2**31}}, {},
+     "expected 0 <= 2147483648 <= 2147483647: securityContext.runAsGroup", DEFAULT),
+    ("negative gid", {"image": "foo", "securityContext": {"runAsGroup": -10}}, {},
+     "expected 0 <= -10 <= 2147483647: securityContext.runAsGroup", DEFAULT),
+    ("envFrom - None of", {"image": "foo", "envFrom": [{}]}, {},
+     "expected exactly one, got neither: envFrom.configMapRef, envFrom.secretRef", DEFAULT),
+    ("envFrom - Multiple", {"image": "foo", "envFrom": [
+        {"configMapRef": {"name": "ConfigMapName"}, "secretRef": {"name": "SecretName"}}]}, {},
+     "expected exactly one, got both: envFrom.configMapRef, envFrom.secretRef", DEFAULT),
+    ("envFrom - Secret", {"image": "foo", "envFrom": [{"secretRef": {"name": "SecretName"}}]},
+     {}, "", DEFAULT),
+    ("termination message policy", {"image": "foo",
+                                    "terminationMessagePolicy": "Not a Policy"}, {},
+     "invalid value: Not a Policy: terminationMessagePolicy", DEFAULT),
+    ("empty env var name", {"image": "foo", "env": [{"value": "Foo"}]}, {},
+     "missing field(s): env[0].name", DEFAULT),
+    ("disallowed envvarsource", {"image": "foo", "env": [
+        {"name": "Foo", "valueFrom": {"fieldRef": {"fieldPath": "/v1"}}}]}, {},
+     "must not set the field(s): env[0].valueFrom.fieldRef", DEFAULT),
+]
+
+
+@pytest.mark.parametrize("name,container,volumes,expected,cfg", CONTAINER_CASES,
+                         ids=[c[0] for c in CONTAINER_CASES])
+def test_validate_user_container_matches_knative_tests(
+        name: str, container: dict[str, Any], volumes: dict[str, Any], expected: str,
+        cfg: Config) -> None:
+    """serving/pkg/apis/serving.ValidateUserContainer (after validateContainersPorts):
+    TestUserContainerValidation's table and getCommonContainerValidationTestCases."""
+    port, errs = podspec.validate_containers_ports([container])
+    errs += podspec.validate_user_container(cfg, container, volumes, port)
+    assert error_text(errors_only(errs)) == expected, name
