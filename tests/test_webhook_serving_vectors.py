@@ -5,7 +5,8 @@ the expectations come from Knative, not from the mirrors:
 - pkg/apis/autoscaling/annotation_validation_test.go TestValidateAnnotations;
 - pkg/apis/serving/k8s_validation_test.go TestUserContainerValidation and
   getCommonContainerValidationTestCases (run as Go runs them: validateContainersPorts, then
-  ValidateUserContainer, errors only, compared as FieldError.Error() text).
+  ValidateUserContainer, errors only, compared as FieldError.Error() text);
+- pkg/apis/serving/v1/revision_defaults_test.go TestRevisionDefaulting.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from webhooks import autoscaling, podspec
-from webhooks.config import DEFAULT, ENABLED, Config
+from webhooks import autoscaling, podspec, serving
+from webhooks.config import DEFAULT, ENABLED, Config, new_defaults_config_from_map
 from webhooks.pkg_apis import error_text, errors_only
 
 A = "autoscaling.knative.dev/"
@@ -287,3 +288,113 @@ def test_validate_user_container_matches_knative_tests(
     port, errs = podspec.validate_containers_ports([container])
     errs += podspec.validate_user_container(cfg, container, volumes, port)
     assert error_text(errors_only(errs)) == expected, name
+
+
+def _pruned(value: Any) -> Any:
+    """JSON as Go marshals it with omitempty: empty objects and lists and nulls dropped."""
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+PROBE = {"tcpSocket": {}, "successThreshold": 1}  # revision_defaults_test.go defaultProbe
+USER = "user-container"
+# (case name, RevisionSpec in, config-defaults data, in a create, RevisionSpec wanted)
+DEFAULTING_CASES: list[tuple[str, dict[str, Any], dict[str, str], bool, dict[str, Any]]] = [
+    ("empty", {}, {}, False, {"timeoutSeconds": 300, "containerConcurrency": 0}),
+    ("with context", {"containers": [{}]}, {"revision-timeout-seconds": "400"}, False,
+     {"containerConcurrency": 0, "timeoutSeconds": 400,
+      "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("all revision timeouts set", {"containers": [{}]},
+     {"revision-timeout-seconds": "400", "revision-idle-timeout-seconds": "100",
+      "revision-response-start-timeout-seconds": "50"}, False,
+     {"containerConcurrency": 0, "timeoutSeconds": 400, "responseStartTimeoutSeconds": 50,
+      "idleTimeoutSeconds": 100, "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("Some revision timeouts set with identical values", {"containers": [{}]},
+     {"revision-timeout-seconds": "400", "revision-response-start-timeout-seconds": "400"},
+     False, {"containerConcurrency": 0, "timeoutSeconds": 400,
+             "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("with context, in create, expect ESL set", {"containers": [{}]},
+     {"revision-timeout-seconds": "323"}, True,
+     {"containerConcurrency": 0, "timeoutSeconds": 323, "enableServiceLinks": False,
+      "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("with service spec `true`", {"enableServiceLinks": True, "containers": [{}]},
+     {"enable-service-links": "true"}, False,
+     {"containerConcurrency": 0, "timeoutSeconds": 300, "enableServiceLinks": True,
+      "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("with service links CM `true`", {"containers": [{}]}, {"enable-service-links": "true"},
+     True, {"containerConcurrency": 0, "timeoutSeconds": 300, "enableServiceLinks": True,
+            "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("with service set", {"enableServiceLinks": False, "containers": [{}]},
+     {"enable-service-links": "true"}, False,
+     {"containerConcurrency": 0, "timeoutSeconds": 300, "enableServiceLinks": False,
+      "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("readonly volumes", {"enableServiceLinks": False, "containerConcurrency": 1,
+                          "timeoutSeconds": 99,
+                          "containers": [{"image": "foo", "volumeMounts": [{"name": "bar"}]}]},
+     {}, False,
+     {"enableServiceLinks": False, "containerConcurrency": 1, "timeoutSeconds": 99,
+      "containers": [{"name": USER, "image": "foo", "readinessProbe": PROBE,
+                      "volumeMounts": [{"name": "bar", "readOnly": True}]}]}),
+    ("timeout sets to default when 0 is specified", {"containers": [{}], "timeoutSeconds": 0},
+     {"revision-timeout-seconds": "456"}, False,
+     {"containerConcurrency": 0, "timeoutSeconds": 456,
+      "containers": [{"name": USER, "readinessProbe": PROBE}]}),
+    ("no overwrite", {"containerConcurrency": 1, "timeoutSeconds": 99, "containers": [
+        {"name": "foo", "readinessProbe": {"tcpSocket": {"host": "127.0.0.2"}}}]}, {}, False,
+     {"containerConcurrency": 1, "timeoutSeconds": 99, "containers": [
+         {"name": "foo", "readinessProbe": {"successThreshold": 1,
+                                            "tcpSocket": {"host": "127.0.0.2"}}}]}),
+    ("no overwrite exec", {"containers": [
+        {"readinessProbe": {"exec": {"command": ["echo", "hi"]}}}]}, {}, False,
+     {"timeoutSeconds": 300, "containerConcurrency": 0, "containers": [
+         {"name": USER, "readinessProbe": {"successThreshold": 1,
+                                           "exec": {"command": ["echo", "hi"]}}}]}),
+    ("apply k8s defaults when period seconds has a non zero value",
+     {"containers": [{"readinessProbe": {"periodSeconds": 10}}]}, {}, False,
+     {"containerConcurrency": 0, "timeoutSeconds": 300, "containers": [
+         {"name": USER, "readinessProbe": {"failureThreshold": 3, "tcpSocket": {},
+                                           "periodSeconds": 10, "successThreshold": 1,
+                                           "timeoutSeconds": 1}}]}),
+    ("with resources from context", {"containers": [{}]},
+     {"revision-cpu-request": "100m", "revision-memory-request": "200M",
+      "revision-ephemeral-storage-request": "300m", "revision-cpu-limit": "400M",
+      "revision-memory-limit": "500m", "revision-ephemeral-storage-limit": "600M"}, False,
+     {"timeoutSeconds": 300, "containerConcurrency": 0, "containers": [
+         {"name": USER, "readinessProbe": PROBE, "resources": {
+             "requests": {"cpu": "100m", "memory": "200M", "ephemeral-storage": "300m"},
+             "limits": {"cpu": "400M", "memory": "500m", "ephemeral-storage": "600M"}}}]}),
+    ("multiple containers", {"containers": [
+        {"name": "busybox", "ports": [{"containerPort": 8888}]}, {"name": "helloworld"}]},
+     {}, False,
+     {"timeoutSeconds": 300, "containerConcurrency": 0, "containers": [
+         {"name": "busybox", "readinessProbe": PROBE, "ports": [{"containerPort": 8888}]},
+         {"name": "helloworld"}]}),
+    ("multiple containers with some names empty", {"containers": [
+        {"name": ""}, {"name": "user-container-0", "ports": [{"containerPort": 8888}]},
+        {"name": "user-container-3"}, {"name": ""}, {"name": "user-container-5"},
+        {"name": ""}, {"name": ""}, {"name": "user-container-4"}]}, {}, False,
+     {"timeoutSeconds": 300, "containerConcurrency": 0, "containers": [
+         {"name": "user-container-1"},
+         {"name": "user-container-0", "readinessProbe": PROBE,
+          "ports": [{"containerPort": 8888}]},
+         {"name": "user-container-3"}, {"name": "user-container-2"},
+         {"name": "user-container-5"}, {"name": "user-container-6"},
+         {"name": "user-container-7"}, {"name": "user-container-4"}]}),
+]
+
+
+@pytest.mark.parametrize("name,spec,data,in_create,wanted", DEFAULTING_CASES,
+                         ids=[c[0] for c in DEFAULTING_CASES])
+def test_revision_spec_set_defaults_matches_knative_tests(
+        name: str, spec: dict[str, Any], data: dict[str, str], in_create: bool,
+        wanted: dict[str, Any]) -> None:
+    """serving/pkg/apis/serving/v1.(*RevisionSpec).SetDefaults, with
+    config.NewDefaultsConfigFromMap: TestRevisionDefaulting's table (revision_defaults_test.go;
+    Go's want as JSON, empty objects dropped as omitempty does)."""
+    cfg = Config(defaults=new_defaults_config_from_map(data))
+    serving.revision_spec_set_defaults(cfg, spec, {}, in_create=in_create)
+    assert _pruned(spec) == _pruned(wanted), name

@@ -74,6 +74,66 @@ class Defaults:
     resource_limits: Mapping[str, str] = field(default_factory=dict)
 
 
+_RESOURCE_KEYS = {f"revision-{r}-{kind}": (kind + "s", name)
+                  for r, name in (("cpu", "cpu"), ("memory", "memory"),
+                                  ("ephemeral-storage", "ephemeral-storage"))
+                  for kind in ("request", "limit")}
+
+
+def new_defaults_config_from_map(data: Mapping[str, str]) -> Defaults:
+    """config.NewDefaultsConfigFromMap: a config-defaults ConfigMap's data as Defaults;
+    ValueError where Go errs. (Container name templates: literal names only.)"""
+    def as_int(key: str, default: int) -> int:
+        return int(data[key]) if key in data else default
+
+    base = Defaults()
+    timeout = as_int("revision-timeout-seconds", base.revision_timeout_seconds)
+    max_timeout = as_int("max-revision-timeout-seconds", base.max_revision_timeout_seconds)
+    idle = as_int("revision-idle-timeout-seconds", base.revision_idle_timeout_seconds)
+    # The response start timeout defaults to the revision timeout, not to its own constant.
+    response_start = as_int("revision-response-start-timeout-seconds", timeout)
+    concurrency = as_int("container-concurrency", base.container_concurrency)
+    max_concurrency = as_int("container-concurrency-max-limit",
+                             base.container_concurrency_max_limit)
+    links = base.enable_service_links
+    if "enable-service-links" in data:
+        raw = data["enable-service-links"].lower()
+        links = True if raw == "true" else False if raw == "false" else None
+    allow_zero = base.allow_container_concurrency_zero
+    if "allow-container-concurrency-zero" in data:
+        allow_zero = data["allow-container-concurrency-zero"].lower() == "true"
+    names = {}
+    for key, field_name in (("container-name-template", "user_container_name"),
+                            ("init-container-name-template", "init_container_name")):
+        if key in data:
+            if "{{" in data[key]:
+                raise NotImplementedError(f"{key}: Go templates are not mirrored")
+            names[field_name] = data[key]
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    for key, (section, resource) in _RESOURCE_KEYS.items():
+        if key in data:
+            (requests if section == "requests" else limits)[resource] = data[key]
+    if timeout > max_timeout:
+        raise ValueError(f"revision-timeout-seconds ({timeout}) cannot be greater than "
+                         f"max-revision-timeout-seconds ({max_timeout})")
+    if 0 < response_start and response_start > timeout:
+        raise ValueError(f"revision-response-start-timeout-seconds ({response_start}) cannot "
+                         f"be greater than revision-timeout-seconds ({timeout})")
+    if 0 < idle and idle > timeout:
+        raise ValueError(f"revision-idle-timeout-seconds ({idle}) cannot be greater than "
+                         f"revision-timeout-seconds ({timeout})")
+    if max_concurrency < 1 or not 0 <= concurrency <= max_concurrency:
+        raise ValueError("container-concurrency or container-concurrency-max-limit out of "
+                         "bounds")
+    return dataclasses.replace(
+        base, revision_timeout_seconds=timeout, max_revision_timeout_seconds=max_timeout,
+        revision_idle_timeout_seconds=idle, revision_response_start_timeout_seconds=response_start,
+        container_concurrency=concurrency, container_concurrency_max_limit=max_concurrency,
+        enable_service_links=links, allow_container_concurrency_zero=allow_zero,
+        resource_requests=requests, resource_limits=limits, **names)
+
+
 @dataclass(frozen=True)
 class Config:
     """config.Config: what config.FromContextOrDefaults gives the webhook."""

@@ -90,9 +90,11 @@ def configuration_spec_set_defaults(cfg: Config, spec: Obj, parent: Mapping[str,
     revision_spec_set_defaults(cfg, template.setdefault("spec", {}), parent)
 
 
-def revision_spec_set_defaults(cfg: Config, rs: Obj, parent: Mapping[str, Any]) -> None:
+def revision_spec_set_defaults(cfg: Config, rs: Obj, parent: Mapping[str, Any],
+                               in_create: bool = True) -> None:
     """RevisionSpec.SetDefaults: timeouts, containerConcurrency, container names, resources,
-    readiness probe defaults, enableServiceLinks, read-only mounts, secure defaults."""
+    readiness probe defaults, enableServiceLinks (on a create only), read-only mounts,
+    secure defaults."""
     d = cfg.defaults
     if not rs.get("timeoutSeconds"):
         rs["timeoutSeconds"] = d.revision_timeout_seconds
@@ -111,14 +113,14 @@ def revision_spec_set_defaults(cfg: Config, rs: Obj, parent: Mapping[str, Any]) 
     apply_default_container_names(containers, names, d.user_container_name)
     apply_default_container_names(init_containers, names, d.init_container_name)
     for c in containers:
-        _apply_default(cfg, rs, c)
+        _apply_default(cfg, rs, c, in_create)
         _default_security_context(cfg, rs.get("securityContext"), c)
     for c in init_containers:
         _default_security_context(cfg, rs.get("securityContext"), c)
     del parent  # container-name-template may read it; the default template does not
 
 
-def _apply_default(cfg: Config, rs: Obj, container: Obj) -> None:
+def _apply_default(cfg: Config, rs: Obj, container: Obj, in_create: bool) -> None:
     """RevisionSpec.applyDefault."""
     resources = container.setdefault("resources", {})
     for kind, defaults in (("requests", cfg.defaults.resource_requests),
@@ -131,7 +133,8 @@ def _apply_default(cfg: Config, rs: Obj, container: Obj) -> None:
         apply_user_container_default_readiness_probe(container)
     apply_readiness_probe_defaults(container)
     apply_grpc_probe_defaults(container)
-    if rs.get("enableServiceLinks") is None and cfg.defaults.enable_service_links is not None:
+    if rs.get("enableServiceLinks") is None and in_create \
+            and cfg.defaults.enable_service_links is not None:
         rs["enableServiceLinks"] = cfg.defaults.enable_service_links
     writable = {v.get("name") for v in rs.get("volumes") or []
                 if any(v.get(k) is not None
