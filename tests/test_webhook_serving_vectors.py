@@ -398,3 +398,80 @@ def test_revision_spec_set_defaults_matches_knative_tests(
     cfg = Config(defaults=new_defaults_config_from_map(data))
     serving.revision_spec_set_defaults(cfg, spec, {}, in_create=in_create)
     assert _pruned(spec) == _pruned(wanted), name
+
+
+# (name, pod spec fields, its flag): k8s_validation_test.go TestPodSpecFeatureValidation.
+FEATURES: list[tuple[str, dict[str, Any], str]] = [
+    ("Affinity", {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{
+            "key": "failure-domain.beta.kubernetes.io/zone", "operator": "In",
+            "values": ["us-east1-b"]}]}]}}}}, "kubernetes.podspec-affinity"),
+    ("TopologySpreadConstraints", {"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchExpressions": [
+            {"key": "key", "operator": "In", "values": ["value"]}]}}]},
+     "kubernetes.podspec-topologyspreadconstraints"),
+    ("DNSPolicy", {"dnsPolicy": "Default"}, "kubernetes.podspec-dnspolicy"),
+    ("DNSConfig", {"dnsConfig": {"nameservers": ["1.2.3.4"]}}, "kubernetes.podspec-dnsconfig"),
+    ("HostAliases", {"hostAliases": [{"ip": "127.0.0.1", "hostnames": ["foo.remote",
+                                                                       "bar.remote"]}]},
+     "kubernetes.podspec-hostaliases"),
+    ("NodeSelector", {"nodeSelector": {"kubernetes.io/arch": "amd64"}},
+     "kubernetes.podspec-nodeselector"),
+    ("Tolerations", {"tolerations": [{"key": "key", "operator": "Equal", "value": "value",
+                                      "effect": "NoSchedule"}]}, "kubernetes.podspec-tolerations"),
+    ("RuntimeClassName", {"runtimeClassName": "test"}, "kubernetes.podspec-runtimeclassname"),
+    ("PodSpecSecurityContext", {"securityContext": {}}, "kubernetes.podspec-securitycontext"),
+    ("PriorityClassName", {"priorityClassName": "foo"}, "kubernetes.podspec-priorityclassname"),
+    ("SchedulerName", {"schedulerName": "foo"}, "kubernetes.podspec-schedulername"),
+    ("ShareProcessNamespace", {"shareProcessNamespace": True},
+     "kubernetes.podspec-shareprocessnamespace"),
+]
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["flag disabled", "flag enabled"])
+@pytest.mark.parametrize("present", [False, True], ids=["not present", "present"])
+@pytest.mark.parametrize("name,fields,flag", FEATURES, ids=[f[0] for f in FEATURES])
+def test_validate_pod_spec_feature_flags_match_knative_tests(
+        name: str, fields: dict[str, Any], flag: str, present: bool, enabled: bool) -> None:
+    """serving/pkg/apis/serving.ValidatePodSpec with PodSpecMask's flags:
+    TestPodSpecFeatureValidation's table (each field refused only when present with its flag
+    at its default, Disabled)."""
+    cfg = Config(features={**DEFAULT.features, flag: ENABLED}) if enabled else DEFAULT
+    spec = {**(fields if present else {}), "containers": [{"image": "busybox"}]}
+    expected = f"must not set the field(s): {next(iter(fields))}" \
+        if present and not enabled else ""
+    assert error_text(errors_only(podspec.validate_pod_spec(cfg, spec))) == expected, name
+
+
+DNS1035 = ("[a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+           "with an alphabetic character, and end with an alphanumeric character (e.g. "
+           "'my-name',  or 'abc-123', regex used for validation is "
+           "'[a-z]([-a-z0-9]*[a-z0-9])?')]")
+# (case name, revision name, generateName, parent metadata, expected Error() text)
+REVISION_NAME_CASES: list[tuple[str, str, str, dict[str, str], str]] = [
+    ("invalid revision generateName - dots", "", "foo.bar", {},
+     f"invalid value: not a DNS 1035 label prefix: {DNS1035}: metadata.generateName"),
+    ("invalid revision name - dots", "foo.bar", "", {},
+     f"invalid value: not a DNS 1035 label: {DNS1035}: metadata.name"),
+    ("invalid name (not prefixed)", "foo", "", {"name": "bar"},
+     'invalid value: "foo" must have prefix "bar-": metadata.name'),
+    ("invalid name (with generateName)", "foo-bar-foo", "", {"generateName": "foo-bar-"},
+     "must not set the field(s): metadata.name"),
+    ("valid name", "valid-name", "", {"name": "valid"}, ""),
+]
+
+
+@pytest.mark.parametrize("name,rev,generate,parent,expected", REVISION_NAME_CASES,
+                         ids=[c[0] for c in REVISION_NAME_CASES])
+def test_validate_revision_name_matches_knative_tests(
+        name: str, rev: str, generate: str, parent: dict[str, str], expected: str) -> None:
+    """serving/pkg/apis/serving/v1.validateRevisionName: TestValidateRevisionName's table."""
+    assert error_text(serving.validate_revision_name(rev, generate, parent)) == expected, name
+
+
+def test_validate_timeout_seconds_matches_knative_tests() -> None:
+    """serving/pkg/apis/serving/v1.validateTimeoutSeconds: TestValidateTimeoutSecond."""
+    assert error_text(serving.validate_timeout_seconds(DEFAULT, 6000)) == \
+        "expected 0 <= 6000 <= 600: timeoutSeconds"
+    assert error_text(serving.validate_timeout_seconds(DEFAULT, 100)) == ""

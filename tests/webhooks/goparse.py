@@ -88,11 +88,24 @@ def parse_float(text: str) -> float:
     return float(text)
 
 
-# k8s.io/apimachinery/pkg/util/validation/validation.go
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# k8s.io/apimachinery/pkg/util/validation/validation.go (v0.35, the version Serving pins)
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + r"(\." + _DNS1123_LABEL_FMT + ")*"
 _QUALIFIED_NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+
+
+def regex_error(msg: str, fmt: str, *examples: str) -> str:
+    """validation.RegexError: the message with examples and the regular expression."""
+    if not examples:
+        return f"{msg} (regex used for validation is '{fmt}')"
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+def go_list(msgs: list[str]) -> str:
+    """fmt's %v of a []string: "[a b]"."""
+    return "[" + " ".join(msgs) + "]"
 
 
 def is_dns1123_label(value: str) -> list[str]:
@@ -100,9 +113,11 @@ def is_dns1123_label(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
         errs.append("must be no more than 63 characters")
-    if not _DNS1123_LABEL.fullmatch(value):
-        errs.append("a lowercase RFC 1123 label must consist of lower case alphanumeric "
-                    "characters or '-', and must start and end with an alphanumeric character")
+    if not re.fullmatch(_DNS1123_LABEL_FMT, value):
+        errs.append(regex_error("a lowercase RFC 1123 label must consist of lower case "
+                                "alphanumeric characters or '-', and must start and end with an "
+                                "alphanumeric character", _DNS1123_LABEL_FMT, "my-name",
+                                "123-abc"))
     return errs
 
 
@@ -111,10 +126,11 @@ def is_dns1035_label(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
         errs.append("must be no more than 63 characters")
-    if not _DNS1035_LABEL.fullmatch(value):
-        errs.append("a DNS-1035 label must consist of lower case alphanumeric characters or "
-                    "'-', start with an alphabetic character, and end with an alphanumeric "
-                    "character")
+    if not re.fullmatch(_DNS1035_LABEL_FMT, value):
+        errs.append(regex_error("a DNS-1035 label must consist of lower case alphanumeric "
+                                "characters or '-', start with an alphabetic character, and end "
+                                "with an alphanumeric character", _DNS1035_LABEL_FMT, "my-name",
+                                "abc-123"))
     return errs
 
 
@@ -130,10 +146,11 @@ def is_dns1123_subdomain(value: str) -> list[str]:
     errs = []
     if len(value) > 253:
         errs.append("must be no more than 253 characters")
-    if not _DNS1123_SUBDOMAIN.fullmatch(value):
-        errs.append("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                    "characters, '-' or '.', and must start and end with an alphanumeric "
-                    "character")
+    if not re.fullmatch(_DNS1123_SUBDOMAIN_FMT, value):
+        errs.append(regex_error("a lowercase RFC 1123 subdomain must consist of lower case "
+                                "alphanumeric characters, '-' or '.', and must start and end "
+                                "with an alphanumeric character", _DNS1123_SUBDOMAIN_FMT,
+                                "example.com"))
     return errs
 
 

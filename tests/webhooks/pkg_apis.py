@@ -152,11 +152,12 @@ def validate_object_metadata(meta: Mapping[str, Any]) -> list[FieldError]:
     if generate_name:
         msgs = goparse.name_is_dns1035_label(generate_name, True)
         if msgs:
-            return [FieldError(f"not a DNS 1035 label prefix: {msgs}", ["generateName"])]
+            return [FieldError(f"not a DNS 1035 label prefix: {goparse.go_list(msgs)}",
+                               ["generateName"])]
     if name:
         msgs = goparse.name_is_dns1035_label(name, False)
         if msgs:
-            return [FieldError(f"not a DNS 1035 label: {msgs}", ["name"])]
+            return [FieldError(f"not a DNS 1035 label: {goparse.go_list(msgs)}", ["name"])]
     if not generate_name and not name:
         return [FieldError("name or generateName is required", ["name"])]
     return []

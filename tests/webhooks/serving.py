@@ -351,12 +351,13 @@ def validate_revision_name(name: str, generate_name: str,
     if generate_name:
         msgs = goparse.name_is_dns1035_label(generate_name, True)
         if msgs:
-            return [err_invalid_value(f"not a DNS 1035 label prefix: {msgs}",
+            return [err_invalid_value(f"not a DNS 1035 label prefix: {goparse.go_list(msgs)}",
                                       "metadata.generateName")]
     if name:
         msgs = goparse.name_is_dns1035_label(name, False)
         if msgs:
-            return [err_invalid_value(f"not a DNS 1035 label: {msgs}", "metadata.name")]
+            return [err_invalid_value(f"not a DNS 1035 label: {goparse.go_list(msgs)}",
+                                      "metadata.name")]
         parent_name = str(parent.get("name") or "")
         if not parent_name and parent.get("generateName"):
             return [err_disallowed_fields("metadata.name")]
@@ -417,7 +418,8 @@ def validate_traffic_list(traffic: list[Obj],
             continue
         msgs = goparse.is_dns1035_label(tag)
         if msgs:
-            errs.append(err_invalid_value(f"not a DNS 1035 label: {msgs}", "").via(f"tag[{i}]"))
+            errs.append(err_invalid_value(f"not a DNS 1035 label: {goparse.go_list(msgs)}", "")
+                        .via(f"tag[{i}]"))
         if tag in tags:
             errs.append(FieldError(f'Multiple definitions for "{tag}"',
                                    [f"[{i}].tag", f"[{tags[tag]}].tag"]))
