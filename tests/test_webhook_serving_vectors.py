@@ -475,3 +475,67 @@ def test_validate_timeout_seconds_matches_knative_tests() -> None:
     assert error_text(serving.validate_timeout_seconds(DEFAULT, 6000)) == \
         "expected 0 <= 6000 <= 600: timeoutSeconds"
     assert error_text(serving.validate_timeout_seconds(DEFAULT, 100)) == ""
+
+
+def _ksvc(name: str, *, image: str = "busybox", traffic: Any = None,
+          labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+          cc: int | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"image": image}]}
+    if cc is not None:
+        spec["containerConcurrency"] = cc
+    meta: dict[str, Any] = {"name": name}
+    if labels:
+        meta["labels"] = labels
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": meta,
+            "spec": {"template": {"spec": spec},
+                     "traffic": traffic or [{"latestRevision": True, "percent": 100}]}}
+
+
+# (case name, Service, expected Error() text): service_validation_test.go TestServiceValidation.
+SERVICE_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("valid run latest", _ksvc("valid"), ""),
+    ("valid visibility label",
+     _ksvc("valid", labels={"networking.knative.dev/visibility": "cluster-local"}), ""),
+    ("valid non knative label", _ksvc("valid", labels={"serving.name": "some-name"}), ""),
+    ("valid release", _ksvc("valid", traffic=[
+        {"tag": "current", "latestRevision": False, "revisionName": "valid-00001",
+         "percent": 98},
+        {"tag": "candidate", "latestRevision": False, "revisionName": "valid-00002",
+         "percent": 2},
+        {"tag": "latest", "latestRevision": True}]), ""),
+    ("invalid configurationName", _ksvc("valid", traffic=[
+        {"configurationName": "valid", "latestRevision": True, "percent": 100}]),
+     "must not set the field(s): spec.traffic[0].configurationName"),
+    ("invalid latestRevision", _ksvc("valid", traffic=[
+        {"revisionName": "valid", "latestRevision": True, "percent": 100}]),
+     'may not set revisionName "valid" when latestRevision is true: '
+     "spec.traffic[0].latestRevision"),
+    ("invalid container concurrency", _ksvc("valid", cc=-10),
+     "expected 0 <= -10 <= 1000: spec.template.spec.containerConcurrency"),
+    ("invalid rollout duration", _ksvc("rollout-duration-annotation", image="hellworld",
+                                       annotations={"serving.knative.dev/rollout-duration":
+                                                    "CLXXXIIIs"}),
+     "invalid value: CLXXXIIIs: metadata.annotations.serving.knative.dev/rollout-duration"),
+    ("invalid autoscaling.knative.dev annotation",
+     _ksvc("autoscaling-annotation", image="helloworld:foo",
+           annotations={"autoscaling.knative.dev/foo": "bar"}),
+     'invalid key name "autoscaling.knative.dev/foo": metadata.annotations\n'
+     'autoscaling annotations must be put under "spec.template.metadata.annotations" to work'),
+    ("allow unknown uses of knative.dev/serving prefix for labels",
+     _ksvc("byo-name", image="helloworld:foo", labels={"serving.knative.dev/testlabel": "value"}),
+     ""),
+    ("allow unknown uses of serving.knative.dev prefix for annotations",
+     _ksvc("serving-annotation", image="helloworld:foo",
+           annotations={"serving.knative.dev/foo": "bar"}), ""),
+    ("invalid name", _ksvc("", image="helloworld:foo"),
+     "name or generateName is required: metadata.name"),
+]
+
+
+@pytest.mark.parametrize("name,svc,expected", SERVICE_CASES, ids=[c[0] for c in SERVICE_CASES])
+def test_service_validate_matches_knative_tests(name: str, svc: dict[str, Any],
+                                                expected: str) -> None:
+    """serving/pkg/apis/serving/v1.(*Service).Validate: TestServiceValidation's table."""
+    assert error_text(errors_only(serving.service_validate(DEFAULT, svc))) == expected, name
