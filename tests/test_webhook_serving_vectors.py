@@ -539,3 +539,87 @@ def test_service_validate_matches_knative_tests(name: str, svc: dict[str, Any],
                                                 expected: str) -> None:
     """serving/pkg/apis/serving/v1.(*Service).Validate: TestServiceValidation's table."""
     assert error_text(errors_only(serving.service_validate(DEFAULT, svc))) == expected, name
+
+
+def _flag(flag: str) -> Config:
+    return Config(features={**DEFAULT.features, flag: ENABLED})
+
+
+ONE_OF = "expected exactly one, got neither: configMap, emptyDir, projected, secret"
+# (case name, volume, expected Error() text, config): k8s_validation_test.go
+# TestVolumeValidation (its downward API cases apart: not mirrored, see the docs table).
+VOLUME_CASES: list[tuple[str, dict[str, Any], str, Config]] = [
+    ("just name", {"name": "foo"}, ONE_OF, DEFAULT),
+    ("secret volume", {"name": "foo", "secret": {"secretName": "foo"}}, "", DEFAULT),
+    ("configMap volume", {"name": "foo", "configMap": {"name": "foo"}}, "", DEFAULT),
+    ("emptyDir volume", {"name": "foo", "emptyDir": {"medium": "Memory", "sizeLimit": "400"}},
+     "", DEFAULT),
+    ("invalid emptyDir volume", {"name": "foo", "emptyDir": {"medium": "Memory",
+                                                             "sizeLimit": "-1"}},
+     "invalid value: -1: emptyDir.sizeLimit", DEFAULT),
+    ("valid hostPath volume with feature enabled",
+     {"name": "foo", "hostPath": {"path": "/valid/path"}}, "",
+     _flag("kubernetes.podspec-volumes-hostpath")),
+    ("hostPath volume with feature disabled", {"name": "foo", "hostPath": {"path": "/valid/path"}},
+     "HostPath volume support is disabled, but found HostPath volume foo: \n"
+     "must not set the field(s): hostPath", DEFAULT),
+    ("missing hostPath volume when required", {"name": "foo"},
+     "expected exactly one, got neither: configMap, emptyDir, hostPath, projected, secret",
+     _flag("kubernetes.podspec-volumes-hostpath")),
+    ("valid CSI volume with feature enabled", {"name": "foo", "csi": {"driver": "foo"}}, "",
+     _flag("kubernetes.podspec-volumes-csi")),
+    ("CSI volume with feature disabled", {"name": "foo", "csi": {"driver": "foo"}},
+     "CSI volume support is disabled, but found CSI volume foo: \n"
+     "must not set the field(s): csi", DEFAULT),
+    ("valid PVC with PVC feature enabled",
+     {"name": "foo", "persistentVolumeClaim": {"claimName": "myclaim", "readOnly": True}}, "",
+     _flag("kubernetes.podspec-persistent-volume-claim")),
+    ("valid PVC with PVC feature disabled",
+     {"name": "foo", "persistentVolumeClaim": {"claimName": "myclaim", "readOnly": False}},
+     "Persistent volume claim support is disabled, but found persistent volume claim "
+     "myclaim: \nPersistent volume write support is disabled, but found persistent volume "
+     "claim myclaim that is not read-only: \nmust not set the field(s): persistentVolumeClaim",
+     DEFAULT),
+    ("multiple volume source", {"name": "foo", "configMap": {"name": "foo"}, "projected": {
+        "sources": [{"secret": {"name": "foo", "items": [{"key": "foo", "path": "bar/baz"}]}}]}},
+     "expected exactly one, got both: configMap, projected", DEFAULT),
+    ("multiple projected volumes single source", {"name": "foo", "projected": {"sources": [{
+        "secret": {"name": "foo"},
+        "configMap": {"name": "bar", "items": [{"key": "foo", "path": "bar/baz"}]}}]}},
+     "expected exactly one, got both: projected[0].configMap, projected[0].secret", DEFAULT),
+    ("multiple project volume one-per-source", {"name": "foo", "projected": {"sources": [
+        {"secret": {"name": "foo"}}, {"configMap": {"name": "bar"}}]}}, "", DEFAULT),
+    ("multiple project volume one-per-source (no names)", {"name": "foo", "projected": {
+        "sources": [{"secret": {}}, {"configMap": {}}]}},
+     "missing field(s): projected[0].secret.name, projected[1].configMap.name", DEFAULT),
+    ("no project volume source", {"name": "foo", "projected": {"sources": [{}]}},
+     "expected exactly one, got neither: projected[0].configMap, projected[0].downwardAPI, "
+     "projected[0].secret, projected[0].serviceAccountToken", DEFAULT),
+    ("no name", {"secret": {"secretName": "foo"}}, "missing field(s): name", DEFAULT),
+    ("bad name", {"name": "@@@", "secret": {"secretName": "foo"}}, "invalid value: @@@: name",
+     DEFAULT),
+    ("secret missing keyToPath values", {"name": "foo", "secret": {"secretName": "foo",
+                                                                   "items": [{}]}},
+     "missing field(s): items[0].key, items[0].path", DEFAULT),
+    ("configMap missing keyToPath values", {"name": "foo", "configMap": {"name": "foo",
+                                                                         "items": [{}]}},
+     "missing field(s): items[0].key, items[0].path", DEFAULT),
+    ("projection missing keyToPath values", {"name": "foo", "projected": {"sources": [
+        {"secret": {"name": "foo", "items": [{}]}},
+        {"configMap": {"name": "foo", "items": [{}]}}]}},
+     "missing field(s): projected[0].secret.items[0].key, projected[0].secret.items[0].path, "
+     "projected[1].configMap.items[0].key, projected[1].configMap.items[0].path", DEFAULT),
+    ("serviceaccounttoken", {"name": "foo", "projected": {"sources": [{"serviceAccountToken": {
+        "audience": "api", "expirationSeconds": 3600, "path": "token"}}]}}, "", DEFAULT),
+    ("projection missing serviceaccounttoken values", {"name": "foo", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "api", "expirationSeconds": 3600}}]}},
+     "missing field(s): projected[0].serviceAccountToken.path", DEFAULT),
+]
+
+
+@pytest.mark.parametrize("name,volume,expected,cfg", VOLUME_CASES,
+                         ids=[c[0] for c in VOLUME_CASES])
+def test_validate_volume_matches_knative_tests(name: str, volume: dict[str, Any],
+                                               expected: str, cfg: Config) -> None:
+    """serving/pkg/apis/serving.validateVolume: TestVolumeValidation's table."""
+    assert error_text(errors_only(podspec.validate_volume(cfg, volume))) == expected, name
