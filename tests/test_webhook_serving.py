@@ -18,7 +18,7 @@ from typing import Any
 
 import k8s
 import pytest
-from webhooks import autoscaling, goparse, pkg_apis, podspec, serving
+from webhooks import autoscaling, fieldmask, goparse, pkg_apis, podspec, serving
 from webhooks.config import DEFAULT, DEFAULT_FEATURES, DISABLED, ENABLED, Config
 from webhooks.pkg_apis import FieldError, errors_only, warnings_only
 
@@ -129,9 +129,9 @@ RULES: dict[str, Callable[[Config, Obj], list[FieldError]]] = {
     "serving/pkg/apis/serving.ValidatePodSpec":
         lambda cfg, s: podspec.validate_pod_spec(cfg, template_spec(s)),
     "serving/pkg/apis/serving.PodSpecMask":
-        lambda cfg, s: podspec.check_disallowed_fields(
+        lambda cfg, s: pkg_apis.check_disallowed_fields(
             {k: v for k, v in template_spec(s).items() if k not in podspec.REVISION_SPEC_FIELDS},
-            podspec.pod_spec_mask(cfg, template_spec(s))),
+            fieldmask.pod_spec_mask(cfg, template_spec(s))),
     "serving/pkg/apis/serving.ValidatePodSecurityContext":
         lambda cfg, s: podspec.validate_pod_security_context(
             cfg, template_spec(s).get("securityContext")),
@@ -635,7 +635,7 @@ def test_every_crd_feature_flag_is_one_the_mirror_gates() -> None:
     if not k8s.CRDS.is_dir():
         pytest.skip(k8s.CRDS_ABSENT)
     named = _crd_flags(k8s.crd_raw_schema(SERVING_API, "Service"))
-    gated = {*podspec.POD_SPEC_FLAGGED.values(), *podspec.VOLUME_SOURCES_FLAGGED.values(),
+    gated = {*fieldmask.POD_SPEC_FLAGGED.values(), *fieldmask.VOLUME_SOURCES_FLAGGED.values(),
              "kubernetes.podspec-fieldref", "kubernetes.containerspec-addcapabilities",
              "kubernetes.podspec-volumes-mount-propagation", "kubernetes.podspec-securitycontext",
              "kubernetes.podspec-persistent-volume-claim"}

@@ -1,10 +1,10 @@
-"""knative.dev/serving/pkg/apis/serving k8s_validation.go and fieldmask.go, mirrored: what
-Knative Serving's webhook admits in a Revision template's pod spec.
+"""knative.dev/serving/pkg/apis/serving k8s_validation.go, mirrored: what Knative Serving's
+webhook admits in a Revision template's pod spec.
 
-Source: knative/serving tag knative-v1.23.0, pkg/apis/serving/k8s_validation.go (the rules)
-and pkg/apis/serving/fieldmask.go (the *Mask functions: the fields a pod spec may set, some
-behind config-features flags). One function per Go function, named after it in snake_case;
-objects are the JSON/YAML dicts of the manifests; each returns a list of FieldError (str).
+Source: knative/serving tag knative-v1.23.0, pkg/apis/serving/k8s_validation.go (the rules;
+the masks it applies are in webhooks.fieldmask). One function per Go function, named after it
+in snake_case; objects are the JSON/YAML dicts of the manifests; each returns a list of
+FieldError (str).
 """
 
 from __future__ import annotations
@@ -15,7 +15,30 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from webhooks import goparse
-from webhooks.config import ALLOW_ROOT_BOUNDED, DISABLED, ENABLED, Config
+from webhooks.config import ENABLED, Config
+from webhooks.fieldmask import (
+    CONTAINER_FIELDS,
+    CONTAINER_PORT_FIELDS,
+    ENV_FROM_FIELDS,
+    ENV_SOURCE_REF_FIELDS,
+    ENV_VAR_FIELDS,
+    EXEC_FIELDS,
+    GRPC_FIELDS,
+    HTTP_GET_FIELDS,
+    KEY_TO_PATH_FIELDS,
+    PROBE_FIELDS,
+    RESOURCE_FIELDS,
+    TCP_SOCKET_FIELDS,
+    VOLUME_SOURCES_FLAGGED,
+    capabilities_mask,
+    env_var_source_mask,
+    pod_security_context_mask,
+    pod_spec_mask,
+    secure_pod_defaults_on,
+    security_context_mask,
+    volume_mount_mask,
+    volume_source_mask,
+)
 from webhooks.pkg_apis import (
     CURRENT_FIELD,
     FieldError,
@@ -43,127 +66,6 @@ VALID_PORT_NAMES = frozenset({"h2c", "http1", ""})
 # RevisionSpec's own fields, inlined beside the PodSpec's in JSON; PodSpecMask never sees them.
 REVISION_SPEC_FIELDS = frozenset({"containerConcurrency", "timeoutSeconds",
                                   "responseStartTimeoutSeconds", "idleTimeoutSeconds"})
-
-# ---------------------------------------------------------------- fieldmask.go
-
-# PodSpecMask: always kept, and kept when a flag is not Disabled.
-POD_SPEC_FIELDS = frozenset({"serviceAccountName", "containers", "volumes", "imagePullSecrets",
-                             "enableServiceLinks"})
-POD_SPEC_FLAGGED = {
-    "affinity": "kubernetes.podspec-affinity",
-    "topologySpreadConstraints": "kubernetes.podspec-topologyspreadconstraints",
-    "hostAliases": "kubernetes.podspec-hostaliases",
-    "nodeSelector": "kubernetes.podspec-nodeselector",
-    "runtimeClassName": "kubernetes.podspec-runtimeclassname",
-    "tolerations": "kubernetes.podspec-tolerations",
-    "shareProcessNamespace": "kubernetes.podspec-shareprocessnamespace",
-    "priorityClassName": "kubernetes.podspec-priorityclassname",
-    "schedulerName": "kubernetes.podspec-schedulername",
-    "initContainers": "kubernetes.podspec-init-containers",
-    "dnsPolicy": "kubernetes.podspec-dnspolicy",
-    "dnsConfig": "kubernetes.podspec-dnsconfig",
-    "hostIPC": "kubernetes.podspec-hostipc",
-    "hostPID": "kubernetes.podspec-hostpid",
-    "hostNetwork": "kubernetes.podspec-hostnetwork",
-}
-CONTAINER_FIELDS = frozenset({
-    "name", "args", "command", "env", "workingDir", "envFrom", "image", "imagePullPolicy",
-    "livenessProbe", "ports", "readinessProbe", "resources", "securityContext", "startupProbe",
-    "terminationMessagePath", "terminationMessagePolicy", "volumeMounts"})
-PROBE_FIELDS = frozenset({"httpGet", "tcpSocket", "exec", "grpc", "initialDelaySeconds",
-                          "timeoutSeconds", "periodSeconds", "successThreshold",
-                          "failureThreshold", "terminationGracePeriodSeconds"})
-HTTP_GET_FIELDS = frozenset({"host", "path", "scheme", "httpHeaders", "port"})
-TCP_SOCKET_FIELDS = frozenset({"host", "port"})
-EXEC_FIELDS = frozenset({"command"})
-GRPC_FIELDS = frozenset({"port", "service"})
-CONTAINER_PORT_FIELDS = frozenset({"containerPort", "name", "protocol"})
-ENV_VAR_FIELDS = frozenset({"name", "value", "valueFrom"})
-ENV_FROM_FIELDS = frozenset({"prefix", "configMapRef", "secretRef"})
-ENV_SOURCE_REF_FIELDS = frozenset({"name", "optional"})  # Secret/ConfigMapEnvSourceMask
-RESOURCE_FIELDS = frozenset({"limits", "requests"})
-SECURITY_CONTEXT_FIELDS = frozenset({
-    "capabilities", "readOnlyRootFilesystem", "runAsUser", "runAsGroup", "runAsNonRoot",
-    "allowPrivilegeEscalation", "seccompProfile"})
-POD_SECURITY_CONTEXT_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup",
-                                         "supplementalGroups", "seccompProfile"})
-VOLUME_SOURCES_ALWAYS = frozenset({"secret", "configMap", "projected"})
-VOLUME_SOURCES_FLAGGED = {
-    "emptyDir": "kubernetes.podspec-volumes-emptydir",
-    "persistentVolumeClaim": "kubernetes.podspec-persistent-volume-claim",
-    "hostPath": "kubernetes.podspec-volumes-hostpath",
-    "csi": "kubernetes.podspec-volumes-csi",
-    "ephemeral": "kubernetes.podspec-volumes-ephemeral",
-    "image": "kubernetes.podspec-volumes-image",
-}
-KEY_TO_PATH_FIELDS = frozenset({"key", "path", "mode"})
-
-
-def _secure_defaults(cfg: Config) -> bool:
-    return cfg.flag("secure-pod-defaults") in (ENABLED, ALLOW_ROOT_BOUNDED)
-
-
-def pod_spec_mask(cfg: Config, ps: Obj) -> set[str]:
-    """PodSpecMask: the pod spec fields kept (automountServiceAccountToken only when false)."""
-    kept = set(POD_SPEC_FIELDS)
-    kept |= {f for f, flag in POD_SPEC_FLAGGED.items() if cfg.flag(flag) != DISABLED}
-    if ps.get("automountServiceAccountToken") is False:
-        kept.add("automountServiceAccountToken")
-    if cfg.flag("kubernetes.podspec-securitycontext") != DISABLED \
-            or cfg.flag("secure-pod-defaults") != DISABLED:
-        kept.add("securityContext")
-    return kept
-
-
-def security_context_mask(sc: Obj) -> set[str]:
-    """SecurityContextMask (privileged only when false)."""
-    return set(SECURITY_CONTEXT_FIELDS) | ({"privileged"} if sc.get("privileged") is False
-                                           else set())
-
-
-def capabilities_mask(cfg: Config, cap: Obj) -> set[str]:
-    """CapabilitiesMask: drop; add behind kubernetes.containerspec-addcapabilities (or
-    exactly [NET_BIND_SERVICE] under secure-pod-defaults)."""
-    if cfg.flag("kubernetes.containerspec-addcapabilities") == ENABLED:
-        return {"drop", "add"}
-    if _secure_defaults(cfg) and cap.get("add") == ["NET_BIND_SERVICE"]:
-        return {"drop", "add"}
-    return {"drop"}
-
-
-def pod_security_context_mask(cfg: Config, sc: Obj) -> set[str]:
-    """PodSecurityContextMask: nothing unless kubernetes.podspec-securitycontext (a
-    RuntimeDefault/Unconfined seccompProfile under secure-pod-defaults)."""
-    kept: set[str] = set()
-    if _secure_defaults(cfg) and (sc.get("seccompProfile") or {}).get("type") in (
-            "RuntimeDefault", "Unconfined"):
-        kept.add("seccompProfile")
-    if cfg.flag("kubernetes.podspec-securitycontext") == DISABLED:
-        return kept
-    return kept | POD_SECURITY_CONTEXT_FIELDS
-
-
-def volume_source_mask(cfg: Config) -> set[str]:
-    """VolumeSourceMask: secret, configMap, projected; the rest behind flags."""
-    return set(VOLUME_SOURCES_ALWAYS) | {
-        f for f, flag in VOLUME_SOURCES_FLAGGED.items() if cfg.flag(flag) != DISABLED}
-
-
-def env_var_source_mask(cfg: Config) -> set[str]:
-    """EnvVarSourceMask: key refs; fieldRef/resourceFieldRef behind kubernetes.podspec-fieldref."""
-    kept = {"configMapKeyRef", "secretKeyRef"}
-    if cfg.flag("kubernetes.podspec-fieldref") != DISABLED:
-        kept |= {"fieldRef", "resourceFieldRef"}
-    return kept
-
-
-def volume_mount_mask(cfg: Config) -> set[str]:
-    """VolumeMountMask: mountPropagation behind kubernetes.podspec-volumes-mount-propagation."""
-    kept = {"name", "readOnly", "mountPath", "subPath"}
-    if cfg.flag("kubernetes.podspec-volumes-mount-propagation") != DISABLED:
-        kept.add("mountPropagation")
-    return kept
-
 
 # ---------------------------------------------------------------- k8s_validation.go
 
@@ -548,7 +450,7 @@ def warn_default_container_security_context(cfg: Config, psc: Obj | None,
     """warnDefaultContainerSecurityContext: warnings (not refusals) for insecure defaults
     left unset, unless secure-pod-defaults is on."""
     sc, psc = sc or {}, psc or {}
-    if _secure_defaults(cfg):
+    if secure_pod_defaults_on(cfg):
         return []
 
     def insecure(path: str) -> FieldError:
