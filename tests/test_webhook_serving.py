@@ -717,3 +717,70 @@ def test_defaulted_services_fit_the_crd(source: str) -> None:
         pytest.skip(k8s.CRDS_ABSENT)
     errors = [e for svc in services(source) for e in k8s.crd_errors(defaulted(svc))]
     k8s.fail_on(errors, f"{source}: defaulted Services outside the CRD")
+
+
+# A values assignment and the same change made by hand on the rendered Service (what the
+# template would render if nothing refused the value): Knative's verdict on the latter is the
+# mirror's, independent of the chart's schema and checks.
+KNOBS: dict[str, tuple[str, ...]] = {
+    "scale-down-delay 0s": ("resize.scaleDownDelay=0s",),
+    "scale-down-delay 1h": ("resize.scaleDownDelay=1h",),
+    "scale-down-delay 1m30s": ("resize.scaleDownDelay=1m30s",),
+    "scale-down-delay 1500ms": ("resize.scaleDownDelay=1500ms",),
+    "scale-down-delay 0.5s": ("resize.scaleDownDelay=0.5s",),
+    "scale-down-delay 61m": ("resize.scaleDownDelay=61m",),
+    "scale-down-delay 2h": ("resize.scaleDownDelay=2h",),
+    "scale-down-delay 1h30s": ("resize.scaleDownDelay=1h30s",),
+    "containerConcurrency 1000": ("upload.workers=10", "upload.threads=100"),
+    "containerConcurrency 1600": ("upload.workers=40", "upload.threads=40"),
+    "max-scale past int32": ("upload.maxScale=2147483648",),
+    "min-scale past int32": ("status.minScale=2147483648", "status.maxScale=0"),
+    "timeoutSeconds 600": ("status.timeoutSeconds=600",),
+    "timeoutSeconds 601": ("status.timeoutSeconds=601",),
+}
+
+
+def _by_hand(sets: tuple[str, ...]) -> list[Obj]:
+    """The default render with the assignments applied to the Services by hand."""
+    objects = k8s.render_chart(None)
+    for assignment in sets:
+        path, _, raw = assignment.partition("=")
+        fn, key = path.split(".")
+        svc = next(s for s in k8s.ksvcs(objects) if s["metadata"]["name"] == fn)
+        spec, annotations = template_spec(svc), svc["spec"]["template"]["metadata"]["annotations"]
+        if key == "scaleDownDelay":
+            annotations[autoscaling.SCALE_DOWN_DELAY[0]] = raw
+        elif key in ("minScale", "maxScale"):
+            annotations[(autoscaling.MIN_SCALE if key == "minScale" else
+                         autoscaling.MAX_SCALE)[0]] = raw
+        elif key == "timeoutSeconds":
+            spec["timeoutSeconds"] = int(raw)
+        elif key in ("workers", "threads"):
+            args = container(svc)["args"]
+            args[args.index(f"--{key}") + 1] = raw
+            workers, threads = (int(args[args.index(f"--{k}") + 1]) for k in ("workers",
+                                                                                "threads"))
+            spec["containerConcurrency"] = workers * threads
+        else:
+            raise KeyError(assignment)
+    return objects
+
+
+@pytest.mark.parametrize("knob", list(KNOBS))
+def test_values_the_chart_accepts_are_ones_knative_admits(knob: str) -> None:
+    """The values schema and the chart's checks against the mirrored webhook
+    (autoscaling.validateScaleDownDelay, validateMinMaxScale,
+    serving.ValidateContainerConcurrency, v1.validateTimeoutSeconds): a value the chart
+    renders must give Services Knative admits; a value Knative refuses must fail the render
+    (helm's error, not the webhook's, at install time)."""
+    sets = KNOBS[knob]
+    knative = [str(e) for svc in k8s.ksvcs(_by_hand(sets))
+               for e in errors_only(serving.admit_service(svc)[1])]
+    helm = k8s.helm_template(None, sets=sets, check=False)
+    if helm.returncode == 0:
+        rendered = [str(e) for svc in k8s.ksvcs(list(k8s.documents(helm.stdout)))
+                    for e in errors_only(serving.admit_service(svc)[1])]
+        assert not rendered, f"the chart renders {sets} and Knative refuses it: {rendered}"
+        assert not knative, knative  # the hand-made copy agrees with the template
+    else:
+        assert knative, f"the chart refuses {sets}, which Knative admits:\n{helm.stderr}"
