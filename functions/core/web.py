@@ -18,6 +18,7 @@ from . import logs, metrics
 from .config import Config
 from .errors import DependencyUnavailable, PayloadTooLarge, ThumbnailsError, Unauthorized
 from .services import Services, build_services
+from .serving import LIVENESS_PATH, READINESS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ health = Blueprint("health", __name__)
 readiness = Blueprint("readiness", __name__)
 
 
-@health.get("/health")
+@health.get(LIVENESS_PATH)
 def liveness() -> Any:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@readiness.get("/ready")
+@readiness.get(READINESS_PATH)
 def ready() -> Any:
     """Readiness: Redis and the object store answer."""
     services = services_of()
