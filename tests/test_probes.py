@@ -40,7 +40,7 @@ from servers import free_port
 from stackutil import poll
 from urllib3 import encode_multipart_formdata
 
-from thumbnails import events, serving, upload
+from thumbnails import events, probeworker, serving, upload
 from thumbnails.config import Config
 
 pytestmark = pytest.mark.integration
@@ -173,3 +173,19 @@ def test_probes_are_answered_while_every_slot_is_busy(function: str, worker: str
             assert alive and ready, f"liveness {alive}, readiness {ready}\n{server.stderr()}"
         else:
             assert not alive and not ready, "the stock worker answered probes while busy"
+
+
+@pytest.mark.parametrize(("head", "probe"), [
+    (b"GET /health HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n", True),  # the kubelet's
+    (b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n", True),  # the queue-proxy's
+    (b"HEAD /ready HTTP/1.0\r\n", True),
+    (b"GET /health?verbose=1 HTTP/1.1\r\n", True),
+    (b"GET /healthz HTTP/1.1\r\n", False),
+    (b"GET /ready/more HTTP/1.1\r\n", False),
+    (b"POST /health HTTP/1.1\r\n", False),
+    (b"GET /jobs/ HTTP/1.1\r\n", False),
+    (b"GET /hea", False),  # too little to tell: the usual threads
+    (b"", False),
+])
+def test_which_requests_get_the_probe_threads(head: bytes, probe: bool) -> None:
+    assert probeworker.is_probe(head) is probe
