@@ -104,11 +104,13 @@ class Sweeper:
 
         Why not a credential: a PingSource sends no HTTP headers of its own (its spec has
         data or dataBase64, contentType and ceOverrides extensions, all in clear text in
-        the object and in knative/), so a token would be no secret to anyone who can read
-        the namespace; Knative's OIDC sender identity needs the authentication-oidc
-        feature flag, and cluster-local visibility applies to a whole Service (upload's
-        POST /jobs must stay public). The type and source checks keep other callers out
-        (a 400 that says why); the interval is what bounds a forged PingSource event."""
+        the object and in knative/; knative/eventing knative-v1.22.2
+        pkg/apis/sources/v1/ping_types.go), so a token would be no secret to anyone who can
+        read the namespace. Knative's OIDC sender identity needs the authentication-oidc
+        feature flag (pkg/apis/feature/flag_names.go), and cluster-local visibility applies
+        to a whole Service (upload's POST /jobs must stay public). The type and source
+        checks keep other callers out (a 400 that says why); the interval is what bounds a
+        forged PingSource event."""
         if not events.is_ping(event):
             raise InvalidEvent(f"POST /outbox/sweep takes a PingSource's event: type "
                                f"{events.PING_TYPE}, source "
