@@ -110,4 +110,3 @@ class ProbeThreadWorker(gthread.ThreadWorker):
         self.pending_conns.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ,
                              partial(self.on_pending_socket_readable, conn))
-
