@@ -29,6 +29,8 @@ OUTBOX_KEY = f"{PREFIX}:outbox"  # hash job id -> event JSON not yet accepted by
 OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set job id -> when to (re)send
 WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the sweep looks again
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
+SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
+#                                              interval runs: POST /outbox/sweep
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 
 
@@ -438,6 +440,18 @@ class JobStore:
     def outbox_depth(self) -> int:
         """How many events wait for the broker."""
         return int(self.redis.hlen(OUTBOX_KEY))
+
+    @redis_errors
+    def take_sweep_slot(self, interval: float) -> float:
+        """Take the one slot of requested sweeps for `interval` seconds, shared by every
+        process on this Redis (SET NX PX): 0.0 if taken now, else the seconds until it frees.
+        interval <= 0: always 0.0."""
+        if interval <= 0:
+            return 0.0
+        if self.redis.set(SWEEP_SLOT_KEY, b"1", nx=True, px=max(1, round(interval * 1000))):
+            return 0.0
+        left_ms = self.redis.pttl(SWEEP_SLOT_KEY)  # -2: it expired meanwhile
+        return max(int(left_ms), 1) / 1000
 
     @redis_errors
     def ping(self) -> None:
