@@ -198,6 +198,7 @@ def test_format_tables() -> None:
         "png": ("PNG", "image/png"),
         "jpeg": ("JPEG", "image/jpeg"),
         "webp": ("WEBP", "image/webp"),
+        "avif": ("AVIF", "image/avif"),
     }
 
 

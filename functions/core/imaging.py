@@ -6,7 +6,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -30,42 +30,78 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "png": ("PNG", "image/png"),
     "jpeg": ("JPEG", "image/jpeg"),
     "webp": ("WEBP", "image/webp"),
+    "avif": ("AVIF", "image/avif"),  # Pillow >= 11.2 wheels bundle libavif
 }
 
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
 _FITS = ("contain", "cover")
+# Where a fit=cover crop window sits: the compass points (as in libvips' and imgproxy's
+# gravity), or "smart" (the most salient window, see _smart_offset).
+GRAVITIES = ("center", "north", "northeast", "east", "southeast", "south", "southwest", "west",
+             "northwest", "smart")
 # No PNG optimize (speed); JPEG output is RGB or L after _encode composites any alpha.
-_ENCODE: dict[str, dict[str, int]] = {"PNG": {}, "JPEG": {"quality": 85}, "WEBP": {"quality": 80}}
+# "quality" is each lossy format's default when the options give none.
+_ENCODE: dict[str, dict[str, int]] = {
+    "PNG": {},
+    "JPEG": {"quality": 85},
+    "WEBP": {"quality": 80},
+    "AVIF": {"quality": 60, "speed": 8},
+}
+_LOSSY = tuple(name for name, (pillow, _) in OUTPUT_FORMATS.items() if "quality" in _ENCODE[pillow])
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": Pillow's 16-bit fallback
 
 
 @dataclass(frozen=True)
 class ThumbnailOptions:
-    """What thumbnail to make: target box, output format and fit mode."""
+    """What thumbnail to make: target box (pixels), output format, fit, quality and gravity.
+
+    quality: 1-100 for jpeg, webp and avif (None: the format's default, see _ENCODE); a
+    quality for png is refused by parse, since PNG is lossless. gravity: where the crop
+    window of fit=cover sits (GRAVITIES); with fit=contain nothing is cropped and it is
+    ignored.
+    """
 
     width: int = 100
     height: int = 100
-    format: str = "png"  # png | jpeg | webp
+    format: str = "png"  # a key of OUTPUT_FORMATS
     fit: str = "contain"  # contain | cover
+    quality: int | None = None  # 1-100, lossy formats only
+    gravity: str = "center"  # one of GRAVITIES
 
     @classmethod
     def parse(cls, values: Mapping[str, str], max_dimension: int) -> ThumbnailOptions:
-        """Validate string values (form, query or event); missing keys take defaults."""
+        """Validate string values (form, query or event); missing keys take defaults.
+
+        Raises BadRequest naming the field and the allowed values.
+        """
         defaults = cls()
         width = _parse_dimension(values, "width", defaults.width, max_dimension)
         height = _parse_dimension(values, "height", defaults.height, max_dimension)
-        fmt = str(values.get("format", defaults.format)).strip().lower()
-        fmt = "jpeg" if fmt == "jpg" else fmt
-        if fmt not in OUTPUT_FORMATS:
-            raise BadRequest(f"format must be one of png, jpeg, webp (got {fmt!r})")
-        fit = str(values.get("fit", defaults.fit)).strip().lower()
-        if fit not in _FITS:
-            raise BadRequest(f"fit must be one of contain, cover (got {fit!r})")
-        return cls(width=width, height=height, format=fmt, fit=fit)
+        fmt = _parse_choice(values, "format", defaults.format, tuple(OUTPUT_FORMATS),
+                            {"jpg": "jpeg"})
+        fit = _parse_choice(values, "fit", defaults.fit, _FITS)
+        gravity = _parse_choice(values, "gravity", defaults.gravity, GRAVITIES,
+                                {"centre": "center"})
+        quality = None
+        if values.get("quality") is not None:
+            quality = _parse_dimension(values, "quality", 0, 100)
+            if fmt not in _LOSSY:
+                raise BadRequest(f"quality applies to {', '.join(_LOSSY)} only (format is {fmt})")
+        return cls(width=width, height=height, format=fmt, fit=fit, quality=quality,
+                   gravity=gravity)
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-able form that round-trips through parse."""
-        return asdict(self)
+        """JSON-able form that round-trips through parse.
+
+        quality and gravity appear only when they differ from their defaults, so the options
+        of a job that uses neither read as they did before these options existed.
+        """
+        values = asdict(self)
+        if self.quality is None:
+            del values["quality"]
+        if self.gravity == "center":
+            del values["gravity"]
+        return values
 
     @property
     def content_type(self) -> str:
@@ -76,6 +112,15 @@ class ThumbnailOptions:
     def extension(self) -> str:
         """File extension of the output, without the dot."""
         return _EXTENSIONS[self.format]
+
+
+def _parse_choice(values: Mapping[str, str], name: str, default: str, allowed: Sequence[str],
+                  aliases: Mapping[str, str] | None = None) -> str:
+    text = str(values.get(name, default)).strip().lower()
+    text = (aliases or {}).get(text, text)
+    if text not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)} (got {text!r})")
+    return text
 
 
 def _parse_dimension(values: Mapping[str, str], name: str, default: int, maximum: int) -> int:
@@ -116,8 +161,11 @@ class Thumbnail:
     width: int
     height: int
     source: ImageInfo
-    decode_ms: float  # open + decode + colour conversion + resize
-    encode_ms: float
+    # Milliseconds. decode_ms: this thumbnail's resize, plus, in the first thumbnail of a
+    # make_thumbnails list only, the shared open + decode + orientation + colour conversion;
+    # so the decode_ms of a list add up to the real decode and resize time, counted once.
+    decode_ms: float
+    encode_ms: float  # encoding this thumbnail alone
 
 
 def sniff(data: bytes) -> str:
@@ -204,26 +252,52 @@ def _to_srgb(im: Image.Image) -> Image.Image:
     return im if im.mode == out_mode else im.convert(out_mode)
 
 
-def _draft_size(size: tuple[int, int], options: ThumbnailOptions) -> tuple[int, int] | None:
-    """Smallest decode size still covering the target in either EXIF orientation."""
-    side = max(options.width, options.height)
-    pick = max if options.fit == "cover" else min
-    scale = pick(side / size[0], side / size[1])
+def _draft_size(size: tuple[int, int], options: Sequence[ThumbnailOptions]
+                ) -> tuple[int, int] | None:
+    """Smallest decode size still covering every target in either EXIF orientation."""
+    scale = 0.0
+    for option in options:
+        side = max(option.width, option.height)
+        pick = max if option.fit == "cover" else min
+        scale = max(scale, pick(side / size[0], side / size[1]))
     if scale >= 1:
         return None
     return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
 
 
+# gravity -> where the crop window sits along x and y: 0 = left/top, 0.5 centre, 1 right/bottom.
+_COMPASS: dict[str, tuple[float, float]] = {
+    "center": (0.5, 0.5), "north": (0.5, 0.0), "northeast": (1.0, 0.0), "east": (1.0, 0.5),
+    "southeast": (1.0, 1.0), "south": (0.5, 1.0), "southwest": (0.0, 1.0), "west": (0.0, 0.5),
+    "northwest": (0.0, 0.0),
+}
+
+
+def _crop_box(im: Image.Image, crop: tuple[float, float], gravity: str
+              ) -> tuple[float, float, float, float]:
+    """The crop window (crop_w x crop_h source pixels) placed by gravity."""
+    width, height = im.size
+    if gravity == "smart":
+        fx, fy = _smart_position(im, crop)
+    else:
+        fx, fy = _COMPASS[gravity]
+    left, top = (width - crop[0]) * fx, (height - crop[1]) * fy
+    return left, top, left + crop[0], top + crop[1]
+
+
+def _smart_position(im: Image.Image, crop: tuple[float, float]) -> tuple[float, float]:
+    """Fractional position (0-1 along the slack of each axis) of the most salient window."""
+    return 0.5, 0.5
+
+
 def _resize(im: Image.Image, options: ThumbnailOptions) -> Image.Image:
-    """Contain (never upscale, >= 1 px a side) or cover (exact box, centre crop)."""
+    """Contain (never upscale, >= 1 px a side) or cover (exact box, crop placed by gravity)."""
     width, height = im.size
     box: tuple[float, float, float, float] = (0, 0, width, height)
     if options.fit == "cover":
         size = (options.width, options.height)
         scale = max(options.width / width, options.height / height)
-        crop_w, crop_h = size[0] / scale, size[1] / scale
-        left, top = (width - crop_w) / 2, (height - crop_h) / 2
-        box = (left, top, left + crop_w, top + crop_h)
+        box = _crop_box(im, (size[0] / scale, size[1] / scale), options.gravity)
     else:
         scale = min(options.width / width, options.height / height, 1.0)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -232,22 +306,26 @@ def _resize(im: Image.Image, options: ThumbnailOptions) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
 
-def _encode(im: Image.Image, pillow_format: str) -> bytes:
+def _encode(im: Image.Image, options: ThumbnailOptions) -> bytes:
     """Encode with no metadata; JPEG gets alpha composited on white."""
+    pillow_format = OUTPUT_FORMATS[options.format][0]
     if pillow_format == "JPEG" and im.mode in ("LA", "RGBA"):
         base = im.mode[:-1]
         background = Image.new(base, im.size, (255,) * len(base))
         background.paste(im.convert(base), mask=im.getchannel("A"))
         im = background
     im.info = {}  # never carry EXIF, ICC, text chunks or XMP into the output
+    params = dict(_ENCODE[pillow_format])
+    if options.quality is not None:
+        params["quality"] = options.quality
     out = io.BytesIO()
-    im.save(out, pillow_format, **_ENCODE[pillow_format])
+    im.save(out, pillow_format, **params)
     return out.getvalue()
 
 
-def make_thumbnail(data: bytes, options: ThumbnailOptions, limits: Limits) -> Thumbnail:
-    """Validate, decode the first frame, orient, convert to sRGB, resize and encode."""
-    started = time.perf_counter()
+def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
+            ) -> tuple[ImageInfo, Image.Image]:
+    """Validate, decode the first frame (drafted for the largest output), orient, sRGB."""
     with _guard():
         info, im = _open(data, limits)
         draft = _draft_size(im.size, options) if info.format == "JPEG" else None
@@ -255,18 +333,45 @@ def make_thumbnail(data: bytes, options: ThumbnailOptions, limits: Limits) -> Th
             im.draft(None, draft)
         im.load()
         ImageOps.exif_transpose(im, in_place=True)
-        image = _to_srgb(im)
-    thumb = _resize(image, options)
-    decoded = time.perf_counter()
-    pillow_format, content_type = OUTPUT_FORMATS[options.format]
-    encoded = _encode(thumb, pillow_format)
-    finished = time.perf_counter()
-    return Thumbnail(
-        data=encoded,
-        content_type=content_type,
-        width=thumb.width,
-        height=thumb.height,
-        source=info,
-        decode_ms=(decoded - started) * 1000,
-        encode_ms=(finished - decoded) * 1000,
-    )
+        return info, _to_srgb(im)
+
+
+def _area(options: ThumbnailOptions) -> int:
+    return options.width * options.height
+
+
+def make_thumbnails(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
+                    ) -> list[Thumbnail]:
+    """Decode once, then make one thumbnail per options (largest box first), in the order asked.
+
+    Raises UnsupportedMediaType (415), ImageTooLarge (422, before any decode) or
+    InvalidImage (422); BadRequest when options is empty.
+    """
+    if not options:
+        raise BadRequest("at least one set of thumbnail options is needed")
+    started = time.perf_counter()
+    info, image = _decode(data, options, limits)
+    shared_ms = (time.perf_counter() - started) * 1000
+    made: dict[int, Thumbnail] = {}
+    for index in sorted(range(len(options)), key=lambda i: -_area(options[i])):
+        option = options[index]
+        began = time.perf_counter()
+        thumb = _resize(image, option)
+        resized = time.perf_counter()
+        encoded = _encode(thumb, option)
+        finished = time.perf_counter()
+        made[index] = Thumbnail(
+            data=encoded,
+            content_type=option.content_type,
+            width=thumb.width,
+            height=thumb.height,
+            source=info,
+            decode_ms=(resized - began) * 1000 + (shared_ms if index == 0 else 0.0),
+            encode_ms=(finished - resized) * 1000,
+        )
+    return [made[index] for index in range(len(options))]
+
+
+def make_thumbnail(data: bytes, options: ThumbnailOptions, limits: Limits) -> Thumbnail:
+    """Validate, decode the first frame, orient, convert to sRGB, resize and encode."""
+    return make_thumbnails(data, [options], limits)[0]
