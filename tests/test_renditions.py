@@ -42,6 +42,9 @@ def test_renditions_parse_with_the_single_thumbnail_defaults() -> None:
     assert (avatar.width, avatar.height, avatar.format, avatar.fit) == (100, 100, "png", "cover")
     assert (small.width, small.height, small.format, small.fit) == (320, 100, "webp", "contain")
     assert (other.width, other.height, other.format) == (100, 100, "jpeg")
+    tuned = parse_renditions([_item("t", format="avif", quality=40, fit="cover",
+                                    gravity="southeast")], 1024)[0].options
+    assert (tuned.format, tuned.quality, tuned.gravity) == ("avif", 40, "southeast")
     # What a job stores reads back to the same request (a list now, not text).
     stored = request.to_dict()
     assert list(stored) == ["renditions"]
@@ -82,6 +85,9 @@ def _item(name: str = "a", **options: Any) -> dict[str, Any]:
     (json.dumps([_item("a", format="gif")]), "format"),
     (json.dumps([_item("a", fit="stretch")]), "fit"),
     (json.dumps([_item("a", colour="red")]), "unknown keys 'colour'"),
+    (json.dumps([_item("a", quality=50)]), "renditions[0] (a): quality"),  # png: lossless
+    (json.dumps([_item("a", format="webp", quality=101)]), "quality"),
+    (json.dumps([_item("a", gravity="up")]), "gravity"),
     ("[" * 100_000 + "]" * 100_000, "JSON list"),
 ])
 def test_bad_renditions_lists_are_refused(raw: str, words: str) -> None:
@@ -129,10 +135,12 @@ SOURCE = marked((400, 300))  # blue, with a red top-left quadrant
 # name -> (request item, expected (width, height), Pillow format of the bytes): sizes worked
 # out by hand: cover fills the box exactly; contain scales 400x300 by min(w/400, h/300, 1).
 ASKED = {
-    "avatar": ({"width": 100, "height": 100, "format": "png", "fit": "cover"}, (100, 100),
-               "PNG"),
+    "avatar": ({"width": 100, "height": 100, "format": "png", "fit": "cover",
+                "gravity": "north"}, (100, 100), "PNG"),
     "small": ({"width": 320, "height": 320, "format": "webp"}, (320, 240), "WEBP"),
-    "medium": ({"width": 200, "height": 200, "format": "jpeg"}, (200, 150), "JPEG"),
+    "medium": ({"width": 200, "height": 200, "format": "jpeg", "quality": 50}, (200, 150),
+               "JPEG"),
+    "large": ({"width": 1024, "height": 1024, "format": "avif"}, (400, 300), "AVIF"),
 }
 MIME = {"PNG": "image/png", "WEBP": "image/webp", "JPEG": "image/jpeg", "AVIF": "image/avif"}
 
@@ -172,6 +180,8 @@ def test_three_renditions_end_to_end(urls: dict[str, str], display: Subscriber) 
     doc = wait_terminal(urls, job_id)
     assert doc["status"] == "succeeded", doc
     assert [r["name"] for r in doc["options"]["renditions"]] == list(ASKED)
+    asked = {r["name"]: r for r in doc["options"]["renditions"]}
+    assert asked["avatar"]["gravity"] == "north" and asked["medium"]["quality"] == 50
     listed = {r["name"]: r for r in doc["renditions"]}
     assert list(listed) == list(ASKED)  # in the order asked
     bodies = {}
