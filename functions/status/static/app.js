@@ -506,6 +506,11 @@
   const detail = {
     jobId: null,
     generation: 0,
+    blobUrls: [],  // the renditions shown now, revoked when the detail is redrawn or closed
+
+    releaseRenditions() {
+      for (const url of this.blobUrls.splice(0)) URL.revokeObjectURL(url);
+    },
 
     async show(jobId, { keepFocus = false } = {}) {
       this.jobId = jobId;
@@ -536,12 +541,14 @@
           : `Timings unavailable: ${error.message}`;
       }
       if (generation !== this.generation) return;  // another job was chosen meanwhile
+      this.releaseRenditions();
       el.detailBody.replaceChildren(this.render(jobId, doc, debug, debugNote));
       const job = jobs.byId.get(jobId);
       if (job && job.thumbState === "loaded") this.showThumb(job);
     },
 
     hide() {
+      this.releaseRenditions();
       this.jobId = null;
       this.generation += 1;
       el.detail.hidden = true;
@@ -593,7 +600,7 @@
       }
       const parts = [
         h("div", { class: "detail-grid" },
-          h("div", { class: "detail-thumb", "data-format": o.format || "png" },
+          h("div", { class: "detail-thumb", "data-format": (doc.thumbnail && doc.thumbnail.content_type.split("/")[1]) || o.format || "png" },
             status === "succeeded" ? h("span", { class: "spinner", "aria-hidden": "true" })
               : h("span", { class: "hint" }, TERMINAL.has(status) ? "No thumbnail" : "Not ready yet")),
           h("dl", { class: "facts" }, rows)),
@@ -628,7 +635,8 @@
         const response = await fetch(path, { headers: authHeaders() });
         if (!response.ok) throw new Error(errorText(response.status, await readJson(response)));
         const url = URL.createObjectURL(await response.blob());
-        if (generation !== this.generation) { URL.revokeObjectURL(url); return; }
+        if (generation !== this.generation || !slot.isConnected) { URL.revokeObjectURL(url); return; }
+        this.blobUrls.push(url);
         const extension = { "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif" }[r.content_type] || "bin";
         slot.replaceChildren(
           h("img", { src: url, alt: `${r.name} rendition of ${jobLabel(jobId)}` }),
