@@ -9,11 +9,17 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
-from PIL import Image, ImageCms, ImageOps
+import pillow_heif
+from PIL import Image, ImageChops, ImageOps
 
+from . import containers
+from .colour import to_srgb
 from .errors import BadRequest, ImageTooLarge, InvalidImage, ThumbnailsError, UnsupportedMediaType
+
+# HEIC/HEIF through libheif (pillow-heif); AVIF through Pillow's own plugin (libavif).
+# Thumbnails, depth and auxiliary images are never read: the primary picture is all we show.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 # Pillow format name -> MIME type of every input format we accept.
 ALLOWED_FORMATS: dict[str, str] = {
@@ -23,6 +29,8 @@ ALLOWED_FORMATS: dict[str, str] = {
     "WEBP": "image/webp",
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
+    "HEIF": "image/heif",  # HEIC (HEVC) and other HEIF brands but AVIF's
+    "AVIF": "image/avif",
 }
 
 # Requested output format -> (Pillow format name, MIME type).
@@ -48,7 +56,6 @@ _ENCODE: dict[str, dict[str, int]] = {
     "AVIF": {"quality": 60, "speed": 8},
 }
 _LOSSY = tuple(name for name, (pillow, _) in OUTPUT_FORMATS.items() if "quality" in _ENCODE[pillow])
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": Pillow's 16-bit fallback
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,10 @@ class Thumbnail:
 
 
 def sniff(data: bytes) -> str:
-    """Return the Pillow format name from magic bytes, or raise UnsupportedMediaType."""
+    """Return the Pillow format name from magic bytes, or raise UnsupportedMediaType.
+
+    HEIF and AVIF are told apart by their ftyp brands (containers.heif_family).
+    """
     head = bytes(data[:16])
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -183,6 +193,9 @@ def sniff(data: bytes) -> str:
         return "BMP"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "TIFF"
+    family = containers.heif_family(bytes(data[:4096]))
+    if family:
+        return family
     raise UnsupportedMediaType("unsupported image type; allowed: " + ", ".join(ALLOWED_FORMATS))
 
 
@@ -205,12 +218,15 @@ def _guard() -> Iterator[None]:
 def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
     """Open (header only) and check limits; call inside _guard."""
     fmt = sniff(data)
+    if fmt in ("HEIF", "AVIF"):
+        # Checked from the container before libheif or libavif sees the file at all.
+        for width, height in containers.heif_image_sizes(data):
+            _check_pixels(width, height, limits)
     im = Image.open(io.BytesIO(data), formats=[fmt])
     width, height = im.size
     if width < 1 or height < 1:
         raise InvalidImage(f"image has no pixels ({width}x{height})")
-    if width * height > limits.max_pixels:
-        raise ImageTooLarge(f"{width}x{height} exceeds {limits.max_pixels} pixels")
+    _check_pixels(width, height, limits)
     frames = int(getattr(im, "n_frames", 1))
     if frames > limits.max_frames:
         raise ImageTooLarge(f"{frames} frames exceed {limits.max_frames}")
@@ -219,37 +235,17 @@ def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
     return ImageInfo(fmt, ALLOWED_FORMATS[fmt], width, height, frames), im
 
 
+def _check_pixels(width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(f"{width}x{height} exceeds {limits.max_pixels} pixels")
+
+
 def inspect(data: bytes, limits: Limits) -> ImageInfo:
     """Check type and header limits without decoding pixels; return the header facts."""
     with _guard():
         info, im = _open(data, limits)
         im.close()
     return info
-
-
-@lru_cache(maxsize=32)
-def _srgb_transform(icc: bytes, mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
-    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, out_mode)
-
-
-def _to_srgb(im: Image.Image) -> Image.Image:
-    """Convert any decoded mode to L, LA, RGB or RGBA in sRGB (ICC applied when present)."""
-    if im.mode in _SIXTEEN_BIT_MODES:
-        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    elif im.mode == "F":
-        im = im.convert("L")
-    alpha = im.has_transparency_data
-    if im.mode in ("1", "L", "LA", "La"):
-        return im.convert("LA" if alpha else "L")
-    out_mode = "RGBA" if alpha else "RGB"
-    icc = im.info.get("icc_profile")
-    if icc and im.mode in ("RGB", "RGBA", "CMYK"):
-        try:
-            return ImageCms.applyTransform(im, _srgb_transform(icc, im.mode, out_mode))
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # broken or mismatched profile: fall back to a plain conversion
-    return im if im.mode == out_mode else im.convert(out_mode)
 
 
 def _draft_size(size: tuple[int, int], options: Sequence[ThumbnailOptions]
@@ -325,15 +321,82 @@ def _encode(im: Image.Image, options: ThumbnailOptions) -> bytes:
 
 def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
             ) -> tuple[ImageInfo, Image.Image]:
-    """Validate, decode the first frame (drafted for the largest output), orient, sRGB."""
+    """Validate, decode the first frame on its full canvas, orient and convert to sRGB.
+
+    JPEGs are drafted (scaled by libjpeg) for the largest output. Raises InvalidImage or
+    ImageTooLarge (before decoding) for what cannot be shown.
+    """
     with _guard():
+        forced_alpha = containers.webp_animation_without_alpha_flag(data)
+        if forced_alpha:
+            data = containers.with_webp_alpha_flag(data)
         info, im = _open(data, limits)
-        draft = _draft_size(im.size, options) if info.format == "JPEG" else None
-        if draft:
-            im.draft(None, draft)
-        im.load()
+        if info.format == "JPEG":
+            im = _load_jpeg(data, im, _draft_size(im.size, options))
+        else:
+            im.load()
         ImageOps.exif_transpose(im, in_place=True)
-        return info, _to_srgb(im)
+        key = None
+        if info.format == "PNG":
+            header = containers.png_header(data)
+            key = header.transparency_key() if header else None
+        image = to_srgb(im, key)
+        if info.format == "GIF":
+            box = containers.gif_first_frame_box(data)
+            if box and box != (0, 0, image.width, image.height):
+                # Browsers leave the canvas outside the first frame transparent, not the
+                # logical screen's background colour that Pillow paints there.
+                image = _transparent_outside(image, box)
+        if forced_alpha and image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
+            image = image.convert("RGB")  # the first frame covers the canvas after all
+        return info, image
+
+
+def _transparent_outside(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The image with alpha 0 outside box (left, top, right, bottom); L/RGB gain alpha."""
+    alpha = Image.new("L", image.size, 0)
+    inside = image.getchannel("A").crop(box) if image.mode in ("LA", "RGBA") else 255
+    alpha.paste(inside, box)
+    image = image.convert(image.mode[0] + "A" if image.mode in ("L", "LA") else "RGBA")
+    image.putalpha(alpha)
+    return image
+
+
+_EOI = b"\xff\xd9"
+
+
+def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> Image.Image:
+    """Load a JPEG; one whose scans are complete but whose EOI marker is missing loads too.
+
+    libjpeg (and so browsers and libvips) shows such a file whole. With EOI appended, a
+    complete last scan decodes the same whatever filler bits come before the EOI, while a
+    really truncated scan takes the filler as coded data and changes: so the file is decoded
+    with two different fillers, and it is shown only if both decodes agree. A real
+    truncation still raises InvalidImage. Costs two extra decodes, only for such files.
+    """
+    if draft:
+        im.draft(None, draft)
+    try:
+        im.load()
+        return im
+    except OSError as exc:
+        if data.rstrip(b"\x00")[-2:] == _EOI:
+            raise
+        failure = exc
+    decoded = []
+    for filler in (b"", b"\x55" * 16, b"\x00" * 16):
+        candidate = Image.open(io.BytesIO(data + filler + _EOI), formats=["JPEG"])
+        if draft:
+            candidate.draft(None, draft)
+        try:
+            candidate.load()
+        except OSError:
+            raise failure from None
+        decoded.append(candidate)
+    first = decoded[0]
+    if any(ImageChops.difference(first, other).getbbox() for other in decoded[1:]):
+        raise InvalidImage(f"cannot decode image: truncated JPEG: {failure}")
+    return first
 
 
 def _area(options: ThumbnailOptions) -> int:
