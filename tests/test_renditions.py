@@ -288,3 +288,27 @@ def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str]) ->
     headers, body = events.to_http(bad)
     refused = requests.post(urls["resize"], data=body, headers=headers, timeout=10)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_event"
+
+
+def test_renditions_this_deployment_refuses_fail_the_job(redis_url: str,
+                                                         redis_client: redis.Redis,
+                                                         tmp_path: Path) -> None:
+    """A job whose renditions were fine at upload, processed after MAX_DIMENSION was lowered:
+    the job fails (bad_request) and resize answers 200 with thumbnail.failed, not a 5xx the
+    broker would retry."""
+    from thumbnails import resize, upload
+
+    wide = [{"name": "wide", "width": 800, "height": 800}]
+    accepted = upload.create_app(Config(redis_url=redis_url, data_dir=tmp_path)).test_client() \
+        .post("/jobs", data={"file": (io.BytesIO(encode(SOURCE, "PNG")), "a.png"),
+                             "renditions": json.dumps(wide)})
+    assert accepted.status_code == 202, accepted.json
+    job_id = accepted.json["job_id"]
+    lowered = Config(redis_url=redis_url, data_dir=tmp_path, max_dimension=400)
+    event = events.new_event(events.IMAGE_UPLOADED, "/test", {"job_id": job_id})
+    headers, body = events.to_http(event)
+    answer = resize.create_app(lowered).test_client().post("/", data=body, headers=headers)
+    assert answer.status_code == 200 and answer.headers["ce-type"] == events.THUMBNAIL_FAILED
+    job = JobStore(redis_client).get(job_id)
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error_code == "bad_request" and "renditions[0] (wide): width" in job.error_message

@@ -113,7 +113,9 @@ def _process(services: Services, job: Job, token: str) -> Job:
         stored_at = time.perf_counter()
         for key, _, thumb in outputs:
             services.store.put(key, thumb.data, thumb.content_type)
-    except (InvalidImage, UnsupportedMediaType, ObjectNotFound) as exc:
+    # BadRequest: options the record holds but this deployment refuses (MAX_DIMENSION lowered
+    # since the upload, say); retrying cannot help, so the job fails.
+    except (InvalidImage, UnsupportedMediaType, ObjectNotFound, BadRequest) as exc:
         log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
         return _finish(services, job, token, JobStatus.FAILED, started,
                        error_code=exc.code, error_message=exc.message)
