@@ -312,3 +312,27 @@ def test_renditions_this_deployment_refuses_fail_the_job(redis_url: str,
     job = JobStore(redis_client).get(job_id)
     assert job is not None and job.status is JobStatus.FAILED
     assert job.error_code == "bad_request" and "renditions[0] (wide): width" in job.error_message
+
+
+@pipeline
+def test_renditions_are_stored_in_s3(s3_endpoint: str, tmp_path: Path) -> None:
+    """The S3 path (the session's S3 endpoint: moto's server, as for the pipeline's S3 test):
+    each rendition is its own object under thumbnails/<job id>/, and is what status serves."""
+    from thumbnails.storage import open_store
+
+    config = Config(storage_backend="s3", s3_endpoint=s3_endpoint, s3_access_key="test",
+                    s3_secret_key="test-secret", s3_bucket="renditions")
+    asked = {name: ASKED[name] for name in ("avatar", "small")}
+    with running_stack(config, tmp_path) as s3_urls:
+        accepted = submit(s3_urls, encode(SOURCE, "JPEG", quality=90),
+                          renditions=renditions_field(asked))
+        job_id = accepted.json()["job_id"]
+        doc = wait_terminal(s3_urls, job_id)
+        assert doc["status"] == "succeeded", doc
+        served = {r["name"]: requests.get(r["url"], timeout=10).content for r in doc["renditions"]}
+    store = open_store(config)
+    for name, (_, size, pillow_format) in asked.items():
+        key = thumbnail_key(job_id, pillow_format.lower(), name)
+        assert store.get(key) == served[name]
+        image = decoded(served[name])
+        assert (image.format, image.size) == (pillow_format, size)
