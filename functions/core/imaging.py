@@ -211,6 +211,10 @@ def _guard() -> Iterator[None]:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLarge(f"image too large: {exc}") from exc
+        except RuntimeError as exc:
+            if "security limit" in str(exc).lower():  # libheif's own limits, when ours are lifted
+                raise ImageTooLarge(f"image too large: {exc}") from exc
+            raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # OSError, ValueError, SyntaxError, struct.error, MemoryError...
             raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
 
@@ -337,9 +341,11 @@ def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
             im.load()
         ImageOps.exif_transpose(im, in_place=True)
         key = None
-        if info.format == "PNG":
-            header = containers.png_header(data)
-            key = header.transparency_key() if header else None
+        header = containers.png_header(data) if info.format == "PNG" else None
+        if header:
+            key = header.transparency_key()
+            if header.colour_type == 4 and im.mode == "RGBA":
+                im = im.convert("LA")  # Pillow decodes 16-bit grey + alpha as RGBA
         image = to_srgb(im, key)
         if info.format == "GIF":
             box = containers.gif_first_frame_box(data)
@@ -371,8 +377,9 @@ def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> I
     libjpeg (and so browsers and libvips) shows such a file whole. With EOI appended, a
     complete last scan decodes the same whatever filler bits come before the EOI, while a
     really truncated scan takes the filler as coded data and changes: so the file is decoded
-    with two different fillers, and it is shown only if both decodes agree. A real
-    truncation still raises InvalidImage. Costs two extra decodes, only for such files.
+    with three fillers, at full scale (a drafted decode skips the high frequencies a cut
+    may have lost), and it is shown only if all three agree. A real truncation still raises
+    InvalidImage. Costs three full decodes (and a drafted one), only for such files.
     """
     if draft:
         im.draft(None, draft)
@@ -386,8 +393,6 @@ def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> I
     decoded = []
     for filler in (b"", b"\x55" * 16, b"\x00" * 16):
         candidate = Image.open(io.BytesIO(data + filler + _EOI), formats=["JPEG"])
-        if draft:
-            candidate.draft(None, draft)
         try:
             candidate.load()
         except OSError:
@@ -396,7 +401,12 @@ def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> I
     first = decoded[0]
     if any(ImageChops.difference(first, other).getbbox() for other in decoded[1:]):
         raise InvalidImage(f"cannot decode image: truncated JPEG: {failure}")
-    return first
+    if not draft:
+        return first
+    repaired = Image.open(io.BytesIO(data + _EOI), formats=["JPEG"])
+    repaired.draft(None, draft)  # the same decode as the file with its EOI would get
+    repaired.load()
+    return repaired
 
 
 def _area(options: ThumbnailOptions) -> int:
