@@ -74,6 +74,11 @@ class RenditionRecord:
     size: int  # bytes
     etag: str
 
+    def describe(self, url: str) -> dict[str, Any]:
+        """What the job's JSON and thumbnail.generated say about it, with its status URL."""
+        return {"name": self.name, "content_type": self.content_type, "width": self.width,
+                "height": self.height, "size": self.size, "url": url}
+
 
 @dataclass
 class Job:

@@ -198,10 +198,8 @@ def reply_event(services: Services, job: Job,
         }
         if job.renditions:  # in the order asked; "thumbnail" above is the first
             data["renditions"] = [
-                {"name": r.name, "bucket": job.bucket, "key": r.key,
-                 "content_type": r.content_type, "width": r.width, "height": r.height,
-                 "size": r.size,
-                 "url": rendition_link(services.config.status_base_url, job.job_id, r.name)}
+                {**r.describe(rendition_link(services.config.status_base_url, job.job_id,
+                                             r.name)), "bucket": job.bucket, "key": r.key}
                 for r in job.renditions]
     else:
         event_type = services.event_types.thumbnail_failed

@@ -23,11 +23,8 @@ def job_document(job: Job, status_base_url: str) -> dict[str, Any]:
         doc["thumbnail"] = {"content_type": job.content_type, "width": job.thumbnail_width,
                             "height": job.thumbnail_height, "size": job.thumbnail_bytes}
         if job.renditions:  # in the order asked; "thumbnail" is the first of them
-            doc["renditions"] = [
-                {"name": r.name, "content_type": r.content_type, "width": r.width,
-                 "height": r.height, "size": r.size,
-                 "url": rendition_link(status_base_url, job.job_id, r.name)}
-                for r in job.renditions]
+            doc["renditions"] = [r.describe(rendition_link(status_base_url, job.job_id, r.name))
+                                 for r in job.renditions]
     if job.status is JobStatus.FAILED:
         doc["error"] = {"code": job.error_code, "message": job.error_message}
     doc["links"] = job_links(status_base_url, job.job_id)
