@@ -119,6 +119,13 @@ def test_submit_renditions_saves_each(urls: dict[str, str], tmp_path: Path) -> N
         assert usage.returncode == 2, (bad, usage.stderr)
     assert "--rendition replaces --width" in usage.stderr
     assert len(Client(urls["upload"], urls["status"]).page(1000)[0]) == before  # none sent
+    [job_id] = job_ids(done.stdout)
+    got = run(urls, "get", job_id, "--rendition", "small", "-o", tmp_path / "small.webp")
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "small.webp").read_bytes() == (tmp_path / "out/photo/small.webp") \
+        .read_bytes()
+    unknown = run(urls, "get", job_id, "--rendition", "huge", "-o", tmp_path / "huge.png")
+    assert unknown.returncode == 3 and "404 not_found" in unknown.stderr
     refused = run(urls, "submit", photo, "--rendition", "a:10x10:gif")
     assert refused.returncode == 3 and "400 bad_request: renditions[0] (a): format" \
         in refused.stderr

@@ -81,8 +81,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                          help="the newest N (default 20)")
     listing.add_argument("--all", action="store_true", help="every job, page by page")
 
-    get = add("get", "download a job's thumbnail")
+    get = add("get", "download a job's thumbnail (or one of its renditions)")
     get.add_argument("job_id", metavar="ID")
+    get.add_argument("--rendition", metavar="NAME", help="this rendition instead")
     get.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
 
     watch = add("watch", "follow jobs live until all have ended")
@@ -313,7 +314,8 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
-    data, content_type = client.thumbnail(args.job_id)
+    data, content_type = (client.rendition(args.job_id, args.rendition) if args.rendition
+                          else client.thumbnail(args.job_id))
     if args.output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
