@@ -6,6 +6,7 @@ import io
 import struct
 import zlib
 
+import pillow_heif
 from PIL import Image, ImageCms
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -80,6 +81,18 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
 
 
 
+def heic(image: Image.Image | list[Image.Image], quality: int = 90, **params: object) -> bytes:
+    """HEIC (HEVC in HEIF) written by pillow-heif's encoder; a list makes a sequence whose
+    first image is the primary one."""
+    images = image if isinstance(image, list) else [image]
+    heif = pillow_heif.from_pillow(images[0])
+    for more in images[1:]:
+        heif.add_from_pillow(more)
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=quality, **params)
+    return buffer.getvalue()
+
+
 def kinds() -> dict[str, tuple[bytes, tuple[int, int]]]:
     """Every input kind and the thumbnail size expected in a 100x100 box (fit=contain)."""
     return {
@@ -89,6 +102,8 @@ def kinds() -> dict[str, tuple[bytes, tuple[int, int]]]:
         "webp": (encode(marked(), "WEBP", quality=95), (100, 75)),
         "bmp": (encode(marked(), "BMP"), (100, 75)),
         "tiff": (encode(marked(), "TIFF"), (100, 75)),
+        "heic": (heic(marked()), (100, 75)),
+        "avif": (encode(marked(), "AVIF", quality=90), (100, 75)),
         "exif_rotated": (exif_rotated_jpeg(), (75, 100)),
         "cmyk": (cmyk_jpeg(), (100, 50)),
         "png16": (png16(), (100, 67)),

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import pillow_heif
 from PIL import Image, ImageChops, ImageOps
 
-from . import containers
+from . import containers, saliency
 from .colour import to_srgb
 from .errors import BadRequest, ImageTooLarge, InvalidImage, ThumbnailsError, UnsupportedMediaType
 
@@ -44,7 +44,7 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
 _FITS = ("contain", "cover")
 # Where a fit=cover crop window sits: the compass points (as in libvips' and imgproxy's
-# gravity), or "smart" (the most salient window, see _smart_offset).
+# gravity), or "smart" (the most salient window, see saliency.py).
 GRAVITIES = ("center", "north", "northeast", "east", "southeast", "south", "southwest", "west",
              "northwest", "smart")
 # No PNG optimize (speed); JPEG output is RGB or L after _encode composites any alpha.
@@ -278,16 +278,11 @@ def _crop_box(im: Image.Image, crop: tuple[float, float], gravity: str
     """The crop window (crop_w x crop_h source pixels) placed by gravity."""
     width, height = im.size
     if gravity == "smart":
-        fx, fy = _smart_position(im, crop)
+        fx, fy = saliency.smart_position(im, crop)
     else:
         fx, fy = _COMPASS[gravity]
     left, top = (width - crop[0]) * fx, (height - crop[1]) * fy
     return left, top, left + crop[0], top + crop[1]
-
-
-def _smart_position(im: Image.Image, crop: tuple[float, float]) -> tuple[float, float]:
-    """Fractional position (0-1 along the slack of each axis) of the most salient window."""
-    return 0.5, 0.5
 
 
 def _resize(im: Image.Image, options: ThumbnailOptions) -> Image.Image:
