@@ -57,6 +57,12 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "KNATIVE_DIR": ("knative_dir", Path),
     "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
     "BROKER_CONCURRENCY": ("broker_concurrency", int),
+    "WEBHOOK_SECRET": ("webhook_secret", str),
+    "WEBHOOK_ALLOWED_HOSTS": ("webhook_allowed_hosts", str),
+    "BUCKET_NOTIFY_TOKEN": ("bucket_notify_token", str),
+    "BUCKET_NOTIFY_PREFIX": ("bucket_notify_prefix", str),
+    "LINK_SIGNING_KEY": ("link_signing_key", str),
+    "LINK_TTL_SECONDS": ("link_ttl_seconds", int),
 }
 
 
@@ -99,6 +105,17 @@ class Config:
     knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
     broker_subscribers: str = ""  # "resize=http://127.0.0.1:8082,other=http://..."
     broker_concurrency: int = 16  # deliveries in flight per Trigger
+    # Webhooks (thumbnails.webhooks): the Standard Webhooks secret ("whsec_" + base64), and the
+    # host patterns a callback_url may name ("" = no callbacks accepted).
+    webhook_secret: str = ""
+    webhook_allowed_hosts: str = ""
+    # MinIO bucket notifications (upload's POST /notifications/s3): the bearer token MinIO
+    # sends ("" = endpoint off), and the key prefix whose new objects become jobs.
+    bucket_notify_token: str = ""
+    bucket_notify_prefix: str = "incoming/"
+    # Signed, expiring thumbnail links (thumbnails.signedlinks): "" = none issued.
+    link_signing_key: str = ""
+    link_ttl_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -136,6 +153,14 @@ class Config:
                 raise ConfigError(f"{name} must be more than 0")
         if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):
             raise ConfigError("API_KEY_HASHES must be comma-separated SHA-256 hex digests")
+        if self.webhook_allowed_hosts and not self.webhook_secret:
+            raise ConfigError("WEBHOOK_SECRET is required when WEBHOOK_ALLOWED_HOSTS is set")
+        if self.webhook_secret:
+            from .webhooks import check_secret
+
+            check_secret(self.webhook_secret)
+        if self.link_ttl_seconds < 1:
+            raise ConfigError("LINK_TTL_SECONDS must be at least 1")
         if self.event_type_prefix:
             from .events import EventTypes  # the SDK's import only when it is needed
 

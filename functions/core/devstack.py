@@ -64,8 +64,10 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
         # status's web page uploads to upload, another origin
         cors_origins=",".join(filter(None, (config.cors_origins, urls["status"]))),
         debug_endpoint=True,
-        # resize, plus any Service the caller maps (a test's recording subscriber, say)
+        # resize, status (webhooks), plus any Service the caller maps (a test's recording
+        # subscriber, say)
         broker_subscribers=",".join(filter(None, (f"resize={urls['resize']}",
+                                                  f"status={urls['status']}",
                                                   config.broker_subscribers))),
     )
     # Every upload and resize allocates and frees buffers of the image's size; glibc would

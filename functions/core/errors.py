@@ -70,6 +70,12 @@ class TooManyRequests(ThumbnailsError):
         self.retry_after = retry_after
 
 
+class WebhookFailed(ThumbnailsError):
+    """A callback receiver did not take a webhook (no answer or not 2xx): the broker retries."""
+
+    status, code = 502, "webhook_failed"
+
+
 class DependencyUnavailable(ThumbnailsError):
     status, code = 503, "unavailable"
     retry_after = 5

@@ -116,6 +116,15 @@ class Job:
     stage_decode_ms: float | None = None
     stage_encode_ms: float | None = None
     stage_store_ms: float | None = None
+    callback_url: str = ""  # where the result is POSTed when the job ends (thumbnails.webhooks)
+    # The webhook's deliveries so far (never the job's own state): how many attempts, the
+    # outcome of the last (delivered, failed, refused, gave_up), its HTTP status (0: none),
+    # error text and time.
+    webhook_attempts: int = 0
+    webhook_outcome: str = ""
+    webhook_response: int = 0
+    webhook_error: str = ""
+    webhook_at: float | None = None
 
     def to_redis(self) -> dict[str, str]:
         """The hash fields to write; None values are left out."""
@@ -303,6 +312,17 @@ return out
 """
 
 
+# Note one webhook delivery on a job that still exists (never re-creating a deleted one).
+# KEYS: job. ARGV: outcome, HTTP status, error, time.
+_RECORD_WEBHOOK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'webhook_attempts', 1)
+redis.call('HSET', KEYS[1], 'webhook_outcome', ARGV[1], 'webhook_response', ARGV[2],
+  'webhook_error', ARGV[3], 'webhook_at', ARGV[4])
+return 1
+"""
+
+
 def index_member(created_at: float, job_id: str) -> str:
     """Index entries sort by creation time, then id, as plain strings."""
     return f"{int(created_at * 1_000_000):020d}:{job_id}"
@@ -320,6 +340,7 @@ class JobStore:
         self._outbox_due = client.register_script(_OUTBOX_DUE)
         self._create = client.register_script(_CREATE)
         self._recover = client.register_script(_RECOVER)
+        self._record_webhook = client.register_script(_RECORD_WEBHOOK)
 
     @redis_errors
     def create(self, job: Job, event_json: bytes, *, check_at: float,
@@ -341,6 +362,14 @@ class JobStore:
     def create_if_absent(self, job: Job, event_json: bytes, check_at: float) -> bool:
         """Create a job unless one with this id exists (atomically); True if this call did."""
         return self.create(job, event_json, check_at=check_at, unless_exists=True) is None
+
+    @redis_errors
+    def record_webhook(self, job_id: str, outcome: str, response: int = 0,
+                       error: str = "") -> bool:
+        """Count one webhook delivery attempt and its outcome on the job (False: no such job).
+        Only the webhook_* fields change: a delivery never touches the job's status."""
+        return bool(self._record_webhook(keys=[job_key(job_id)],
+                                         args=[outcome, response, error[:500], repr(time.time())]))
 
     @redis_errors
     def idempotent_job(self, idempotency: str) -> str | None:

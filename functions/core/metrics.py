@@ -51,6 +51,12 @@ JOBS_FINISHED = Counter(
     "thumbnails_jobs_finished_total",
     "Jobs that reached a terminal status, by status and error code (empty on success).",
     ["status", "error_code"])
+WEBHOOK_DELIVERIES = Counter(
+    "thumbnails_webhook_deliveries_total",
+    "Webhook delivery attempts to jobs' callback_url, by outcome: delivered (2xx), failed "
+    "(no answer or another status; the broker retries), refused (the address is not "
+    "allowed), gave_up (the broker's retries ran out: its dead letter).",
+    ["outcome"])
 STAGE_DURATION = Histogram(
     "thumbnails_stage_duration_seconds",
     "Time resize spends on each stage of a successful job: fetch, decode (with resize), "

@@ -11,7 +11,7 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
-from thumbnails import events, imaging, logs, metrics, renditions
+from thumbnails import events, imaging, logs, metrics, renditions, webhooks
 from thumbnails.errors import (
     BadRequest,
     DependencyUnavailable,
@@ -89,11 +89,20 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
         request = renditions.parse_request(raw_options, services.config.max_dimension)
     except BadRequest as exc:
         raise InvalidEvent(f"data.options: {exc}") from exc
+    callback_url = data.get("callback_url") or ""
+    if not isinstance(callback_url, str):
+        raise InvalidEvent("data.callback_url must be a URL")
+    if callback_url:
+        try:
+            webhooks.check_url(callback_url, webhooks.AllowedHosts.parse(
+                services.config.webhook_allowed_hosts))
+        except BadRequest as exc:
+            raise InvalidEvent(f"data.callback_url: {exc.message}") from exc
     if not services.store.exists(key):
         raise InvalidEvent(f"object {key!r} is not in bucket {services.store.bucket!r}")
     job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
               options=request.to_dict(), event_id=event.get_id(),
-              event_source=event.get_source())
+              event_source=event.get_source(), callback_url=callback_url)
     check_at = job.created_at + services.config.requeue_after_seconds
     if services.jobs.create_if_absent(job, events.to_json(event), check_at):
         metrics.JOBS_SUBMITTED.labels("event").inc()

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from thumbnails import apidocs, renditions
+from thumbnails import apidocs, events, renditions
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
@@ -21,11 +21,14 @@ from thumbnails.web import (
     services_of,
 )
 
-from . import page
+from . import callbacks, page
 from .views import debug_document, job_document
 
 bp = Blueprint("status", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+# The broker cannot send an API key. What a stranger can do here: make the service repeat a
+# finished job's true result to the job's own callback_url (status.callbacks.deliver).
+WEBHOOK_PATHS = ("/webhooks", "/webhooks/dead-letter")
 CACHE_CONTROL = "public, max-age=31536000, immutable"  # a job's thumbnail never changes
 
 
@@ -98,6 +101,26 @@ def debug(job_id: str) -> Any:
     return debug_document(_job(job_id))
 
 
+@bp.post("/webhooks")
+def deliver_webhook() -> Any:
+    """The Trigger on thumbnail.generated and thumbnail.failed: POST the job's result to its
+    callback_url (status.callbacks.deliver). 204 when done or nothing to do (a 2xx answer to
+    the broker must be empty or a CloudEvent), 502 when the receiver did not take it (the
+    broker retries), 400 for an event that is not a finished job's."""
+    event = events.from_http(request.headers, request.get_data())
+    config = services_of().config
+    callbacks.deliver(services_of(), event,
+                      lambda job: job_document(job, config.status_base_url))
+    return Response(status=204)
+
+
+@bp.post("/webhooks/dead-letter")
+def webhook_dead_letter() -> Any:
+    """The webhook Trigger's dead-letter sink: note on the job that the retries ran out."""
+    callbacks.gave_up(services_of(), events.from_http(request.headers, request.get_data()))
+    return Response(status=204)
+
+
 def _job(job_id: str) -> Job:
     job = services_of().jobs.get(job_id)
     if job is None:
@@ -121,6 +144,6 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.register_blueprint(page.bp)  # GET /: the web page
     allow_cors(app, app.extensions["services"].config.allowed_origins)
     require_api_key(app, app.extensions["services"].config.api_keys,
-                    open_paths=(*OPEN_PATHS, *page.OPEN_PATHS))
+                    open_paths=(*OPEN_PATHS, *page.OPEN_PATHS, *WEBHOOK_PATHS))
     freeze_heap()
     return app

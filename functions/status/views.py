@@ -53,4 +53,9 @@ def debug_document(job: Job) -> dict[str, Any]:
                    "height": job.source_height, "bytes": job.original_bytes},
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code
         else None,
+        "webhook": {"callback_url": job.callback_url, "attempts": job.webhook_attempts,
+                    "outcome": job.webhook_outcome or None,
+                    "response": job.webhook_response or None,
+                    "error": job.webhook_error or None, "at": job.webhook_at}
+        if job.callback_url else None,
     }

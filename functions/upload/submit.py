@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from thumbnails import events, imaging, logs, metrics, renditions
+from thumbnails import events, imaging, logs, metrics, renditions, webhooks
 from thumbnails.errors import EmptyFile, PayloadTooLarge, ThumbnailsError
 from thumbnails.jobs import Job
 from thumbnails.services import Services
@@ -30,6 +30,10 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
     if len(data) > config.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over {config.max_upload_bytes} bytes")
     request = renditions.parse_request(form, config.max_dimension)
+    callback_url = form.get("callback_url") or ""
+    if callback_url:  # 400 callback_refused before anything is stored
+        webhooks.check_url(callback_url,
+                           webhooks.AllowedHosts.parse(config.webhook_allowed_hosts))
     info = imaging.inspect(data, services.limits)
     job_id = str(uuid.uuid4())
     key = original_key(job_id)
@@ -45,6 +49,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         options=request.to_dict(),
         event_source=config.event_source,
         event_id=str(uuid.uuid4()),
+        callback_url=callback_url,
     )
     logs.bind(job_id=job_id, event_id=job.event_id)
     # Should this process die before the record is written, the sweep deletes the original.
@@ -91,6 +96,7 @@ def uploaded_event(job: Job, content_type: str, types: events.EventTypes,
             "width": job.source_width,
             "height": job.source_height,
             "options": job.options,
+            **({"callback_url": job.callback_url} if job.callback_url else {}),
         },
         event_id=job.event_id,
         subject=job.job_id,

@@ -107,10 +107,31 @@ key: API_KEY_HASHES
 {{- end -}}
 {{- end -}}
 
+{{/*
+The optional secret env vars: (env name, values block). Each is set from the block's
+existingSecret/existingSecretKey, else from thumbnails-secrets when the block's value is set.
+*/}}
+{{- define "thumbnails.optionalSecrets" -}}
+{{- $blocks := list (list "WEBHOOK_SECRET" .Values.webhooks "secret") (list "BUCKET_NOTIFY_TOKEN" .Values.bucketNotifications "token") (list "LINK_SIGNING_KEY" .Values.signedLinks "key") -}}
+{{- range $blocks }}
+{{- $env := index . 0 }}{{- $block := index . 1 }}{{- $field := index . 2 }}
+{{- if or $block.existingSecret (get $block $field) }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $block.existingSecret | default "thumbnails-secrets" }}
+      key: {{ ternary $block.existingSecretKey $env (not (empty $block.existingSecret)) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Checks of combinations the schema cannot express; fails the render with a message. */}}
 {{- define "thumbnails.validate" -}}
 {{- if and (not .Values.redis.enabled) (not .Values.redis.external.url) (not .Values.redis.external.existingSecret) -}}
 {{- fail "redis.enabled is false: set redis.external.url or redis.external.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.webhooks.allowedHosts (not (or .Values.webhooks.secret .Values.webhooks.existingSecret)) -}}
+{{- fail "webhooks.allowedHosts is set: set webhooks.secret or webhooks.existingSecret" -}}
 {{- end -}}
 {{- if and (not .Values.minio.enabled) (not .Values.s3.endpoint) -}}
 {{- fail "minio.enabled is false: set s3.endpoint (host:port) and s3.existingSecret" -}}
@@ -256,6 +277,9 @@ spec:
               valueFrom:
                 secretKeyRef:
                   {{- include "thumbnails.apiKeyHashesRef" $ | nindent 18 }}
+            {{- end }}
+            {{- with include "thumbnails.optionalSecrets" $ | trim }}
+            {{- . | nindent 12 }}
             {{- end }}
           # No periodSeconds: until the first success the queue-proxy probes aggressively,
           # which shortens cold starts. With periodSeconds 0 Knative refuses timeoutSeconds
