@@ -45,7 +45,8 @@ HTTP_DURATION = Histogram(
 JOBS_SUBMITTED = Counter(
     "thumbnails_jobs_submitted_total",
     "Jobs created: source=upload for POST /jobs (not Idempotency-Key replays), "
-    "source=event for another producer's image.uploaded event.",
+    "source=event for another producer's image.uploaded event, "
+    "source=bucket_notification for a new object MinIO notified upload of.",
     ["source"])
 JOBS_FINISHED = Counter(
     "thumbnails_jobs_finished_total",

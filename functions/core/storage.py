@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# The prefixes of the keys the service writes itself; bucket notifications ignore them, so a
+# thumbnail written into a notified bucket never starts a job of its own.
+OWN_PREFIXES = ("originals/", "thumbnails/")
+
+
 def original_key(job_id: str) -> str:
     """Where a job's original image is stored (never derived from the client's filename)."""
     return f"originals/{job_id}"

@@ -24,7 +24,7 @@ from thumbnails.web import (
     services_of,
 )
 
-from . import multipart
+from . import multipart, notifications
 from .submit import submit
 
 bp = Blueprint("upload", __name__)
@@ -46,6 +46,32 @@ def create_job() -> Any:
     elif (outbox := _outbox()) is not None:
         outbox.send_soon(job.job_id, event_json)  # off the request path
     return {"job_id": job.job_id, "status": job.status.value, "links": links}, 202, headers
+
+
+@bp.route("/notifications/s3", methods=["HEAD"])
+def notifications_alive() -> Any:
+    """MinIO's webhook target checks its endpoint with a HEAD before it sends; any answer
+    means up (minio internal/event/target/webhook.go isActive)."""
+    notifications.authorize(services_of(), request.headers.get("Authorization", ""))
+    return "", 200
+
+
+@bp.post("/notifications/s3")
+def bucket_notification() -> Any:
+    """MinIO's bucket event notification: a job per new object under BUCKET_NOTIFY_PREFIX
+    (the same job for a redelivery). 200 with what became of each record."""
+    services = services_of()
+    notifications.authorize(services, request.headers.get("Authorization", ""))
+    doc = request.get_json(silent=True)
+    accepted, ignored = notifications.accept(services, doc)
+    outbox = _outbox()
+    for item in accepted:
+        if item.event_json is not None and outbox is not None:
+            outbox.send_soon(item.job_id, item.event_json)
+    links = services.config.status_base_url
+    return {"jobs": [{"job_id": a.job_id, "key": a.key, "created": a.created,
+                      "links": job_links(links, a.job_id)} for a in accepted],
+            "ignored": ignored}
 
 
 def _idempotency_key() -> str | None:
@@ -102,7 +128,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.extensions["metrics"].register(OutboxDepth(services.jobs))  # HLEN at scrape time
     allow_cors(app, config.allowed_origins)
     # A PingSource has no key to send; Sweeper.requested bounds what a stranger can do.
-    require_api_key(app, config.api_keys, open_paths=(*OPEN_PATHS, "/outbox/sweep"))
+    # MinIO sends its own token (checked by the route), not an API key.
+    require_api_key(app, config.api_keys,
+                    open_paths=(*OPEN_PATHS, "/outbox/sweep", "/notifications/s3"))
     sender = None
     if config.sink_url:
         sender = OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
