@@ -28,6 +28,10 @@ class Unauthorized(ThumbnailsError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(ThumbnailsError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(ThumbnailsError):
     status, code = 404, "not_found"
 

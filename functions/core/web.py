@@ -181,6 +181,9 @@ def instrument(app: Flask, function: str) -> None:
         return Response(body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
+# Set in a request's WSGI environ by a check that admitted it without an API key (status's
+# signed thumbnail links); require_api_key lets it through.
+ADMITTED = "thumbnails.admitted"
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/openapi.json", "/docs")
 CORS_REQUEST_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key"
 CORS_EXPOSED_HEADERS = ("Location, ETag, Link, X-Next-Cursor, Retry-After, Idempotent-Replayed, "
@@ -222,7 +225,7 @@ def require_api_key(app: Flask, digests: Collection[str], open_paths: Collection
 
     @app.before_request
     def _check_api_key() -> None:
-        if request.path in open_paths:
+        if request.path in open_paths or request.environ.get(ADMITTED):
             return
         supplied = request.headers.get("X-API-Key", "")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

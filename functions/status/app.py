@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from thumbnails import apidocs, events, renditions
 from thumbnails.config import Config
-from thumbnails.errors import BadRequest, NotFound, NotReady
+from thumbnails.errors import BadRequest, Forbidden, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.services import Services
+from thumbnails.signedlinks import LinkSigner
 from thumbnails.web import (
+    ADMITTED,
     OPEN_PATHS,
     allow_cors,
     freeze_heap,
@@ -29,6 +31,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 # The broker cannot send an API key. What a stranger can do here: make the service repeat a
 # finished job's true result to the job's own callback_url (status.callbacks.deliver).
 WEBHOOK_PATHS = ("/webhooks", "/webhooks/dead-letter")
+SIGNED_SECONDS_LEFT = "thumbnails.signed_link.seconds_left"  # WSGI environ, set when valid
 CACHE_CONTROL = "public, max-age=31536000, immutable"  # a job's thumbnail never changes
 
 
@@ -51,8 +54,11 @@ def list_jobs() -> Any:
 
 @bp.get("/jobs/<job_id>")
 def show_job(job_id: str) -> Any:
-    """One job's document."""
-    return job_document(_job(job_id), services_of().config.status_base_url)
+    """One job's document; with API keys on, signed links to its thumbnails too (the caller
+    got here with a key)."""
+    config = services_of().config
+    signer = _signer() if config.api_keys else None
+    return job_document(_job(job_id), config.status_base_url, signer)
 
 
 @bp.get("/jobs/<job_id>/thumbnail")
@@ -86,7 +92,10 @@ def _require_succeeded(job: Job) -> None:
 def _image(key: str, content_type: str, etag: str) -> Response:
     """Stored image bytes, immutable: ETag, a year's Cache-Control, 304 on If-None-Match."""
     quoted = f'"{etag}"'
-    headers = {"ETag": quoted, "Cache-Control": CACHE_CONTROL}
+    left = request.environ.get(SIGNED_SECONDS_LEFT)
+    # A signed link's answer may be kept only by this browser, and not past the link's end.
+    cache = CACHE_CONTROL if left is None else f"private, max-age={left}"
+    headers = {"ETag": quoted, "Cache-Control": cache}
     if quoted in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
     data = services_of().store.get(key)
@@ -121,6 +130,25 @@ def webhook_dead_letter() -> Any:
     return Response(status=204)
 
 
+def _signer() -> LinkSigner | None:
+    signer: LinkSigner | None = current_app.extensions.get("link_signer")
+    return signer
+
+
+def _check_signed_link() -> None:
+    """A request with `signature` or `expires`: a signed link, admitted without an API key
+    when it is valid (thumbnails.signedlinks), 403 when it is not."""
+    signer = _signer()
+    if signer is None or not ("signature" in request.args or "expires" in request.args):
+        return
+    if request.method not in ("GET", "HEAD"):
+        raise Forbidden("signed links are for GET")
+    left = signer.verify(request.path, request.args.get("expires"),
+                         request.args.get("signature"))
+    request.environ[ADMITTED] = True
+    request.environ[SIGNED_SECONDS_LEFT] = left
+
+
 def _job(job_id: str) -> Job:
     job = services_of().jobs.get(job_id)
     if job is None:
@@ -142,6 +170,11 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.register_blueprint(bp)
     app.register_blueprint(apidocs.blueprint("status"))  # /openapi.json, /docs
     app.register_blueprint(page.bp)  # GET /: the web page
+    config = app.extensions["services"].config
+    if config.link_signing_key:
+        app.extensions["link_signer"] = LinkSigner(config.link_signing_key,
+                                                   config.link_ttl_seconds)
+        app.before_request(_check_signed_link)  # before the key check, which it may waive
     allow_cors(app, app.extensions["services"].config.allowed_origins)
     require_api_key(app, app.extensions["services"].config.api_keys,
                     open_paths=(*OPEN_PATHS, *page.OPEN_PATHS, *WEBHOOK_PATHS))

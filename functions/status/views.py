@@ -6,11 +6,14 @@ from typing import Any
 
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.links import job_links, rendition_link
+from thumbnails.signedlinks import LinkSigner
 
 
-def job_document(job: Job, status_base_url: str) -> dict[str, Any]:
+def job_document(job: Job, status_base_url: str,
+                 signer: LinkSigner | None = None) -> dict[str, Any]:
     """GET /jobs/{id}: status, times, options, the thumbnail (and renditions) when succeeded,
-    the error when failed, links."""
+    the error when failed, links; with a signer and a succeeded job, `signed_links`:
+    {"expires_at": Unix seconds, "thumbnail": URL, "renditions": {name: URL}}."""
     doc: dict[str, Any] = {
         "job_id": job.job_id,
         "status": job.status.value,
@@ -28,7 +31,23 @@ def job_document(job: Job, status_base_url: str) -> dict[str, Any]:
     if job.status is JobStatus.FAILED:
         doc["error"] = {"code": job.error_code, "message": job.error_message}
     doc["links"] = job_links(status_base_url, job.job_id)
+    if signer is not None and job.status is JobStatus.SUCCEEDED:
+        doc["signed_links"] = signed_links(job, status_base_url, signer)
     return doc
+
+
+def signed_links(job: Job, status_base_url: str, signer: LinkSigner) -> dict[str, Any]:
+    """Links to the job's thumbnail and renditions that work without an API key until
+    expires_at (thumbnails.signedlinks)."""
+    base, expires = status_base_url.rstrip("/"), signer.expiry()
+    links: dict[str, Any] = {
+        "expires_at": expires,
+        "thumbnail": base + signer.sign(f"/jobs/{job.job_id}/thumbnail", expires)}
+    if job.renditions:
+        links["renditions"] = {
+            r.name: base + signer.sign(f"/jobs/{job.job_id}/thumbnails/{r.name}", expires)
+            for r in job.renditions}
+    return links
 
 
 def debug_document(job: Job) -> dict[str, Any]:
