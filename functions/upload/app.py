@@ -48,14 +48,6 @@ def create_job() -> Any:
     return {"job_id": job.job_id, "status": job.status.value, "links": links}, 202, headers
 
 
-@bp.route("/notifications/s3", methods=["HEAD"])
-def notifications_alive() -> Any:
-    """MinIO's webhook target checks its endpoint with a HEAD before it sends; any answer
-    means up (minio internal/event/target/webhook.go isActive)."""
-    notifications.authorize(services_of(), request.headers.get("Authorization", ""))
-    return "", 200
-
-
 @bp.post("/notifications/s3")
 def bucket_notification() -> Any:
     """MinIO's bucket event notification: a job per new object under BUCKET_NOTIFY_PREFIX
