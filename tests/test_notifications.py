@@ -20,6 +20,7 @@ from stackutil import all_jobs, running_stack, wait_terminal
 
 from thumbnails.config import Config
 from thumbnails.storage import open_store
+from thumbnails.upload import create_app as upload_app
 from thumbnails.upload.notifications import job_id_of
 
 TOKEN = "minio-notify-token-for-tests"
@@ -160,3 +161,15 @@ def test_malformed_notifications_are_400(stack: tuple[dict[str, str], Config],
     urls, _ = stack
     answer = notify(urls, doc)
     assert answer.status_code == 400 and answer.json()["error"] == "bad_request"
+
+
+def test_the_endpoint_is_off_without_a_token(tmp_path: Path) -> None:
+    """No BUCKET_NOTIFY_TOKEN: 404, whatever is sent (upload's app; its Redis a closed port,
+    never reached)."""
+    config = Config(redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path,
+                    dependency_timeout_seconds=0.5)
+    client = upload_app(config).test_client()
+    doc = minio_notification("thumbnails", "incoming/a.png", "e", 1)
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": f"Bearer {TOKEN}"}):
+        answer = client.post("/notifications/s3", json=doc, headers=headers)
+        assert answer.status_code == 404 and answer.get_json()["error"] == "not_found"
