@@ -40,11 +40,33 @@ class Subscriber:
         return Response(self.body, status, self.headers)(environ, start_response)
 
 
-def serving() -> Iterator[Callable[[Subscriber], Subscriber]]:
+@dataclass
+class Receiver:
+    """A real HTTP server for webhooks: records each request's headers and raw body, answers
+    with scripted statuses (the last one repeats). `hook` is a URL on it for callback_url."""
+
+    statuses: list[int] = field(default_factory=lambda: [204])
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        with self.lock:
+            self.requests.append((dict(request.headers), request.get_data()))
+            status = self.statuses[min(len(self.requests), len(self.statuses)) - 1]
+        return Response(b"", status)(environ, start_response)
+
+    @property
+    def hook(self) -> str:
+        return f"{self.url}/hooks/thumbnails?src=test"
+
+
+def serving() -> Iterator[Callable[[Any], Any]]:
     """Start subscribers on free loopback ports; shut them all down afterwards."""
     servers = []
 
-    def start(subscriber: Subscriber) -> Subscriber:
+    def start(subscriber: Any) -> Any:
         server = make_server("127.0.0.1", 0, subscriber, threaded=True)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()

@@ -10,7 +10,7 @@ import hmac
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +20,8 @@ import requests
 from images import encode, marked
 from PIL import Image
 from stackutil import poll, running_stack
+from standardwebhooks.webhooks import Webhook
+from subscriber import Receiver
 
 from thumbnails.config import Config
 from thumbnails.errors import Forbidden
@@ -28,12 +30,14 @@ from thumbnails.signedlinks import LinkSigner
 KEY = "client-key-for-signed-link-tests"
 LINK_KEY = "link-signing-key-for-tests-0123456789"
 TTL = 4  # seconds: short, so the test sees a link expire
+SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
 
 
 @pytest.fixture(scope="module")
 def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     config = Config(api_key_hashes=hashlib.sha256(KEY.encode()).hexdigest(),
-                    link_signing_key=LINK_KEY, link_ttl_seconds=TTL)
+                    link_signing_key=LINK_KEY, link_ttl_seconds=TTL,
+                    webhook_secret=SECRET, webhook_allowed_hosts="127.0.0.1")
     with running_stack(config, Path(tmp_path_factory.mktemp("links"))) as stack_urls:
         yield stack_urls
 
@@ -109,6 +113,21 @@ def test_renditions_get_signed_links_too(urls: dict[str, str]) -> None:
     # A rendition's signature does not open the other rendition.
     swapped = links["w40"].replace("/thumbnails/w40", "/thumbnails/sq")
     assert requests.get(swapped, timeout=10).status_code == 403
+
+
+def test_a_webhook_carries_signed_links(urls: dict[str, str],
+                                        serve: Callable[[Receiver], Receiver]) -> None:
+    """A callback receiver has no API key: the job document it gets has signed links."""
+    receiver = serve(Receiver())
+    job = finished_job(urls, callback_url=receiver.hook)
+    assert job["status"] == "succeeded"
+    poll(lambda: receiver.requests or None)
+    headers, body = receiver.requests[0]
+    data = Webhook(SECRET).verify(body, headers)["data"]
+    assert data["job_id"] == job["job_id"]
+    answer = requests.get(data["signed_links"]["thumbnail"], timeout=10)  # no key
+    assert answer.status_code == 200
+    assert Image.open(io.BytesIO(answer.content)).size == (100, 75)
 
 
 def test_the_signer_refuses_malformed_links() -> None:

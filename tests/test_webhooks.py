@@ -6,13 +6,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -20,8 +17,7 @@ import yaml
 from images import encode, marked
 from stackutil import job_debug, poll, running_stack, submit, wait_terminal
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from subscriber import Receiver
 
 from thumbnails import events, webhooks
 from thumbnails.config import Config, ConfigError
@@ -34,42 +30,6 @@ from thumbnails.webhooks import AllowedHosts, CallbackRefused
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 KNATIVE = Path(__file__).resolve().parents[1] / "knative"
 TRIGGER = "trigger-status-webhooks-on-thumbnail-events.yaml"
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on loopback: records each request's headers and raw body and
-    answers with scripted statuses (the last one repeats)."""
-
-    statuses: list[int] = field(default_factory=lambda: [204])
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        with self.lock:
-            self.requests.append((dict(request.headers), request.get_data()))
-            status = self.statuses[min(len(self.requests), len(self.statuses)) - 1]
-        return Response(b"", status)(environ, start_response)
-
-
-@pytest.fixture
-def receive() -> Iterator[Callable[[Receiver], Receiver]]:
-    servers = []
-
-    def start(receiver: Receiver) -> Receiver:
-        server = make_server("127.0.0.1", 0, receiver, threaded=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        servers.append(server)
-        receiver.url = f"http://127.0.0.1:{server.server_port}/hooks/thumbnails?src=test"
-        return receiver
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def knative_dir(tmp_path: Path, retry: int, backoff: str) -> Path:
@@ -138,12 +98,12 @@ def test_the_resolved_address_is_checked() -> None:
     assert address.is_loopback
 
 
-def test_the_connection_goes_to_the_checked_address(receive: Callable[[Receiver], Receiver]
+def test_the_connection_goes_to_the_checked_address(serve: Callable[[Receiver], Receiver]
                                                     ) -> None:
     """post() connects to the address given, with the URL's Host: no second DNS lookup (the
     name here resolves nowhere), so nothing can rebind the name in between."""
-    receiver = receive(Receiver(statuses=[202]))
-    port = receiver.url.split(":")[2].split("/")[0]
+    receiver = serve(Receiver(statuses=[202]))
+    port = receiver.hook.split(":")[2].split("/")[0]
     url = f"http://hooks.invalid:{port}/path?q=1"
     status = webhooks.post(url, ipaddress.ip_address("127.0.0.1"), b"{}", {}, timeout=5)
     assert status == 202
@@ -185,11 +145,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 def test_the_result_is_posted_signed_and_retried(stack: dict[str, str],
-                                                 receive: Callable[[Receiver], Receiver]
+                                                 serve: Callable[[Receiver], Receiver]
                                                  ) -> None:
-    receiver = receive(Receiver(statuses=[503, 200]))  # the first attempt fails
+    receiver = serve(Receiver(statuses=[503, 200]))  # the first attempt fails
     before = metric(stack, "delivered")
-    accepted = submit(stack, image(), callback_url=receiver.url, width="20")
+    accepted = submit(stack, image(), callback_url=receiver.hook, width="20")
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["job_id"]
     job = wait_terminal(stack, job_id)
@@ -210,10 +170,10 @@ def test_the_result_is_posted_signed_and_retried(stack: dict[str, str],
 
 
 def test_a_failed_job_is_reported_too(stack: dict[str, str],
-                                      receive: Callable[[Receiver], Receiver]) -> None:
-    receiver = receive(Receiver())
+                                      serve: Callable[[Receiver], Receiver]) -> None:
+    receiver = serve(Receiver())
     jpeg = encode(marked((200, 150)), "JPEG", quality=90)
-    accepted = submit(stack, jpeg[: len(jpeg) // 2], callback_url=receiver.url)
+    accepted = submit(stack, jpeg[: len(jpeg) // 2], callback_url=receiver.hook)
     assert accepted.status_code == 202, accepted.text  # the header is fine; the data is cut
     job_id = accepted.json()["job_id"]
     assert wait_terminal(stack, job_id)["status"] == "failed"
@@ -225,9 +185,9 @@ def test_a_failed_job_is_reported_too(stack: dict[str, str],
 
 
 def test_a_receiver_that_never_answers_2xx_leaves_the_job_alone(
-        stack: dict[str, str], receive: Callable[[Receiver], Receiver]) -> None:
-    receiver = receive(Receiver(statuses=[500]))
-    job_id = submit(stack, image(), callback_url=receiver.url).json()["job_id"]
+        stack: dict[str, str], serve: Callable[[Receiver], Receiver]) -> None:
+    receiver = serve(Receiver(statuses=[500]))
+    job_id = submit(stack, image(), callback_url=receiver.hook).json()["job_id"]
     assert wait_terminal(stack, job_id)["status"] == "succeeded"
     # 1 + 2 retries, then the dead letter (status /webhooks/dead-letter) notes it.
     debug = poll(lambda: d if (d := job_debug(stack, job_id))["webhook"]["outcome"]
@@ -240,13 +200,13 @@ def test_a_receiver_that_never_answers_2xx_leaves_the_job_alone(
 
 
 def test_a_name_whose_address_is_not_named_is_refused_at_delivery(
-        redis_url: str, tmp_path: Path, receive: Callable[[Receiver], Receiver]) -> None:
+        redis_url: str, tmp_path: Path, serve: Callable[[Receiver], Receiver]) -> None:
     """WEBHOOK_ALLOWED_HOSTS=localhost admits the name at upload, but localhost resolves to a
     loopback address the list does not name: status refuses at delivery, notes it on the
     job, answers 204 (retrying cannot help), the receiver on that address gets nothing and
     the job stands. (status's app over a real Valkey, a real CloudEvent from the SDK.)"""
-    receiver = receive(Receiver())
-    port = receiver.url.split(":")[2].split("/")[0]
+    receiver = serve(Receiver())
+    port = receiver.hook.split(":")[2].split("/")[0]
     config = Config(redis_url=redis_url, data_dir=tmp_path, webhook_secret=SECRET,
                     webhook_allowed_hosts="localhost", debug_endpoint=True)
     services = build_services(config)

@@ -118,8 +118,10 @@ def deliver_webhook() -> Any:
     broker retries), 400 for an event that is not a finished job's."""
     event = events.from_http(request.headers, request.get_data())
     config = services_of().config
+    # With API keys on, the receiver gets signed links too: it has no key of ours to send.
+    signer = _signer() if config.api_keys else None
     callbacks.deliver(services_of(), event,
-                      lambda job: job_document(job, config.status_base_url))
+                      lambda job: job_document(job, config.status_base_url, signer))
     return Response(status=204)
 
 
