@@ -63,5 +63,5 @@ def test_sweep_endpoint_sends_what_is_due(redis_url: str, redis_client: redis.Re
     online.extensions["outbox"].stop()  # only the endpoint sends in this test
     swept = online.test_client().post("/outbox/sweep")
     assert swept.json == {"sent": 1, "pending": 0, "requeued": 0, "timed_out": 0,
-                          "orphans_deleted": 0}
+                          "orphans_deleted": 0, "expired_deleted": 0, "temp_files_removed": 0}
     assert len(broker.received) == 1

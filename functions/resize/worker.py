@@ -19,12 +19,15 @@ from thumbnails.errors import (
     InvalidImage,
     JobBusy,
     ObjectNotFound,
+    ThumbnailsError,
     UnsupportedMediaType,
 )
 from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus
 from thumbnails.links import job_links
 from thumbnails.services import Services
 from thumbnails.storage import thumbnail_key
+
+from .heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -101,53 +104,77 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
 
 
 def _process(services: Services, job: Job, token: str) -> Job:
-    """Fetch, resize, encode, store; finish the job (returned); release the lease on an outage."""
-    job_id = job.job_id
+    """Fetch, resize, encode, store, renewing the lease meanwhile; finish the job (returned);
+    release the lease on an outage. Success is logged and counted once the finish is
+    recorded; an attempt whose finish is refused deletes the thumbnail it wrote."""
+    job_id, config = job.job_id, services.config
     started = time.perf_counter()
-    try:
-        original = services.store.get(job.original_key)
-        fetched = time.perf_counter()
-        options = imaging.ThumbnailOptions.parse(
-            {k: str(v) for k, v in job.options.items()}, services.config.max_dimension)
-        thumb = imaging.make_thumbnail(original, options, services.limits)
-        stored_at = time.perf_counter()
-        key = thumbnail_key(job_id, options.extension)
-        services.store.put(key, thumb.data, thumb.content_type)
-    except (InvalidImage, UnsupportedMediaType, ObjectNotFound) as exc:
-        log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
-        return _finish(services, job, token, JobStatus.FAILED, started,
-                       error_code=exc.code, error_message=exc.message)
-    except DependencyUnavailable:
-        services.jobs.release(job_id, token)
-        raise
-    done = time.perf_counter()
+    with Heartbeat(services.jobs, job_id, token, config.lease_seconds,
+                   config.job_deadline_seconds) as heartbeat:
+        try:
+            original = services.store.get(job.original_key)
+            fetched = time.perf_counter()
+            options = imaging.ThumbnailOptions.parse(
+                {k: str(v) for k, v in job.options.items()}, config.max_dimension)
+            thumb = imaging.make_thumbnail(original, options, services.limits)
+            if heartbeat.lost:  # taken over or deleted meanwhile: write nothing
+                raise JobBusy(f"job {job_id}: lease lost while processing")
+            stored_at = time.perf_counter()
+            key = thumbnail_key(job_id, job.attempts, options.extension)
+            services.store.put(key, thumb.data, thumb.content_type)
+        except (InvalidImage, UnsupportedMediaType, ObjectNotFound) as exc:
+            finished = _finish(services, job, token, JobStatus.FAILED, started,
+                               error_code=exc.code, error_message=exc.message)
+            log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
+            return finished
+        except DependencyUnavailable:
+            services.jobs.release(job_id, token)
+            raise
+        done = time.perf_counter()
+        try:
+            finished = _finish(
+                services, job, token, JobStatus.SUCCEEDED, started,
+                thumbnail_key=key, content_type=thumb.content_type,
+                thumbnail_width=thumb.width, thumbnail_height=thumb.height,
+                thumbnail_bytes=len(thumb.data),
+                etag=hashlib.sha256(thumb.data).hexdigest()[:32],
+                source_format=thumb.source.format, source_width=thumb.source.width,
+                source_height=thumb.source.height,
+                stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(thumb.decode_ms, 3),
+                stage_encode_ms=round(thumb.encode_ms, 3), stage_store_ms=_ms(done - stored_at),
+            )
+        except JobBusy:
+            _delete_quietly(services, key)  # the winner's thumbnail has a key of its own
+            raise
     for stage, seconds in (("fetch", fetched - started), ("decode", thumb.decode_ms / 1000),
                            ("encode", thumb.encode_ms / 1000), ("store", done - stored_at)):
         metrics.STAGE_DURATION.labels(stage).observe(seconds)
     metrics.IMAGE_BYTES.labels("out").inc(len(thumb.data))
     log.info("job %s succeeded: %dx%d %s in %.1f ms", job_id, thumb.width, thumb.height,
              thumb.content_type, (done - started) * 1000)
-    return _finish(
-        services, job, token, JobStatus.SUCCEEDED, started,
-        thumbnail_key=key, content_type=thumb.content_type,
-        thumbnail_width=thumb.width, thumbnail_height=thumb.height,
-        thumbnail_bytes=len(thumb.data), etag=hashlib.sha256(thumb.data).hexdigest()[:32],
-        source_format=thumb.source.format, source_width=thumb.source.width,
-        source_height=thumb.source.height,
-        stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(thumb.decode_ms, 3),
-        stage_encode_ms=round(thumb.encode_ms, 3), stage_store_ms=_ms(done - stored_at),
-    )
+    return finished
 
 
 def _finish(services: Services, job: Job, token: str, status: JobStatus, started: float,
             **values: Any) -> Job:
+    """Record the outcome (counted here, once recorded); JobBusy if the finish is refused."""
     values["finished_at"] = time.time()
     values["processing_time_ms"] = round((time.perf_counter() - started) * 1000)
     if not services.jobs.finish(job.job_id, token, status, **values):
-        # The lease ran out and another worker took the job over: its result stands.
+        # The lease ran out and another worker took the job over (its result stands), or the
+        # job was deleted.
         raise JobBusy(f"job {job.job_id}: lease lost while processing")
     metrics.JOBS_FINISHED.labels(status.value, values.get("error_code", "")).inc()
     return replace(job, status=status, **values)
+
+
+def _delete_quietly(services: Services, key: str) -> None:
+    """Delete what a losing attempt wrote; if that fails, retention or DELETE removes it."""
+    try:
+        services.store.delete(key)
+        log.info("lost attempt: deleted its thumbnail %s", key)
+    except ThumbnailsError as exc:
+        log.warning("lost attempt: thumbnail %s left for retention: %s", key, exc)
 
 
 def _ms(seconds: float) -> float:
