@@ -104,10 +104,11 @@ class Job:
         return dict(_pairs(asdict(self)))
 
     @classmethod
-    def from_redis(cls, raw: dict[bytes, bytes]) -> Job:
-        """Parse a Redis hash written by to_redis (unknown fields are ignored)."""
+    def from_redis(cls, raw: dict[bytes, bytes], job_id: str | None = None) -> Job:
+        """Parse a Redis hash written by to_redis (unknown fields are ignored); `job_id` for a
+        finished job's hash, which no longer repeats the id its key holds."""
         text = {k.decode(): v.decode() for k, v in raw.items()}
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"job_id": job_id} if job_id else {}
         for f in fields(cls):
             if f.name not in text or text[f.name] == "":
                 continue
@@ -141,7 +142,9 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 _SETTLE = """
--- Trim a job that just finished to what status needs, and let it expire. Rewriting the hash
+-- Trim a job that just finished to what status needs (no stored event, no lease, no job id:
+-- its key names it, no empty fields: Job.from_redis reads a missing field as empty), and let
+-- it expire. Rewriting the hash
 -- (not HDEL) lets Redis store it compactly again (a listpack: Redis never converts a hash
 -- back from a hashtable). retention: seconds, 0 = keep forever.
 local function settle(key, retention)
@@ -149,7 +152,8 @@ local function settle(key, retention)
   local keep = {}
   for i = 1, #all, 2 do
     local f = all[i]
-    if f ~= 'event' and f ~= 'lease_token' and f ~= 'lease_until' then
+    if all[i + 1] ~= '' and f ~= 'event' and f ~= 'lease_token' and f ~= 'lease_until'
+        and f ~= 'job_id' then
       keep[#keep + 1] = f
       keep[#keep + 1] = all[i + 1]
     end
@@ -461,7 +465,7 @@ class JobStore:
         raw = self.redis.hgetall(job_key(job_id))
         if not raw or raw.get(b"status", DELETED.encode()) == DELETED.encode():
             return None
-        return Job.from_redis(raw)
+        return Job.from_redis(raw, job_id)
 
     @redis_errors
     def claim(
@@ -475,7 +479,8 @@ class JobStore:
                   self.retention],
         )
         record = dict(zip(flat[::2], flat[1::2], strict=True))
-        return ClaimOutcome(outcome.decode()), Job.from_redis(record) if record else None
+        return (ClaimOutcome(outcome.decode()),
+                Job.from_redis(record, job_id) if record else None)
 
     @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
