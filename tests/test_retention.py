@@ -24,9 +24,10 @@ from thumbnails import events, resize, status, upload
 from thumbnails.broker import STREAM_KEY
 from thumbnails.broker.ingress import create_app as ingress_app
 from thumbnails.config import Config
+from thumbnails.errors import StorageUnavailable
 from thumbnails.jobs import INDEX_KEY, ClaimOutcome, Job, JobStatus, JobStore, job_key
 from thumbnails.metrics import JOBS_DELETED
-from thumbnails.storage import FilesystemStore
+from thumbnails.storage import FilesystemStore, S3Store
 
 PNG = kinds()["png"][0]
 KNATIVE = Path(__file__).resolve().parents[1] / "knative"
@@ -280,7 +281,8 @@ def test_a_write_killed_midway_leaves_its_file_only_where_the_sweep_looks(
     the objects, and the sweep's clean-up removes it."""
     script = textwrap.dedent(f"""
         import os, signal
-        from thumbnails.storage import FilesystemStore
+        from thumbnails.errors import StorageUnavailable
+from thumbnails.storage import FilesystemStore, S3Store
         os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
         FilesystemStore({str(tmp_path)!r}, "b").put("originals/a", b"x" * 100, "image/png")
     """)
@@ -294,3 +296,54 @@ def test_a_write_killed_midway_leaves_its_file_only_where_the_sweep_looks(
     assert store.remove_stale_temp(3600) == 0  # too recent: a live writer may own it
     assert store.remove_stale_temp(0) == 1
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+# -- S3: the same deletions, and the bucket's lifecycle rule (SeaweedFS, a real S3 server) ----
+
+def s3_store(seaweedfs: tuple[str, str, str], bucket: str, retention: float) -> S3Store:
+    endpoint, access, secret = seaweedfs
+    store = S3Store(endpoint, access, secret, bucket, retention_seconds=retention)
+
+    def ready() -> bool | None:
+        try:
+            store.ping()
+            return True
+        except StorageUnavailable:
+            return None  # SeaweedFS's filer may still be starting
+
+    poll(ready, timeout=60, interval=0.5)
+    return store
+
+
+def test_s3_bucket_gets_a_lifecycle_rule_behind_the_retention(
+        seaweedfs: tuple[str, str, str]) -> None:
+    store = s3_store(seaweedfs, f"retention-{uuid.uuid4().hex[:8]}", retention=3 * 86400)
+    rules = store.client.get_bucket_lifecycle(store.bucket).rules
+    expiring = {r.rule_filter.prefix: r.expiration.days for r in rules if r.expiration}
+    assert expiring == {"originals/": 4, "thumbnails/": 4}  # 3 days of retention, then a day
+    aborts = [r.abort_incomplete_multipart_upload for r in rules
+              if r.abort_incomplete_multipart_upload]
+    assert [a.days_after_initiation for a in aborts] == [1]
+
+
+def test_s3_bucket_keeping_jobs_forever_gets_no_lifecycle_rule(
+        seaweedfs: tuple[str, str, str]) -> None:
+    store = s3_store(seaweedfs, f"forever-{uuid.uuid4().hex[:8]}", retention=0)
+    assert store.client.get_bucket_lifecycle(store.bucket) is None
+
+
+def test_s3_delete_removes_the_jobs_objects(redis_url: str, redis_client: redis.Redis,
+                                            seaweedfs: tuple[str, str, str]) -> None:
+    endpoint, access, secret = seaweedfs
+    config = Config(redis_url=redis_url, storage_backend="s3", s3_endpoint=endpoint,
+                    s3_access_key=access, s3_secret_key=secret,
+                    s3_bucket=f"jobs-{uuid.uuid4().hex[:8]}")
+    s3_store(seaweedfs, config.s3_bucket, 0)
+    job_id = finished_job(config)
+    store = s3_store(seaweedfs, config.s3_bucket, 0)
+    keys = sorted(o.object_name for o in store.client.list_objects(store.bucket, recursive=True))
+    assert keys == [f"originals/{job_id}", f"thumbnails/{job_id}/1.png"]
+    client = status.create_app(config).test_client()
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
+    assert list(store.client.list_objects(store.bucket, recursive=True)) == []
+    assert client.delete(f"/jobs/{job_id}").status_code == 404
