@@ -189,6 +189,35 @@ def test_a_stopped_worker_loses_its_job_and_leaves_nothing_behind(tmp_path: Path
         assert metric(scraped, "thumbnails_jobs_finished_total", status="succeeded") == 1
 
 
+def test_a_job_deleted_while_its_worker_runs_gets_no_thumbnail(tmp_path: Path) -> None:
+    """DELETE /jobs/{id} over HTTP while a resize worker process is stalled on the job: 204
+    at once; once the worker goes on and the broker is done with the event, the job is 404
+    and no thumbnail of it is in the store."""
+    config = Config(lease_seconds=1.0, requeue_after_seconds=1.0, outbox_retry_seconds=0.5,
+                    dependency_timeout_seconds=1.0)
+    with started_stack(config, tmp_path) as stack:
+        urls, objects = stack.urls, tmp_path / "objects"
+        dispatcher = stack.processes["dispatcher"].pid
+        signal_group(dispatcher, signal.SIGSTOP)
+        job_id = submit(urls, PNG).json()["job_id"]
+        stall = Stall(objects, job_id)
+        signal_group(dispatcher, signal.SIGCONT)
+        poll(lambda: job_debug(urls, job_id)["status"] == "processing" or None, timeout=20)
+        workers = child_pids(stack.processes["resize"].pid)
+        poll(lambda: any(reads(pid, stall.path) for pid in workers) or None, timeout=10)
+        answer = requests.delete(f"{urls['status']}/jobs/{job_id}", timeout=10)
+        assert answer.status_code == 204, answer.text
+        stall.release()  # the worker goes on: it still holds the (now unlinked) pipe
+        client = redis.Redis.from_url(urls["redis"])
+        poll(lambda: broker_idle(client), timeout=60)  # its delivery, retries included, ended
+        folder = objects / "thumbnails" / "thumbnails" / job_id
+        assert not folder.exists() or list(folder.iterdir()) == []
+        assert requests.get(f"{urls['status']}/jobs/{job_id}", timeout=10).status_code == 404
+        assert requests.delete(f"{urls['status']}/jobs/{job_id}", timeout=10).status_code == 404
+        scraped = requests.get(f"{urls['resize']}/metrics", timeout=10).text
+        assert metric(scraped, "thumbnails_jobs_finished_total", status="succeeded") == 0
+
+
 def reads(pid: int, path: Path) -> bool:
     """True if the process has the file open (from /proc)."""
     try:

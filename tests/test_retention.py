@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from flask.testing import FlaskClient
 from images import kinds
 from stackutil import poll
@@ -347,3 +348,56 @@ def test_s3_delete_removes_the_jobs_objects(redis_url: str, redis_client: redis.
     assert client.delete(f"/jobs/{job_id}").status_code == 204
     assert list(store.client.list_objects(store.bucket, recursive=True)) == []
     assert client.delete(f"/jobs/{job_id}").status_code == 404
+
+
+def test_a_delete_cut_short_by_the_store_is_finished_by_the_next(config: Config,
+                                                                  redis_client: redis.Redis
+                                                                  ) -> None:
+    """The object store fails midway: 503 with Retry-After, the job is already gone for
+    GET, and the next DELETE removes what was left (204), then 404."""
+    job_id = finished_job(config)
+    folder = bucket(config) / "thumbnails" / job_id
+    moved = folder.with_name(job_id + ".aside")
+    folder.rename(moved)
+    folder.write_bytes(b"")  # a file where the job's thumbnail folder is: listing it fails
+    client = status.create_app(config).test_client()
+    failed = client.delete(f"/jobs/{job_id}")
+    assert failed.status_code == 503 and failed.json["error"] == "storage_unavailable"
+    assert int(failed.headers["Retry-After"]) > 0
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+    assert redis_client.zcard(INDEX_KEY) == 1  # kept until the objects are gone
+    folder.unlink()
+    moved.rename(folder)
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
+    assert objects_of(config, job_id) == [] and redis_client.zcard(INDEX_KEY) == 0
+    assert client.delete(f"/jobs/{job_id}").status_code == 404
+
+
+# -- the same through the real processes (the local stack) ------------------------------------
+
+@pytest.mark.integration
+def test_stack_expires_finished_jobs_and_serves_delete(tmp_path: Path) -> None:
+    """RETENTION_SECONDS=2 on the local stack: a finished job answers 404 and its files are
+    gone within a few sweeps; another is deleted over HTTP at once."""
+    from stackutil import running_stack, submit, wait_terminal
+
+    config = Config(retention_seconds=2, outbox_retry_seconds=0.5)
+    with running_stack(config, tmp_path) as urls:
+        kept, deleted = (submit(urls, PNG).json()["job_id"] for _ in range(2))
+        for job_id in (kept, deleted):
+            assert wait_terminal(urls, job_id)["status"] == "succeeded"
+        store = tmp_path / "objects" / "thumbnails"
+        assert (store / "originals" / deleted).is_file()
+        assert requests.delete(f"{urls['status']}/jobs/{deleted}", timeout=10).status_code == 204
+        assert not (store / "originals" / deleted).exists()
+        assert not (store / "thumbnails" / deleted).exists()
+
+        def expired() -> bool | None:
+            gone = requests.get(f"{urls['status']}/jobs/{kept}", timeout=10).status_code == 404
+            files = [p for p in store.rglob("*") if kept in str(p)]
+            return (gone and not files) or None
+
+        poll(expired, timeout=30, interval=0.2)
+        assert requests.get(f"{urls['status']}/jobs", timeout=10).json() == []
+        scraped = requests.get(f"{urls['upload']}/metrics", timeout=10).text
+        assert 'thumbnails_jobs_deleted_total{reason="retention"} 1.0' in scraped
