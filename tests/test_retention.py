@@ -282,8 +282,7 @@ def test_a_write_killed_midway_leaves_its_file_only_where_the_sweep_looks(
     the objects, and the sweep's clean-up removes it."""
     script = textwrap.dedent(f"""
         import os, signal
-        from thumbnails.errors import StorageUnavailable
-from thumbnails.storage import FilesystemStore, S3Store
+        from thumbnails.storage import FilesystemStore
         os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
         FilesystemStore({str(tmp_path)!r}, "b").put("originals/a", b"x" * 100, "image/png")
     """)

@@ -31,8 +31,6 @@ WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the s
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late finish or re-create
-# Fields a finished job no longer needs: its stored event (only for re-emits) and its lease.
-UNFINISHED_ONLY = ("event", "lease_token", "lease_until")
 DELETED = "deleted"  # the status field of a tombstone (never shown: get() answers None)
 
 
@@ -144,9 +142,8 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
 _SETTLE = """
 -- Trim a job that just finished to what status needs (no stored event, no lease, no job id:
 -- its key names it, no empty fields: Job.from_redis reads a missing field as empty), and let
--- it expire. Rewriting the hash
--- (not HDEL) lets Redis store it compactly again (a listpack: Redis never converts a hash
--- back from a hashtable). retention: seconds, 0 = keep forever.
+-- it expire. Rewriting the hash (not HDEL) lets Redis store it compactly again, as a listpack:
+-- Redis never converts a hash back from a hashtable. retention: seconds, 0 = keep forever.
 local function settle(key, retention)
   local all = redis.call('HGETALL', key)
   local keep = {}

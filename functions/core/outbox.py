@@ -12,7 +12,7 @@ from collections.abc import Callable
 import urllib3
 
 from . import events, logs, metrics, retention
-from .errors import ThumbnailsError
+from .errors import StorageUnavailable, ThumbnailsError
 from .jobs import JobStore
 from .services import Services
 from .storage import original_key
@@ -96,7 +96,12 @@ class Sweeper:
 
     def remove_stale_temp(self) -> int:
         """Delete temporary files a killed process left in the store (ORPHAN_AFTER_SECONDS)."""
-        removed = self.services.store.remove_stale_temp(self.services.config.orphan_after_seconds)
+        try:
+            removed = self.services.store.remove_stale_temp(
+                self.services.config.orphan_after_seconds)
+        except StorageUnavailable as exc:  # the rest of the sweep still runs
+            log.warning("sweep: temporary files not cleaned: %s", exc)
+            return 0
         if removed:
             metrics.SWEEP_TEMP_FILES.inc(removed)
             log.warning("sweep: %d stale temporary file(s) removed", removed)

@@ -13,6 +13,7 @@ import logging
 import time
 
 from . import metrics
+from .errors import StorageUnavailable
 from .services import Services
 from .storage import original_key, thumbnails_prefix
 
@@ -44,19 +45,23 @@ def delete_job(services: Services, job_id: str) -> bool:
 
 def sweep_expired(services: Services, batch: int = 100) -> int:
     """Delete the objects and index entries of jobs whose record expired (RETENTION_SECONDS
-    after they finished) or was deleted; how many jobs. Nothing with RETENTION_SECONDS=0."""
+    after they finished) or was deleted; how many jobs. Nothing with RETENTION_SECONDS=0. A
+    store outage ends the round early (the index entries stay: the next round tries again)."""
     retention = services.config.retention_seconds
     if retention <= 0:
         return 0
     jobs, removed = services.jobs, 0
-    while True:
-        found = jobs.expired(time.time() - retention, batch)
-        for job_id, entry in found:
-            purge_objects(services, job_id)
-            jobs.forget(job_id, entry)
-            removed += 1
-        if len(found) < batch:
-            break
+    try:
+        while True:
+            found = jobs.expired(time.time() - retention, batch)
+            for job_id, entry in found:
+                purge_objects(services, job_id)
+                jobs.forget(job_id, entry)
+                removed += 1
+            if len(found) < batch:
+                break
+    except StorageUnavailable as exc:  # the rest of the sweep still runs; next round retries
+        log.warning("sweep: expired jobs left for the next round: %s", exc)
     if removed:
         metrics.JOBS_DELETED.labels("retention").inc(removed)
         log.info("sweep: %d expired job(s) deleted", removed)
