@@ -155,6 +155,26 @@ def test_a_finished_job_expires_after_retention(config: Config,
     assert deleted_count("retention") == before + 1
 
 
+def test_the_sweep_goes_on_when_the_store_fails_an_expired_job(config: Config,
+                                                               redis_client: redis.Redis
+                                                               ) -> None:
+    short = Config(redis_url=config.redis_url, data_dir=config.data_dir, retention_seconds=1)
+    job_id = finished_job(short)
+    folder = bucket(short) / "thumbnails" / job_id
+    moved = folder.with_name(job_id + ".aside")
+    folder.rename(moved)
+    folder.write_bytes(b"")  # listing the job's thumbnails now fails
+    app = upload.create_app(short)
+    poll(lambda: redis_client.exists(job_key(job_id)) == 0 or None, timeout=10)
+    swept = app.test_client().post("/outbox/sweep")
+    assert swept.status_code == 200 and swept.json["expired_deleted"] == 0
+    assert redis_client.zcard(INDEX_KEY) == 1  # left for the next round
+    folder.unlink()
+    moved.rename(folder)
+    assert app.test_client().post("/outbox/sweep").json["expired_deleted"] == 1
+    assert objects_of(short, job_id) == [] and redis_client.zcard(INDEX_KEY) == 0
+
+
 def test_retention_zero_keeps_jobs_forever(config: Config, redis_client: redis.Redis) -> None:
     forever = Config(redis_url=config.redis_url, data_dir=config.data_dir, retention_seconds=0)
     job_id = finished_job(forever)
