@@ -10,6 +10,7 @@ everything, and prints:
   - Valkey's used_memory (and used_memory_dataset: the data without the server's own
     buffers) after minus before the uploads, per job, with and without the local broker's
     event stream (the local broker's, not Knative's);
+  - how much the append-only file grew per job;
   - the keys left in Redis, by kind.
 
 Usage: .venv/bin/python scripts/redis_bytes_per_job.py [--jobs 200] [--concurrency 8]
@@ -108,7 +109,9 @@ def main() -> None:
             before = used_memory(client)
             stream_before = client.memory_usage(STREAM_KEY, samples=0) or 0
             index_before = client.memory_usage("thumbnails:jobs", samples=0) or 0
+            aof_before = int(client.info("persistence").get("aof_current_size", 0))
             job_ids = run(args.jobs)
+            aof = int(client.info("persistence").get("aof_current_size", 0)) - aof_before
             after = used_memory(client)
             stream_after = client.memory_usage(STREAM_KEY, samples=0) or 0
             sizes = [client.memory_usage(f"thumbnails:job:{job_id}") or 0 for job_id in job_ids]
@@ -127,6 +130,7 @@ def main() -> None:
                   f"(stream: {stream_delta / args.jobs:.0f} B per job)")
             print(f"used_memory_dataset delta: {dataset / args.jobs:.0f} B per job; without the "
                   f"stream: {(dataset - stream_delta) / args.jobs:.0f} B per job")
+            print(f"AOF growth: {aof / args.jobs:.0f} B per job (until the next rewrite)")
             print(f"keys left: {dict(kinds)}")
         finally:
             stack.stop()
