@@ -26,7 +26,15 @@ from thumbnails.broker import STREAM_KEY
 from thumbnails.broker.ingress import create_app as ingress_app
 from thumbnails.config import Config
 from thumbnails.errors import StorageUnavailable
-from thumbnails.jobs import INDEX_KEY, ClaimOutcome, Job, JobStatus, JobStore, job_key
+from thumbnails.jobs import (
+    INDEX_KEY,
+    ClaimOutcome,
+    Job,
+    JobStatus,
+    JobStore,
+    index_member,
+    job_key,
+)
 from thumbnails.metrics import JOBS_DELETED
 from thumbnails.storage import FilesystemStore, S3Store
 
@@ -173,6 +181,27 @@ def test_the_sweep_goes_on_when_the_store_fails_an_expired_job(config: Config,
     moved.rename(folder)
     assert app.test_client().post("/outbox/sweep").json["expired_deleted"] == 1
     assert objects_of(short, job_id) == [] and redis_client.zcard(INDEX_KEY) == 0
+
+
+def test_jobs_finished_before_retention_was_configured_expire_too(config: Config,
+                                                                   redis_client: redis.Redis
+                                                                   ) -> None:
+    """A job that finished while RETENTION_SECONDS was 0 has no expiry of its own: once
+    retention is on, the sweep deletes it, record included."""
+    forever = Config(redis_url=config.redis_url, data_dir=config.data_dir, retention_seconds=0)
+    old, recent = finished_job(forever), finished_job(forever)
+    long_ago = time.time() - 3600
+    redis_client.hset(job_key(old), mapping={"created_at": long_ago, "finished_at": long_ago})
+    redis_client.zadd(INDEX_KEY, {index_member(long_ago, old): 0})
+    redis_client.zrem(INDEX_KEY, *[m for m in redis_client.zrange(INDEX_KEY, 0, -1)
+                                   if m.decode().endswith(old) and
+                                   m.decode() != index_member(long_ago, old)])
+    later = Config(redis_url=config.redis_url, data_dir=config.data_dir, retention_seconds=600)
+    swept = upload.create_app(later).test_client().post("/outbox/sweep").json
+    assert swept["expired_deleted"] == 1
+    assert redis_client.exists(job_key(old)) == 0 and objects_of(later, old) == []
+    assert status.create_app(later).test_client().get(f"/jobs/{recent}").status_code == 200
+    assert [m.decode().split(":")[1] for m in redis_client.zrange(INDEX_KEY, 0, -1)] == [recent]
 
 
 def test_retention_zero_keeps_jobs_forever(config: Config, redis_client: redis.Redis) -> None:

@@ -243,12 +243,16 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
-# The job's objects are gone: drop its index entry and mark its tombstone (if any) so a second
-# DELETE answers 404. KEYS: job, index. ARGV: index member.
+# The job's objects are gone: drop its index entry, mark its tombstone (if any) so a second
+# DELETE answers 404, and delete a finished record that has no expiry of its own (one that
+# finished before retention was configured). KEYS: job, index. ARGV: index member.
 _FORGET = """
 redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[1], 'status') == 'deleted' then
+local s = redis.call('HGET', KEYS[1], 'status')
+if s == 'deleted' then
   redis.call('HSET', KEYS[1], 'forgotten', '1')
+elseif s == 'succeeded' or s == 'failed' then
+  redis.call('DEL', KEYS[1])
 end
 return 1
 """
@@ -521,8 +525,9 @@ class JobStore:
     @redis_errors
     def expired(self, created_before: float, batch: int = 100) -> list[tuple[str, str]]:
         """Index entries of jobs created before `created_before` (epoch seconds) whose record
-        has expired or is a tombstone: [(job id, index member)], oldest first, at most `batch`
-        of them (unfinished or not yet expired ones are skipped over)."""
+        has expired, is a tombstone, or finished before `created_before` too (a record from
+        before retention was configured, with no expiry of its own): [(job id, index member)],
+        oldest first, at most `batch` of them (the others are skipped over)."""
         upper = "(" + index_member(created_before, "")
         found: list[tuple[str, str]] = []
         offset = 0
@@ -534,11 +539,13 @@ class JobStore:
             ids = [m.split(":", 1)[1] for m in members]
             pipe = self.redis.pipeline(transaction=False)
             for job_id in ids:
-                pipe.hget(job_key(job_id), "status")
-            statuses = pipe.execute()
-            found += [(job_id, member) for member, job_id, status
-                      in zip(members, ids, statuses, strict=True)
-                      if status is None or status == DELETED.encode()]
+                pipe.hmget(job_key(job_id), "status", "finished_at")
+            records = pipe.execute()
+            found += [(job_id, member) for member, job_id, (status, finished)
+                      in zip(members, ids, records, strict=True)
+                      if status in (None, DELETED.encode())
+                      or (status in (b"succeeded", b"failed") and finished is not None
+                          and float(finished) < created_before)]
             offset += len(members)
         return found[:batch]
 
