@@ -337,3 +337,32 @@ def test_a_lease_is_not_renewed_past_the_job_deadline(redis_client: redis.Redis)
     jobs.claim(job.job_id, "hung", 1, 5)
     assert not jobs.renew(job.job_id, "hung", 30, deadline=900)  # the sweep may time it out
     assert jobs.renew(job.job_id, "hung", 30, deadline=2000)
+
+
+def test_the_heartbeat_keeps_a_lease_and_notices_when_it_is_lost(
+        redis_client: redis.Redis) -> None:
+    from thumbnails.resize.heartbeat import Heartbeat
+
+    jobs = JobStore(redis_client)
+    job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+    jobs.create(job, b"{}", check_at=time.time() + 60)
+    jobs.claim(job.job_id, "holder", 0.3, 5)
+    with Heartbeat(jobs, job.job_id, "holder", 0.3, 900) as heartbeat:
+        # Three lease lengths: without renewals another claim would succeed by now.
+        until = time.monotonic() + 0.9
+        while time.monotonic() < until:
+            assert jobs.claim(job.job_id, "intruder", 0.3, 5)[0] is ClaimOutcome.BUSY
+            time.sleep(0.05)
+        assert not heartbeat.lost
+        redis_client.hset(job_key(job.job_id), "lease_token", "taken-over")
+        poll(lambda: heartbeat.lost or None, timeout=5)
+
+
+def test_the_heartbeat_survives_redis_being_down() -> None:
+    from thumbnails.resize.heartbeat import Heartbeat
+
+    down = JobStore(redis.Redis(port=1, socket_connect_timeout=0.2, socket_timeout=0.2))
+    with Heartbeat(down, str(uuid.uuid4()), "holder", 0.15, 900) as heartbeat:
+        time.sleep(0.5)  # a few failed renewals (the duration under test, not a wait)
+        assert heartbeat._thread.is_alive() and not heartbeat.lost
+    assert not heartbeat._thread.is_alive()
