@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from thumbnails import apidocs, events, renditions
+from thumbnails import apidocs, events, renditions, retention
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, Forbidden, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
@@ -59,6 +59,14 @@ def show_job(job_id: str) -> Any:
     config = services_of().config
     signer = _signer() if config.api_keys else None
     return job_document(_job(job_id), config.status_base_url, signer)
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Any:
+    """Remove the job, its original and its thumbnails: 204, then 404."""
+    if not retention.delete_job(services_of(), job_id):
+        raise NotFound(f"no job {job_id[:64]!r}")
+    return Response(status=204)
 
 
 @bp.get("/jobs/<job_id>/thumbnail")
