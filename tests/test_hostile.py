@@ -605,7 +605,7 @@ def test_event_key_with_an_overlong_name_is_400(config: Config, redis_client: re
     255 bytes, or a path over 4096) is malformed: 400, not 500."""
     post_file(upload.create_app(config).test_client(), PNG)  # the bucket's folders exist
     client = resize.create_app(config).test_client()
-    for key in ("a" * 300, "originals/" + "a" * 300, "a/" * 2100 + "a"):
+    for key in ("incoming/" + "a" * 300, "incoming/" + "a/" * 2100 + "a"):
         assert_json_error(deliver(client, {"key": key}), 400, "invalid_event")
 
 

@@ -44,6 +44,7 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "DEBUG_ENDPOINT": ("debug_endpoint", _bool),
     "EVENT_SOURCE": ("event_source", str),
     "EVENT_TYPE_PREFIX": ("event_type_prefix", str),
+    "INCOMING_PREFIX": ("incoming_prefix", str),
     "API_KEY_HASHES": ("api_key_hashes", str),
     "LEASE_SECONDS": ("lease_seconds", float),
     "MAX_ATTEMPTS": ("max_attempts", int),
@@ -83,6 +84,8 @@ class Config:
     debug_endpoint: bool = False
     event_source: str = "/knative-thumbnails/upload"
     event_type_prefix: str = ""  # "" = thumbnails.events.TYPE_PREFIX
+    # Where objects another producer names in its image.uploaded events must be.
+    incoming_prefix: str = "incoming/"
     api_key_hashes: str = ""  # comma-separated SHA-256 hex digests of API keys; "" = open
     lease_seconds: float = 60.0
     max_attempts: int = 5
@@ -134,6 +137,10 @@ class Config:
                      "DEPENDENCY_TIMEOUT_SECONDS"):
             if getattr(self, ENVIRONMENT[name][0]) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
+        if (not self.incoming_prefix.endswith("/") or self.incoming_prefix.startswith("/")
+                or self.incoming_prefix.startswith(("originals/", "thumbnails/"))):
+            raise ConfigError("INCOMING_PREFIX must end with '/', and not be the service's own "
+                              "originals/ or thumbnails/")
         if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):
             raise ConfigError("API_KEY_HASHES must be comma-separated SHA-256 hex digests")
         if self.event_type_prefix:

@@ -29,6 +29,7 @@ OUTBOX_KEY = f"{PREFIX}:outbox"  # hash job id -> event JSON not yet accepted by
 OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set job id -> when to (re)send
 WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the sweep looks again
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
+READY_PROBE_KEY = f"{PREFIX}:ready"  # written by every readiness probe; expires in 10 s
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 
 
@@ -122,8 +123,35 @@ class Job:
         return cls(**values)
 
 
+# Error codes (the first word of a Redis error reply) that mean "cannot do this now, try
+# again later", not "this command is wrong": used memory over maxmemory under noeviction
+# (OOM), the last RDB or AOF write failed (MISCONF), a replica (READONLY), the data is still
+# loading (LOADING), a script runs too long (BUSY), too few replicas (NOREPLICAS), the
+# master is gone (MASTERDOWN), cluster trouble (TRYAGAIN, CLUSTERDOWN). Error prefixes as
+# Valkey's and Redis's server.c and cluster.c send them; redis-py strips the code of those it
+# maps to a class (OutOfMemoryError, ReadOnlyError...) into exc.status_code.
+UNAVAILABLE_CODES = frozenset({"OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "NOREPLICAS",
+                               "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
+
+
+# The code begins the reply, a script's too ("MISCONF ... script: on @user_script:1."); a
+# pipeline's error names it after its command ("Command # 1 (SET a b) of pipeline caused
+# error: MISCONF ...").
+_ERROR_CODE = re.compile(r"^(?:Command # \d+ .*? of pipeline caused error: )?([A-Z]+)\b")
+
+
+def unavailable(exc: redis.ResponseError) -> bool:
+    """True if this error reply means Redis cannot write now (UNAVAILABLE_CODES)."""
+    code = getattr(exc, "status_code", None)
+    if code is None:
+        match = _ERROR_CODE.match(str(exc))
+        code = match.group(1) if match else ""
+    return code in UNAVAILABLE_CODES
+
+
 def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn connection-level Redis failures into RedisUnavailable (503)."""
+    """Turn connection-level Redis failures, and error replies that mean "cannot write now"
+    (unavailable), into RedisUnavailable (503 with Retry-After)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -131,6 +159,12 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            code = getattr(exc, "status_code", None)
+            raise RedisUnavailable(
+                f"Redis cannot write now: {code + ' ' if code else ''}{exc}") from exc
 
     return wrapper
 
@@ -441,8 +475,9 @@ class JobStore:
 
     @redis_errors
     def ping(self) -> None:
-        """RedisUnavailable unless Redis answers."""
-        self.redis.ping()
+        """RedisUnavailable unless Redis answers and takes a write: a small key that expires
+        (PING alone says yes to a Redis that is out of memory or whose disk failed)."""
+        self.redis.set(READY_PROBE_KEY, "1", px=10_000)
 
 
 def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -40,8 +40,8 @@ def _handle_domain(exc: ThumbnailsError) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):  # RFC 9110: a 401 names its scheme
         headers["WWW-Authenticate"] = 'Bearer realm="thumbnails"'
-
-        log.warning("dependency unavailable: %s", exc.message)
+    # Level and words come from the errors table (thumbnails.errors), one line per answer.
+    log.log(exc.log_level, "%s: %d %s: %s", exc.summary, exc.status, exc.code, exc.message)
     return json_error(exc.status, exc.code, exc.message, **headers)
 
 
