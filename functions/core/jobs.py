@@ -38,9 +38,16 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
-def idempotency_key(client_key: str) -> str:
-    """Redis key naming the job of a client's Idempotency-Key (hashed: any text is safe)."""
-    return f"{PREFIX}:idempotency:{hashlib.sha256(client_key.encode()).hexdigest()}"
+def idempotency_key(client_key: str, client: str = "") -> str:
+    """Redis key naming the job of a client's Idempotency-Key (hashed: any text is safe),
+    scoped to the API key's client when keys are on (another client's key is another key)."""
+    scoped = f"{client}\n{client_key}" if client else client_key
+    return f"{PREFIX}:idempotency:{hashlib.sha256(scoped.encode()).hexdigest()}"
+
+
+def client_index_key(client: str) -> str:
+    """Redis key of one API client's job index (members as INDEX_KEY's)."""
+    return f"{INDEX_KEY}:client:{client}"
 
 
 class JobStatus(StrEnum):
@@ -91,6 +98,8 @@ class Job:
     etag: str = ""
     error_code: str = ""
     error_message: str = ""
+    client: str = ""  # the API client that created it (web.client_of); "" keys off or an event
+    request_digest: str = ""  # its upload's fingerprint, for Idempotency-Key replays
     stage_fetch_ms: float | None = None
     stage_decode_ms: float | None = None
     stage_encode_ms: float | None = None
@@ -222,7 +231,8 @@ return 1
 """
 
 # Create a job (unless its Idempotency-Key already names one: return that job's id).
-# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key.
+# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key, the index of
+# the job's API client (written when the job has a `client` field).
 # ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
 # outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
 # nothing if the job exists (then its id is returned), field/values.
@@ -236,6 +246,8 @@ end
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'event', ARGV[4]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
+local client = redis.call('HGET', KEYS[1], 'client')
+if client and client ~= '' then redis.call('ZADD', KEYS[8], 0, ARGV[2]) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 if ARGV[5] ~= '' then
@@ -341,7 +353,8 @@ class JobStore:
         Idempotency-Key already names one, or (`unless_exists`) when this job exists."""
         existing = self._create(
             keys=[job_key(job.job_id), INDEX_KEY, WATCH_KEY, PENDING_UPLOADS_KEY, OUTBOX_KEY,
-                  OUTBOX_DUE_KEY, idempotency_key(idempotency or "")],
+                  OUTBOX_DUE_KEY, idempotency_key(idempotency or "", job.client),
+                  client_index_key(job.client)],
             args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
                   event_json, "" if send_by is None else repr(send_by),
                   IDEMPOTENCY_TTL if idempotency else "", "1" if unless_exists else "0",
@@ -353,9 +366,9 @@ class JobStore:
         return self.create(job, event_json, check_at=check_at, unless_exists=True) is None
 
     @redis_errors
-    def idempotent_job(self, idempotency: str) -> str | None:
-        """The id of the job an Idempotency-Key names, if any."""
-        found = self.redis.get(idempotency_key(idempotency))
+    def idempotent_job(self, idempotency: str, client: str = "") -> str | None:
+        """The id of the job a client's Idempotency-Key names, if any."""
+        found = self.redis.get(idempotency_key(idempotency, client))
         return found.decode() if found else None
 
     @redis_errors
@@ -438,11 +451,14 @@ class JobStore:
         self._release(keys=[job_key(job_id)], args=[token])
 
     @redis_errors
-    def page(self, limit: int, cursor: str | None = None) -> tuple[list[tuple[str, str]], str]:
-        """Newest first: [(job id, status)] and the cursor of the next page ('' at the end)."""
+    def page(self, limit: int, cursor: str | None = None,
+             client: str = "") -> tuple[list[tuple[str, str]], str]:
+        """Newest first: [(job id, status)] and the cursor of the next page ('' at the end);
+        with `client`, only the jobs that API client created."""
         upper = f"({cursor}" if cursor else "+"
         members = [m.decode() for m in self.redis.zrevrangebylex(
-            INDEX_KEY, upper, "-", start=0, num=limit + 1)]
+            client_index_key(client) if client else INDEX_KEY, upper, "-", start=0,
+            num=limit + 1)]
         page, more = members[:limit], len(members) > limit
         ids = [m.split(":", 1)[1] for m in page]
         pipe = self.redis.pipeline(transaction=False)

@@ -13,8 +13,10 @@ from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.services import Services
 from thumbnails.web import (
+    AUTH_HEADERS,
     OPEN_PATHS,
     allow_cors,
+    current_client,
     freeze_heap,
     make_app,
     require_api_key,
@@ -27,6 +29,8 @@ from .views import debug_document, job_document
 bp = Blueprint("status", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 CACHE_CONTROL = "public, max-age=31536000, immutable"  # a job's thumbnail never changes
+# With API keys on: no shared cache may keep it for another client (RFC 9111, 5.2.2.7).
+CACHE_CONTROL_AUTHENTICATED = "private, max-age=31536000, immutable"
 
 
 @bp.get("/jobs")
@@ -37,12 +41,17 @@ def list_jobs() -> Any:
     cursor = request.args.get("cursor") or None
     if cursor is not None and (len(cursor) > 80 or ":" not in cursor):
         raise BadRequest("cursor is malformed: pass back the X-Next-Cursor value unchanged")
-    jobs, next_cursor = services_of().jobs.page(limit, cursor)
+    services = services_of()
+    jobs, next_cursor = services.jobs.page(limit, cursor, current_client())
     response = jsonify([{"job_id": job_id, "status": status} for job_id, status in jobs])
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
         query = urlencode({"limit": limit, "cursor": next_cursor})
-        response.headers["Link"] = f'<{request.base_url}?{query}>; rel="next"'
+        # From STATUS_BASE_URL (relative without it), never from the request's Host header.
+        base = services.config.status_base_url.rstrip("/")
+        response.headers["Link"] = f'<{base}/jobs?{query}>; rel="next"'
+    if services.config.api_keys:
+        response.vary.update(AUTH_HEADERS)
     return response
 
 
@@ -60,7 +69,11 @@ def thumbnail(job_id: str) -> Any:
         detail = f": {job.error_code}" if job.status is JobStatus.FAILED else ""
         raise NotReady(f"job {job_id} is {job.status.value}{detail}; no thumbnail")
     etag = f'"{job.etag}"'
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    keys_on = bool(services_of().config.api_keys)
+    headers = {"ETag": etag,
+               "Cache-Control": CACHE_CONTROL_AUTHENTICATED if keys_on else CACHE_CONTROL}
+    if keys_on:
+        headers["Vary"] = ", ".join(AUTH_HEADERS)
     if etag in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
     data = services_of().store.get(job.thumbnail_key)
@@ -76,8 +89,10 @@ def debug(job_id: str) -> Any:
 
 
 def _job(job_id: str) -> Job:
+    """The job, or NotFound: also when another API client created it (keys on). A job made
+    by another producer's event belongs to no client: every key sees it."""
     job = services_of().jobs.get(job_id)
-    if job is None:
+    if job is None or (job.client and job.client != current_client()):
         raise NotFound(f"no job {job_id[:64]!r}")
     return job
 
