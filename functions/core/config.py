@@ -54,6 +54,8 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "ORPHAN_AFTER_SECONDS": ("orphan_after_seconds", float),
     "CORS_ORIGINS": ("cors_origins", str),
     "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
+    "HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", float),
+    "MIN_BODY_RATE": ("min_body_rate", int),
     "LOG_LEVEL": ("log_level", str),
     "KNATIVE_DIR": ("knative_dir", Path),
     "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
@@ -97,6 +99,10 @@ class Config:
     orphan_after_seconds: float = 900.0  # beyond any upload request's own time limit
     cors_origins: str = ""  # comma-separated origins that may call upload and status
     dependency_timeout_seconds: float = 5.0
+    # Slow clients (thumbnails.buffering): a request's headers must arrive within this long,
+    # and its body at this many bytes a second at least (after the same allowance).
+    header_timeout_seconds: float = 10.0
+    min_body_rate: int = 100 * 1024
     log_level: str = "INFO"
     # Local broker only: where the Trigger manifests are, and Service name -> local URL.
     knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
@@ -134,7 +140,7 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
                      "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
-                     "DEPENDENCY_TIMEOUT_SECONDS"):
+                     "DEPENDENCY_TIMEOUT_SECONDS", "HEADER_TIMEOUT_SECONDS", "MIN_BODY_RATE"):
             if getattr(self, ENVIRONMENT[name][0]) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
         if (not self.incoming_prefix.endswith("/") or self.incoming_prefix.startswith("/")

@@ -20,19 +20,22 @@ MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD
 # gunicorn's settings module: the metrics directory of the workers (prometheus_client's
 # multiprocess mode), a JSON logger for its own and access lines (stderr).
 GUNICORN_CONF = "python:thumbnails.gunicorn_conf"
+WORKER_CLASS = "thumbnails.buffering.BufferingWorker"
 
 
 def gunicorn_command(part: str, bind: str, workers: int, threads: int,
                      timeout: int = 60, access_log: bool = False,
                      worker_tmp_dir: str | None = None, log_level: str = "info") -> list[str]:
-    """The gunicorn command line for one part: gthread workers, no control socket, JSON
-    logs on stderr (access lines too when access_log), metrics shared by the workers."""
+    """The gunicorn command line for one part: buffering gthread workers, no control socket,
+    JSON logs on stderr (access lines too when access_log), metrics shared by the workers."""
     args = [
         sys.executable, "-m", "gunicorn", APPS[part],
         "--config", GUNICORN_CONF,
         "--bind", bind,
         "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", str(threads),
+        # gthread whose event loop reads each request whole first (slow clients hold no
+        # thread): thumbnails.buffering.
+        "--worker-class", WORKER_CLASS, "--threads", str(threads),
         "--timeout", str(timeout), "--graceful-timeout", "20", "--no-control-socket",
         "--log-level", log_level.lower(),
     ]
