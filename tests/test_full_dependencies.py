@@ -4,7 +4,10 @@ functions on a real Valkey at maxmemory under noeviction, or whose snapshots fai
 
 from __future__ import annotations
 
+import io
 import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +15,15 @@ import pytest
 import redis
 import requests
 from images import encode, marked
+from servers import free_port
 from stackutil import poll, started_stack, submit, wait_terminal
 from test_faults import FAST
 
+from thumbnails import status, upload
 from thumbnails.config import Config
+from thumbnails.errors import RedisUnavailable
+from thumbnails.jobs import Job, JobStore
+from thumbnails.localredis import start_valkey
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +123,37 @@ def test_redis_whose_snapshots_fail_gives_503_and_not_ready(tmp_path: Path) -> N
 def _bgsave_failed(client: redis.Redis) -> bool | None:
     info: dict[str, Any] = client.info("persistence")
     return (not info["rdb_bgsave_in_progress"] and info["rdb_last_bgsave_status"] == "err") or None
+
+
+def test_a_read_only_replica_gives_503_and_not_ready(tmp_path: Path) -> None:
+    """READONLY, the third kind of "cannot write now": a real Valkey made a replica of
+    another (as after a failover that left the service pointed at the old master). Every
+    write path maps it to 503, scripts and pipelines included, and /ready says not ready."""
+    master_port, replica_port = free_port(), free_port()
+    master = start_valkey(master_port, tmp_path / "master", persist=False)
+    replica = start_valkey(replica_port, tmp_path / "replica", persist=False)
+    try:
+        client = redis.Redis(port=replica_port)
+        client.replicaof("127.0.0.1", master_port)
+        poll(lambda: client.info("replication")["master_link_status"] == "up" or None,
+             timeout=15)
+        config = Config(redis_url=f"redis://127.0.0.1:{replica_port}/0",
+                        data_dir=tmp_path / "objects")
+        answer = upload.create_app(config).test_client().post(
+            "/jobs", data={"file": (io.BytesIO(SMALL), "a.png")})
+        assert answer.status_code == 503 and answer.json["error"] == "redis_unavailable"
+        assert "READONLY" in answer.json["message"]
+        assert int(answer.headers["Retry-After"]) > 0
+        ready = status.create_app(config).test_client().get("/ready")
+        assert ready.status_code == 503 and ready.json["error"] == "redis_unavailable"
+        jobs = JobStore(client)
+        with pytest.raises(RedisUnavailable):
+            jobs.outbox_ack(str(uuid.uuid4()))  # a MULTI/EXEC pipeline
+        job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+        with pytest.raises(RedisUnavailable):
+            jobs.create(job, b"{}", check_at=time.time())  # a Lua script that writes
+        assert jobs.page(10) == ([], "")  # reads still work
+    finally:
+        for process in (replica, master):
+            process.terminate()
+            process.wait(timeout=10)
