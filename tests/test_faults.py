@@ -55,6 +55,8 @@ SMALL = encode(marked((64, 48)), "PNG")  # about a millisecond of work
 TERMINAL = ("succeeded", "failed")
 # How long Redis stays down (longer runs by hand: the broker retries for 31.5 s in all).
 OUTAGE_SECONDS = float(os.environ.get("FAULT_REDIS_OUTAGE_SECONDS", "3"))
+# How long storage stays down past the broker's retries (0: until two dead letters a job).
+STORAGE_OUTAGE_SECONDS = float(os.environ.get("FAULT_STORAGE_OUTAGE_SECONDS", "0"))
 KNATIVE = Path(__file__).resolve().parents[1] / "knative"
 TRIGGER = "trigger-resize-on-image-uploaded.yaml"
 
@@ -761,11 +763,12 @@ def test_storage_outage_longer_than_the_brokers_retries_does_not_fail_jobs(
     back (before JOB_DEADLINE_SECONDS: after it, the sweep fails them timed_out)."""
     knative = knative_dir_with(tmp_path, retry=1, backoffDelay="PT0.1S", timeout="PT2S")
     config = Config(**FAST, knative_dir=knative, requeue_after_seconds=1.0,
-                    job_deadline_seconds=120.0)
+                    job_deadline_seconds=max(120.0, STORAGE_OUTAGE_SECONDS + 60))
     data_dir = tmp_path / "stack"
     with started_stack(config, data_dir) as stack:
         urls = stack.urls
         blocker = block_thumbnails(data_dir)  # every delivery: 503 (retryable)
+        outage_started = time.monotonic()
         job_ids = [accept(submit(urls, SMALL)) for _ in range(3)]
         figures.submitted = len(job_ids)
         # Each event: delivered twice (503, 503) and dead-lettered (resize answers 204), then
@@ -776,6 +779,9 @@ def test_storage_outage_longer_than_the_brokers_retries_does_not_fail_jobs(
             doc = job_debug(urls, job_id)
             assert doc["status"] in ("queued", "processing"), doc
             assert doc["error"] is None and doc["attempts"] == 0, doc
+        # Longer outages by hand: FAULT_STORAGE_OUTAGE_SECONDS=120 (deadline: outage + 60 s).
+        time.sleep(max(0.0, STORAGE_OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+        figures.notes["outage_s"] = round(time.monotonic() - outage_started, 1)
         figures.notes["dead_letters"] = dead_letters_answered(urls["resize"])
         blocker.unlink()  # storage is back
         final = settle(urls, job_ids, timeout=30)

@@ -22,6 +22,7 @@ socket timeout of HEADER_TIMEOUT_SECONDS for each read.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -65,10 +66,10 @@ class BufferingWorker(ThreadWorker):
         """Accept a connection and start reading its request in the event loop."""
         try:
             client_sock, client_addr = listener.accept()
-        except BlockingIOError:
-            return
-        except OSError:
-            return
+        except OSError as exc:  # as gthread: another worker took it, or it was aborted
+            if exc.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                return
+            raise
         self.nr_conns += 1
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
         self._read(conn)
