@@ -661,15 +661,15 @@ def test_same_foreign_event_ten_times_at_once_makes_one_job(tmp_path: Path,
     config = Config(**FAST, requeue_after_seconds=30.0)
     with started_stack(config, tmp_path, workers=4) as stack:
         urls = stack.urls
-        originals = tmp_path / "objects" / "thumbnails" / "originals"
-        originals.mkdir(parents=True, exist_ok=True)
-        (originals / "foreign").write_bytes(SMALL)
+        incoming = tmp_path / "objects" / "thumbnails" / "incoming"  # INCOMING_PREFIX
+        incoming.mkdir(parents=True, exist_ok=True)
+        (incoming / "foreign").write_bytes(SMALL)
         rounds: list[list[int]] = []
         odd: list[str] = []
         job_ids = []
         for _ in range(20):  # the race below is narrow: give it twenty chances
             event = events.new_event(events.IMAGE_UPLOADED, "/other-system",
-                                     {"bucket": "thumbnails", "key": "originals/foreign"})
+                                     {"bucket": "thumbnails", "key": "incoming/foreign"})
             gate = threading.Barrier(10)
 
             def deliver(_: int, event: events.CloudEvent = event,
