@@ -15,8 +15,10 @@ from thumbnails.services import Services
 from thumbnails.signedlinks import LinkSigner
 from thumbnails.web import (
     ADMITTED,
+    AUTH_HEADERS,
     OPEN_PATHS,
     allow_cors,
+    current_client,
     freeze_heap,
     make_app,
     require_api_key,
@@ -33,6 +35,8 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 WEBHOOK_PATHS = ("/webhooks", "/webhooks/dead-letter")
 SIGNED_SECONDS_LEFT = "thumbnails.signed_link.seconds_left"  # WSGI environ, set when valid
 CACHE_CONTROL = "public, max-age=31536000, immutable"  # a job's thumbnail never changes
+# With API keys on: no shared cache may keep it for another client (RFC 9111, 5.2.2.7).
+CACHE_CONTROL_AUTHENTICATED = "private, max-age=31536000, immutable"
 
 
 @bp.get("/jobs")
@@ -43,12 +47,17 @@ def list_jobs() -> Any:
     cursor = request.args.get("cursor") or None
     if cursor is not None and (len(cursor) > 80 or ":" not in cursor):
         raise BadRequest("cursor is malformed: pass back the X-Next-Cursor value unchanged")
-    jobs, next_cursor = services_of().jobs.page(limit, cursor)
+    services = services_of()
+    jobs, next_cursor = services.jobs.page(limit, cursor, current_client())
     response = jsonify([{"job_id": job_id, "status": status} for job_id, status in jobs])
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
         query = urlencode({"limit": limit, "cursor": next_cursor})
-        response.headers["Link"] = f'<{request.base_url}?{query}>; rel="next"'
+        # From STATUS_BASE_URL (relative without it), never from the request's Host header.
+        base = services.config.status_base_url.rstrip("/")
+        response.headers["Link"] = f'<{base}/jobs?{query}>; rel="next"'
+    if services.config.api_keys:
+        response.vary.update(AUTH_HEADERS)
     return response
 
 
@@ -98,12 +107,18 @@ def _require_succeeded(job: Job) -> None:
 
 
 def _image(key: str, content_type: str, etag: str) -> Response:
-    """Stored image bytes, immutable: ETag, a year's Cache-Control, 304 on If-None-Match."""
+    """Stored image bytes, immutable: ETag, a year's Cache-Control (private with API keys
+    on, and only while a signed link lasts), 304 on If-None-Match."""
     quoted = f'"{etag}"'
+    keys_on = bool(services_of().config.api_keys)
     left = request.environ.get(SIGNED_SECONDS_LEFT)
-    # A signed link's answer may be kept only by this browser, and not past the link's end.
-    cache = CACHE_CONTROL if left is None else f"private, max-age={left}"
+    if left is not None:  # a signed link: this browser only, and not past the link's end
+        cache = f"private, max-age={left}"
+    else:
+        cache = CACHE_CONTROL_AUTHENTICATED if keys_on else CACHE_CONTROL
     headers = {"ETag": quoted, "Cache-Control": cache}
+    if keys_on:
+        headers["Vary"] = ", ".join(AUTH_HEADERS)
     if quoted in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
     data = services_of().store.get(key)
@@ -160,8 +175,13 @@ def _check_signed_link() -> None:
 
 
 def _job(job_id: str) -> Job:
+    """The job, or NotFound: also when another API client created it (keys on), unless a
+    signed link for this path admitted the request. A job made by another producer's event
+    belongs to no client: every key sees it."""
     job = services_of().jobs.get(job_id)
-    if job is None:
+    mine = not job or not job.client or job.client == current_client() \
+        or bool(request.environ.get(ADMITTED))
+    if job is None or not mine:
         raise NotFound(f"no job {job_id[:64]!r}")
     return job
 

@@ -22,7 +22,7 @@ from thumbnails import events, logs, metrics, renditions
 from thumbnails.errors import BadRequest, NotFound, Unauthorized
 from thumbnails.jobs import Job
 from thumbnails.services import Services
-from thumbnails.storage import OWN_PREFIXES
+from thumbnails.storage import incoming_key_ok
 
 from .submit import uploaded_event
 
@@ -60,9 +60,9 @@ def job_id_of(bucket: str, key: str, version: str, etag: str) -> str:
 
 def accept(services: Services, doc: Any) -> tuple[list[Accepted], int]:
     """Record a job (and its outbox event) for each s3:ObjectCreated:* record of the
-    configured bucket under BUCKET_NOTIFY_PREFIX; return them and how many records were
-    ignored (other events, buckets or keys). BadRequest (400) for a body that is not
-    MinIO's event JSON."""
+    configured bucket under INCOMING_PREFIX (thumbnails.storage.incoming_key_ok); return
+    them and how many records were ignored (other events, buckets or keys). BadRequest
+    (400) for a body that is not MinIO's event JSON."""
     records = doc.get("Records") if isinstance(doc, dict) else None
     if not isinstance(records, list):
         raise BadRequest('the body must be a bucket notification: {"Records": [...]}')
@@ -100,9 +100,9 @@ def _record(record: Any, index: int) -> tuple[str, str, str, str, str, int] | No
 
 
 def _wanted(services: Services, bucket: str, key: str) -> bool:
-    prefix = services.config.bucket_notify_prefix
-    return (bucket == services.store.bucket and key.startswith(prefix)
-            and not key.startswith(OWN_PREFIXES))
+    # The same rule as for another producer's image.uploaded: never the service's own keys.
+    return bucket == services.store.bucket and incoming_key_ok(key,
+                                                               services.config.incoming_prefix)
 
 
 def _job(services: Services, bucket: str, key: str, version: str, etag: str,
