@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from gunicornproc import Server, serving_function
 from images import encode, marked
 from servers import free_port
 from stackutil import poll
-from test_shutdown import THUMBNAILS, Server, serving_function
+from test_shutdown import THUMBNAILS
 from urllib3 import encode_multipart_formdata
 
 from thumbnails.jobs import job_key
