@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ from k8s import by_name, ksvcs, of_kind, render_chart
 from PIL import Image
 from servers import free_port, stop, wait_for_http
 
+from thumbnails.jobs import job_key
 from thumbnails.localredis import valkey_binary, wait_for_redis
 from thumbnails.serving import FUNCTIONS, gunicorn_command
 
@@ -131,6 +133,7 @@ class Backends:
     broker_url: str
     resize_port: int
     valkey_args: list[str]
+    dispatcher: subprocess.Popen[bytes]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
@@ -221,7 +224,7 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
         wait_for_http(f"{broker_url}/health", timeout=30.0, process=processes[-2])
         yield Backends(redis_url=redis_url, s3_endpoint=s3_endpoint, broker_url=broker_url,
                        resize_port=resize_port, valkey_args=valkey_args,
-                       processes=processes)
+                       dispatcher=processes[-1], processes=processes)
     finally:
         for process in reversed(processes):
             stop(process, timeout=15.0)
@@ -481,7 +484,8 @@ def test_helm_test_smoke_pod_through_the_containers_standin(
 
 
 def test_resize_peak_memory_at_max_pixels_within_the_charts_limit_standin(
-        objects: list[dict[str, Any]], functions: dict[str, Running]) -> None:
+        objects: list[dict[str, Any]], functions: dict[str, Running],
+        backends: Backends) -> None:
     """As many MAX_PIXELS images as resize serves at once (containerConcurrency), in flight
     together: every job succeeds and the container is not OOM-killed under the chart's
     computed memory limit. Prints the peak against the limit."""
@@ -496,20 +500,36 @@ def test_resize_peak_memory_at_max_pixels_within_the_charts_limit_standin(
                     ["containerConcurrency"])
     name = resize.docker_name
 
-    def submit(_: int) -> dict[str, Any]:
+    def submit(_: int) -> str:
         answer = requests.post(f"{functions['upload'].url}/jobs",
                                files={"file": ("big.png", data)}, timeout=120)
         assert answer.status_code == 202, answer.text
-        return wait_job(functions["status"].url, answer.json()["job_id"])
+        return str(answer.json()["job_id"])
 
-    with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
-        docs = list(pool.map(submit, range(in_flight)))
+    # The broker holds the events until every upload is in (its dispatcher stopped), so
+    # resize gets them together, as a burst would bring them.
+    os.kill(backends.dispatcher.pid, signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
+            job_ids = list(pool.map(submit, range(in_flight)))
+    finally:
+        os.kill(backends.dispatcher.pid, signal.SIGCONT)
+    docs = [wait_job(functions["status"].url, job_id) for job_id in job_ids]
+    client = redis.Redis.from_url(backends.redis_url, decode_responses=True)
+    try:
+        spans = [client.hmget(job_key(job_id), "started_at", "finished_at")
+                 for job_id in job_ids]
+    finally:
+        client.close()
+    overlap = max(float(s) for s, _ in spans) < min(float(f) for _, f in spans)
     peak = engine.cgroup_memory_peak(name)
     state = json.loads(engine.docker("inspect", name))[0]["State"]
     limit = resize.container["resources"]["limits"]["memory"]
     engine.figure(f"resize peak memory: {peak / (1 << 20):.0f} MiB (cgroup, page cache "
                   f"included) with {in_flight} images of {width}x{height} = "
-                  f"{width * height} px (MAX_PIXELS {max_pixels}) in flight; the chart's "
+                  f"{width * height} px (MAX_PIXELS {max_pixels}) "
+                  f"{'processed at once' if overlap else 'sent at once, processed apart'}; "
+                  "the chart's "
                   f"limit: {limit} ({engine.quantity_bytes(limit) / (1 << 20):.0f} MiB)")
     assert [d["status"] for d in docs] == ["succeeded"] * in_flight, docs
     assert state["Running"] and not state["OOMKilled"], state
