@@ -103,9 +103,13 @@ def build_image(image: str) -> Build:
     label = run_step(["podman", "image", "inspect", "--format",
                       f'{{{{index .Labels "{STANDIN_LABEL}"}}}}', BASE_IMAGE],
                      DOCKER_TIMEOUT, "inspecting the base image").strip()
-    argv = ["buildah", "bud", "--pull=never", "--layers", "--tag", image]
+    # No --layers: buildah's layer cache keys `RUN --mount=type=bind,from=build` on the
+    # instruction, not on the mounted wheels, so a cached final stage would keep old code.
+    # The Dockerfile's pip cache mount still keeps the downloads between builds.
+    argv = ["buildah", "bud", "--pull=never", "--tag", image]
     if CA_BUNDLE.is_file():
         argv += ["--secret", f"id=pip-cert,src={CA_BUNDLE}"]
+    old = {tool: _image_id(tool, image) for tool in ("podman", "docker")}
     start = time.monotonic()
     run_step([*argv, str(ROOT)], BUILD_TIMEOUT, f"buildah bud -t {image}")
     seconds["buildah bud"] = time.monotonic() - start
@@ -113,7 +117,21 @@ def build_image(image: str) -> Build:
     run_step(["bash", "-o", "pipefail", "-c", 'podman save "$1" | docker load', "-", image],
              LOAD_TIMEOUT, "podman save | docker load")
     seconds["podman save | docker load"] = time.monotonic() - start
+    for tool, image_id in old.items():  # the previous build under this tag, if now untagged
+        if image_id and image_id != _image_id(tool, image) and not _image_id(tool, image_id,
+                                                                            "{{.RepoTags}}"):
+            subprocess.run([tool, "rmi", image_id], capture_output=True,
+                           timeout=DOCKER_TIMEOUT, check=False)
     return Build(image=image, base_is_standin=label == "true", seconds=seconds)
+
+
+def _image_id(tool: str, image: str, field: str = "{{.Id}}") -> str:
+    """The id (or another --format field) of an image in podman's or docker's store; "" when
+    it is not there or the field is empty ("[]" counts as empty)."""
+    done = subprocess.run([tool, "image", "inspect", "--format", field, image],
+                          capture_output=True, text=True, timeout=DOCKER_TIMEOUT, check=False)
+    value = done.stdout.strip() if done.returncode == 0 else ""
+    return "" if value == "[]" else value
 
 
 def docker(*args: str, timeout: float = DOCKER_TIMEOUT, check: bool = True) -> str:
