@@ -25,7 +25,7 @@ COPY functions ./functions
 # without it (required=false) pip uses its own CA bundle, as on any ordinary machine.
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=secret,id=pip-cert,required=false \
-    if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
+    if test -s /run/secrets/pip-cert; then export PIP_CERT=/run/secrets/pip-cert; fi \
     && pip wheel --disable-pip-version-check --wheel-dir /wheels .
 
 # ---- final: the wheels installed on a clean slim Python, nothing else ----------------
