@@ -354,8 +354,16 @@ def test_image_builds_from_the_dockerfile_on_the_standin_base(build: engine.Buil
         assert leak not in env
     found = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "python3",
                           build.image, "-c",
-                          "import os; print(os.path.exists('/run/secrets/pip-cert'))")
-    assert found.strip() == "False"
+                          "import os, sys, thumbnails\n"
+                          "print(os.path.exists('/run/secrets/pip-cert'))\n"
+                          "print(sys.version_info[:2] == (3, 11))\n"
+                          "print(thumbnails.__file__)")
+    secret, python, package = found.split()
+    assert secret == "False"  # the build secret stayed out of the image
+    # where the Dockerfile relies on its base: Python 3.11, pip installing under
+    # /usr/local/lib/python3.11 (which it precompiles), on the stand-in as on the official
+    assert python == "True"
+    assert package.startswith("/usr/local/lib/python3.11/"), package
 
 
 def test_containers_run_with_the_rendered_security_context_and_limits(
