@@ -311,8 +311,10 @@ class Probe:
         return 200 <= status < 400
 
 
-# Knative's queue-proxy probes a starting container's readiness over and over until it first
-# passes when periodSeconds is unset; this is how often the tests do then.
+# Knative rewrites a Service's readiness probe to run in the queue-proxy (the kubelet runs only
+# liveness). With periodSeconds unset (0) the queue-proxy probes "aggressively" until the
+# first pass: every 50 ms (its log shows one failed probe per 50 ms, knative/serving#10236).
+# With periodSeconds set, it probes at that period, as the kubelet would.
 AGGRESSIVE_PERIOD = 0.05
 
 
