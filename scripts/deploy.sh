@@ -49,9 +49,18 @@ main() {
     k get --raw /version >/dev/null 2>&1 ||
         die "kubectl cannot reach context '$KUBE_CONTEXT': run scripts/kind-up.sh first (or set KUBE_CONTEXT)"
 
+    # Server-side apply, forcing conflicts. Helm 4 applies server-side (pkg/action/upgrade.go,
+    # --server-side "auto" follows the release's first install, which is server-side). A
+    # Knative Service's .spec.template.spec.containers is an atomic list (the Serving CRD
+    # gives it no x-kubernetes-list-type), so once another field manager has written any part
+    # of it (the SinkBinding injecting K_SINK into upload, `kn service update --env ...`),
+    # it co-owns the whole list and the next plain apply fails with a conflict. Forcing
+    # makes helm the list's sole manager again: every deploy puts back what the values say,
+    # and the SinkBinding webhook adds K_SINK again in the same admission.
     log "helm upgrade --install $RELEASE ($IMAGE, values $values, namespace $NAMESPACE)"
     helm upgrade --install "$RELEASE" "$CHART" --kube-context "$KUBE_CONTEXT" \
         --namespace "$NAMESPACE" --create-namespace --values "$values" \
+        --server-side=true --force-conflicts \
         --set-string "image.repository=$IMAGE_REPOSITORY" --set-string "image.tag=$TAG"
 
     # Redis and MinIO first: the functions' readiness depends on them.

@@ -7,6 +7,8 @@
   (THUMBNAILS_TEST_JOB_IDS: a succeeded one, a failed one), and If-None-Match now and then
   the succeeded one's thumbnail's ETag (THUMBNAILS_TEST_ETAG), so that GET /jobs/{job_id},
   /thumbnail and /debug answer 200, 304 and 409 too, not only 404.
+- A rendition `name` path parameter: now and then RENDITION, which some of those jobs
+  asked for, so GET /jobs/{job_id}/thumbnails/{name} answers 200 and 409 too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from images import encode, marked
 
 JOB_IDS_ENV = "THUMBNAILS_TEST_JOB_IDS"
 ETAG_ENV = "THUMBNAILS_TEST_ETAG"
+RENDITION = "small"  # the rendition name of the known jobs that asked for renditions
 
 
 def sample_files() -> list[bytes]:
@@ -54,11 +57,14 @@ def flatmap_case(context: Any, case: Any) -> Any:
     if "job_id" not in params or not known:
         return st.just(case)
 
-    def pick(choice: tuple[str, bool]) -> Any:
-        job_id, conditional = choice
+    def pick(choice: tuple[str, bool, bool]) -> Any:
+        job_id, conditional, known_name = choice
         case.path_parameters = {**params, "job_id": job_id}
+        if "name" in params and known_name:
+            case.path_parameters["name"] = RENDITION
         if conditional and etag and case.path.endswith("/thumbnail"):
             case.headers = {**(case.headers or {}), "If-None-Match": etag}
         return case
 
-    return st.tuples(st.sampled_from([params["job_id"], *known]), st.booleans()).map(pick)
+    return st.tuples(st.sampled_from([params["job_id"], *known]), st.booleans(),
+                     st.booleans()).map(pick)

@@ -137,3 +137,39 @@ def test_values_schema_and_code_agree_on_event_type_prefixes(prefix: str) -> Non
 def test_values_schema_accepts_a_good_override() -> None:
     objects = k8s.render_chart(sets=["eventTypePrefix=com.example.thumbs"])
     assert k8s.of_kind(objects, "Trigger")
+
+
+# Knative's validateScaleDownDelay (pkg/apis/autoscaling/annotation_validation.go, Serving
+# 1.23) refuses what time.ParseDuration can't read, anything below 0 or above WindowMax
+# (1h), and anything not a whole number of seconds ("must be specified with at most second
+# precision"). The schema may refuse more (1.5m) but must never accept one of these.
+@pytest.mark.parametrize("delay", ["500ms", "1.5s", "90500ms", "2h", "61m", "-1s", "1d", "5"])
+@pytest.mark.parametrize("function", ["upload", "status", "resize"])
+def test_values_schema_refuses_a_scale_down_delay_knative_refuses(function: str,
+                                                                   delay: str) -> None:
+    done = k8s.helm_template(sets=[f"{function}.scaleDownDelay={delay}"], check=False)
+    assert done.returncode != 0, f"helm template accepted {function}.scaleDownDelay={delay}"
+    assert "schema" in done.stderr.lower(), done.stderr
+
+
+@pytest.mark.parametrize("delay", ["", "0s", "30s", "5m", "2m30s", "59m59s", "60m", "1h"])
+def test_values_schema_accepts_whole_second_scale_down_delays(delay: str) -> None:
+    objects = k8s.render_chart(sets=[f"resize.scaleDownDelay={delay}"])
+    resize = next(o for o in k8s.ksvcs(objects) if o["metadata"]["name"] == "resize")
+    annotations = resize["spec"]["template"]["metadata"]["annotations"]
+    assert annotations.get("autoscaling.knative.dev/scale-down-delay", "") == delay
+
+
+@pytest.mark.parametrize("values", k8s.VALUES_FILES)
+def test_the_web_page_can_upload_with_each_values_file(values: str) -> None:
+    """status serves the page and upload takes the files, on two origins: the page needs
+    upload's URL, and upload must let status's origin call it (CORS)."""
+    objects = k8s.render_chart(k8s.values_path(values))
+    config = next(o for o in k8s.of_kind(objects, "ConfigMap")
+                  if o["metadata"]["name"] == "thumbnails-config")["data"]
+    assert config["STATUS_BASE_URL"], f"{values}: statusBaseUrl is unset"
+    assert config["UPLOAD_BASE_URL"], f"{values}: uploadBaseUrl is unset: the page posts to status"
+    assert config["UPLOAD_BASE_URL"] != config["STATUS_BASE_URL"]
+    origins = [o for o in config["CORS_ORIGINS"].split(",") if o]
+    status_origin = "/".join(config["STATUS_BASE_URL"].split("/")[:3])
+    assert status_origin in origins, f"{values}: upload refuses the page's origin {status_origin}"

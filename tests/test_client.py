@@ -100,6 +100,37 @@ def test_submit_options_and_no_wait(urls: dict[str, str], tmp_path: Path) -> Non
     assert (image.format, image.size) == ("JPEG", (40, 30))
 
 
+def test_submit_renditions_saves_each(urls: dict[str, str], tmp_path: Path) -> None:
+    [photo] = images(tmp_path, photo_png=(400, 300))
+    done = run(urls, "submit", photo, "--out", tmp_path / "out",
+               "--rendition", "avatar:64x64:png:cover", "--rendition", "small:200x200:webp",
+               "--rendition", "big:300x300:JPEG")
+    assert done.returncode == 0, done.stderr
+    # 400x300 covering 64x64 is 64x64; inside 200x200, 200x150; inside 300x300, 300x225.
+    assert " succeeded avatar 64x64, small 200x150, big 300x225, saved to " in done.stdout
+    for name, fmt, size in (("avatar.png", "PNG", (64, 64)), ("small.webp", "WEBP", (200, 150)),
+                            ("big.jpg", "JPEG", (300, 225))):
+        with Image.open(tmp_path / "out" / "photo" / name) as image:
+            assert (image.format, image.size) == (fmt, size), name
+    before = len(Client(urls["upload"], urls["status"]).page(1000)[0])
+    for bad in (["--rendition", "avatar"], ["--rendition", "a:10:png"],
+                ["--rendition", "a:1x1:png", "--width", "5"]):
+        usage = run(urls, "submit", photo, *bad)
+        assert usage.returncode == 2, (bad, usage.stderr)
+    assert "--rendition replaces --width" in usage.stderr
+    assert len(Client(urls["upload"], urls["status"]).page(1000)[0]) == before  # none sent
+    [job_id] = job_ids(done.stdout)
+    got = run(urls, "get", job_id, "--rendition", "small", "-o", tmp_path / "small.webp")
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "small.webp").read_bytes() == (tmp_path / "out/photo/small.webp") \
+        .read_bytes()
+    unknown = run(urls, "get", job_id, "--rendition", "huge", "-o", tmp_path / "huge.png")
+    assert unknown.returncode == 3 and "404 not_found" in unknown.stderr
+    refused = run(urls, "submit", photo, "--rendition", "a:10x10:gif")
+    assert refused.returncode == 3 and "400 bad_request: renditions[0] (a): format" \
+        in refused.stderr
+
+
 def test_refused_file_exits_3_with_the_servers_message(urls: dict[str, str],
                                                        tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"

@@ -27,6 +27,7 @@ import requests
 import yaml
 from images import encode, marked
 from PIL import Image, ImageCms
+from pingsource import ping_request
 from servers import free_port
 from stackutil import (
     all_jobs,
@@ -709,7 +710,9 @@ def test_event_the_broker_accepted_and_lost_is_reemitted_by_the_sweep(
         figures.outcome({job_id: doc["status"]})
         assert doc["status"] == "succeeded", doc
         assert job_debug(urls, job_id)["attempts"] == 1
-        sweep = requests.post(f"{urls['upload']}/outbox/sweep", timeout=10)
+        headers, body = ping_request()
+        sweep = requests.post(f"{urls['upload']}/outbox/sweep", headers=headers, data=body,
+                              timeout=10)
         assert sweep.status_code == 200
         assert {"sent", "pending", "requeued", "timed_out",
                 "orphans_deleted"} <= set(sweep.json())

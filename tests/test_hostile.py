@@ -117,7 +117,9 @@ FORBIDDEN: dict[str, Callable[[], bytes]] = {
     "icns": _pillow_writes("ICNS"),
     "qoi": _pillow_writes("QOI"),
     "jpeg2000": _pillow_writes("JPEG2000"),
-    "avif": _pillow_writes("AVIF"),
+    # ISOBMFF but neither HEIF nor AVIF (AVIF and HEIC are allowed, see test_imaging_heif.py)
+    "mp4": lambda: b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 32,
+    "cr3": lambda: b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom" + b"\x00" * 32,
     "spider": _pillow_writes("SPIDER", "F"),
     "palm": _pillow_writes("PALM", "P"),
     "dib": _pillow_writes("DIB"),  # a BMP without its "BM" file header

@@ -193,11 +193,12 @@ def test_to_dict_round_trips() -> None:
 
 
 def test_format_tables() -> None:
-    assert set(ALLOWED_FORMATS) == {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
+    assert set(ALLOWED_FORMATS) == {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "HEIF", "AVIF"}
     assert OUTPUT_FORMATS == {
         "png": ("PNG", "image/png"),
         "jpeg": ("JPEG", "image/jpeg"),
         "webp": ("WEBP", "image/webp"),
+        "avif": ("AVIF", "image/avif"),
     }
 
 

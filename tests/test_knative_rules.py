@@ -1,10 +1,10 @@
-"""Rules Knative's webhooks enforce and the schemas miss; the manifests agree with the code."""
+"""Rules the schemas miss (Serving's webhook: test_webhook_serving.py); the manifests agree
+with the code."""
 
 from __future__ import annotations
 
 import base64
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,10 @@ from thumbnails import config, events
 from thumbnails.broker import triggers as broker_triggers
 
 SETS = list(k8s.OBJECT_SETS)
-RESERVED_PORTS = {8012, 8013, 8022, 8008, 9090, 9091}
-RESERVED_ENV = {"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"}
-MAX_REVISION_TIMEOUT = 600  # config-defaults max-revision-timeout-seconds
 REQUIRED_ENV = ("REDIS_URL", "STORAGE_BACKEND", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
                 "S3_BUCKET")
 INJECTED_ENV = {"K_SINK"}  # the SinkBinding's, never ours
 DELIVERY_FIELDS = ("retry", "backoffPolicy", "backoffDelay", "timeout", "deadLetterSink")
-# Knative feature flags that are on in a default install (config-features).
-FLAGS_ENABLED_BY_DEFAULT = {"kubernetes.podspec-volumes-emptydir"}
 CUSTOM_PREFIX = "com.example.thumbs"
 EXTERNAL_PLACEHOLDERS = {"REDIS_URL": "redis://redis.example:6379/0", "API_KEY_HASHES": "a" * 64}
 Obj = dict[str, Any]
@@ -181,51 +176,9 @@ def is_ref(ref: Any, kind: str, api_version: str, names: set[str]) -> str | None
 
 
 # ---------------------------------------------------------------- webhook rules
-
-
-@pytest.mark.parametrize("source", SETS)
-def test_one_container_port_and_not_a_reserved_one(source: str) -> None:
-    errors = []
-    for svc in k8s.ksvcs(k8s.object_set(source)):
-        ports = [p for c in containers(svc) for p in c.get("ports") or []]
-        if len(ports) > 1:
-            errors.append(f"{k8s.ident(svc)}: {len(ports)} container ports, Knative allows one")
-        errors += [f"{k8s.ident(svc)}: containerPort {p.get('containerPort')} is reserved"
-                   for p in ports if p.get("containerPort") in RESERVED_PORTS]
-    k8s.fail_on(errors, f"{source}: port violations")
-
-
-@pytest.mark.parametrize("source", SETS)
-def test_no_reserved_env_names(source: str) -> None:
-    errors = [f"{k8s.ident(svc)}: container {c.get('name', '?')} sets {e['name']}"
-              for svc in k8s.ksvcs(k8s.object_set(source)) for c in containers(svc)
-              for e in c.get("env") or [] if e.get("name") in RESERVED_ENV]
-    k8s.fail_on(errors, f"{source}: reserved env names set")
-
-
-def _scale(annotations: Mapping[str, Any], bound: str) -> int | None:
-    for key in (f"autoscaling.knative.dev/{bound}-scale", f"autoscaling.knative.dev/{bound}Scale"):
-        if key in annotations:
-            return int(str(annotations[key]))
-    return None
-
-
-@pytest.mark.parametrize("source", SETS)
-def test_min_scale_is_at_most_max_scale(source: str) -> None:
-    errors = []
-    for svc in k8s.ksvcs(k8s.object_set(source)):
-        try:
-            low = _scale(template_annotations(svc), "min")
-            high = _scale(template_annotations(svc), "max")
-        except ValueError as exc:
-            errors.append(f"{k8s.ident(svc)}: scale annotation is not an integer: {exc}")
-            continue
-        if low is not None and low < 0 or high is not None and high < 0:
-            errors.append(f"{k8s.ident(svc)}: negative scale bound ({low}, {high})")
-        # max-scale 0 means unlimited.
-        if low is not None and high and low > high:
-            errors.append(f"{k8s.ident(svc)}: min-scale {low} > max-scale {high}")
-    k8s.fail_on(errors, f"{source}: autoscaling bounds")
+# Knative Serving's webhook rules (ports, env, probes, scale bounds, timeouts, feature flags,
+# ...) are mirrored from its source in tests/webhooks and checked in test_webhook_serving.py.
+# What stays here: Eventing's, and rules of this project's own design.
 
 
 @pytest.mark.parametrize("source", SETS)
@@ -263,47 +216,6 @@ def test_no_pinned_revision_names(source: str) -> None:
               for svc in k8s.ksvcs(k8s.object_set(source))
               if "name" in (((svc.get("spec") or {}).get("template") or {}).get("metadata") or {})]
     k8s.fail_on(errors, f"{source}: pinned revision names")
-
-
-@pytest.mark.parametrize("source", SETS)
-def test_timeout_seconds_within_the_revision_maximum(source: str) -> None:
-    errors = [f"{k8s.ident(svc)}: timeoutSeconds {pod_spec(svc)['timeoutSeconds']} > "
-              f"{MAX_REVISION_TIMEOUT}"
-              for svc in k8s.ksvcs(k8s.object_set(source))
-              if int(pod_spec(svc).get("timeoutSeconds", 0)) > MAX_REVISION_TIMEOUT]
-    k8s.fail_on(errors, f"{source}: timeouts")
-
-
-@pytest.mark.parametrize("source", SETS)
-def test_no_pod_level_security_context(source: str) -> None:
-    errors = [f"{k8s.ident(svc)}: spec.template.spec.securityContext needs the "
-              "kubernetes.podspec-securitycontext feature flag"
-              for svc in k8s.ksvcs(k8s.object_set(source)) if "securityContext" in pod_spec(svc)]
-    k8s.fail_on(errors, f"{source}: pod-level securityContext on Knative Services")
-
-
-def _flagged(value: Any, schema: Mapping[str, Any], path: str) -> Iterator[str]:
-    flag = re.search(r"feature flag - (\S+?)\.?(\s|$)", str(schema.get("description", "")))
-    if flag and flag.group(1) not in FLAGS_ENABLED_BY_DEFAULT:
-        yield f"{path} needs the feature flag {flag.group(1)}"
-        return
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if key in (schema.get("properties") or {}):
-                yield from _flagged(sub, schema["properties"][key], f"{path}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, sub in enumerate(value):
-            yield from _flagged(sub, schema["items"], f"{path}[{i}]")
-
-
-@pytest.mark.parametrize("source", SETS)
-def test_no_field_behind_a_disabled_feature_flag(source: str) -> None:
-    if not k8s.CRDS.is_dir():
-        pytest.skip(k8s.CRDS_ABSENT)
-    errors = [f"{k8s.ident(obj)}: {problem}"
-              for obj in k8s.object_set(source) if k8s.is_knative(obj)
-              for problem in _flagged(obj, k8s.crd_raw_schema(obj["apiVersion"], obj["kind"]), "")]
-    k8s.fail_on(errors, f"{source}: fields behind feature flags that are off by default")
 
 
 def hardening_gaps(pod_level: Obj, container: Obj) -> list[str]:
@@ -536,22 +448,3 @@ def test_functions_pods_carry_the_scrape_annotations(source: str) -> None:
         errors += [f"{name}: {key} is {annotations.get(key)!r}, not {value!r}"
                    for key, value in wanted.items() if annotations.get(key) != value]
     k8s.fail_on(errors, f"{source}: scrape annotations")
-
-
-def test_feature_flag_walk_flags_gated_fields_only() -> None:
-    if not k8s.CRDS.is_dir():
-        pytest.skip(k8s.CRDS_ABSENT)
-    svc = {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-           "metadata": {"name": "probe"},
-           "spec": {"template": {"spec": {
-               "nodeSelector": {"disk": "ssd"},
-               "volumes": [{"name": "tmp", "emptyDir": {}}],
-               "containers": [{"image": "probe", "env": [
-                   {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}],
-           }}}}
-    found = sorted(_flagged(svc, k8s.crd_raw_schema("serving.knative.dev/v1", "Service"), ""))
-    assert found == [
-        ".spec.template.spec.containers[0].env[0].valueFrom.fieldRef needs the feature flag "
-        "kubernetes.podspec-fieldref",
-        ".spec.template.spec.nodeSelector needs the feature flag kubernetes.podspec-nodeselector",
-    ], found

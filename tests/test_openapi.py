@@ -37,6 +37,7 @@ import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from images import encode, marked
+from openapi_hooks import RENDITION
 from schemathesis.specs.openapi import checks as openapi_checks
 from stackutil import running_stack, submit, wait_terminal
 
@@ -232,18 +233,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def known_jobs(stack: dict[str, str]) -> dict[str, str]:
-    """A succeeded job (with its thumbnail's ETag) and a failed one, for the hooks."""
+    """A succeeded job (with its thumbnail's ETag), a failed one and a succeeded one with
+    renditions (the hooks' RENDITION, which the failed one asked for too), for the hooks."""
     jpeg = encode(marked((200, 150)), "JPEG", quality=90)
+    png = encode(marked((40, 30)), "PNG")
+    renditions = {"renditions": json.dumps([{"name": RENDITION, "format": "webp"}])}
     ids = {}
-    for kind, data in (("succeeded", encode(marked((40, 30)), "PNG")),
-                       ("failed", jpeg[: len(jpeg) // 2])):
-        accepted = submit(stack, data)
+    for kind, data, form in (("succeeded", png, {}), ("failed", jpeg[: len(jpeg) // 2], renditions),
+                             ("renditions", png, renditions)):
+        accepted = submit(stack, data, **form)
         assert accepted.status_code == 202, accepted.text
         ids[kind] = accepted.json()["job_id"]
-        assert wait_terminal(stack, ids[kind])["status"] == kind
+        assert wait_terminal(stack, ids[kind])["status"] == ("failed" if kind == "failed"
+                                                             else "succeeded")
     thumbnail = requests.get(f"{stack['status']}/jobs/{ids['succeeded']}/thumbnail", timeout=10)
     assert thumbnail.status_code == 200
-    return {"THUMBNAILS_TEST_JOB_IDS": f"{ids['succeeded']},{ids['failed']}",
+    return {"THUMBNAILS_TEST_JOB_IDS": ",".join(ids.values()),
             "THUMBNAILS_TEST_ETAG": thumbnail.headers["ETag"]}
 
 
@@ -257,7 +262,10 @@ MUST_SEE = {
                ("GET", r"/jobs/[0-9a-f-]{36}/thumbnail", 200),
                ("GET", r"/jobs/[0-9a-f-]{36}/thumbnail", 304),
                ("GET", r"/jobs/[0-9a-f-]{36}/thumbnail", 409),
-               ("GET", r"/jobs/[0-9a-f-]{36}/debug", 200)],
+               ("GET", r"/jobs/[0-9a-f-]{36}/debug", 200),
+               ("GET", rf"/jobs/[0-9a-f-]{{36}}/thumbnails/{RENDITION}", 200),
+               ("GET", rf"/jobs/[0-9a-f-]{{36}}/thumbnails/{RENDITION}", 409),
+               ("GET", r"/jobs/[0-9a-f-]{36}/thumbnails/[^/]+", 404)],
 }
 
 

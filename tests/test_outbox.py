@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import math
+import sys
+import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import redis
+import requests
+from gunicornproc import serving_function
 from images import kinds
+from pingsource import ping_request
+from servers import free_port
 from stackutil import poll
 from subscriber import Subscriber
 
 from thumbnails import events
 from thumbnails.config import Config
 from thumbnails.jobs import JobStore
+from thumbnails.services import build_services
+from thumbnails.storage import original_key
 from thumbnails.upload import create_app
 
 PNG = kinds()["png"][0]
+THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 
 
 def upload_app(redis_url: str, tmp_path: Path, sink: str, retry: float) -> object:
@@ -61,7 +76,65 @@ def test_sweep_endpoint_sends_what_is_due(redis_url: str, redis_client: redis.Re
     assert JobStore(redis_client).outbox_depth() == 1
     online = upload_app(redis_url, tmp_path, broker.url, retry=30)
     online.extensions["outbox"].stop()  # only the endpoint sends in this test
-    swept = online.test_client().post("/outbox/sweep")
+    headers, body = ping_request()  # the chart's PingSource
+    swept = online.test_client().post("/outbox/sweep", headers=headers, data=body)
     assert swept.json == {"sent": 1, "pending": 0, "requeued": 0, "timed_out": 0,
                           "orphans_deleted": 0}
     assert len(broker.received) == 1
+
+
+@pytest.mark.integration
+def test_a_stranger_cannot_sweep_more_often_than_the_timer(redis_url: str,
+                                                           redis_client: redis.Redis,
+                                                           tmp_path: Path) -> None:
+    """upload as its container runs it, no sink (so no timer of its own: every sweep is an
+    asked-for one). The chart's PingSource's request sweeps (an orphaned original goes);
+    then strangers post forged PingSource events and other requests as fast as they can, and
+    Redis, which counts the commands it runs, shows at most one sweep per interval."""
+    interval = 1.0
+    env = {"REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / "objects"), "LOG_LEVEL": "ERROR",
+           "OUTBOX_RETRY_SECONDS": str(interval), "ORPHAN_AFTER_SECONDS": "0.01"}
+    command = [THUMBNAILS, "serve", "upload", "--host", "127.0.0.1", "--workers", "2",
+               "--threads", "4"]
+    services = build_services(Config.from_env(env))
+    orphan = str(uuid.uuid4())  # an upload that died before writing its job record
+    services.jobs.note_upload(orphan)
+    services.store.put(original_key(orphan), PNG, "image/png")
+    assert [p.name for p in tmp_path.rglob("originals/*")] == [orphan]
+    with serving_function(command, env, free_port(), tmp_path / "upload.log") as server:
+        url = f"{server.url}/outbox/sweep"
+        headers, body = ping_request()
+        answer = requests.post(url, headers=headers, data=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert list(tmp_path.rglob("originals/*")) == []  # the sweep ran
+
+        forged = [ping_request, functools.partial(ping_request, namespace="elsewhere")]
+        others = [lambda: ({}, b""),  # no CloudEvent at all
+                  functools.partial(ping_request, event_type=events.IMAGE_UPLOADED),
+                  functools.partial(ping_request, source="/knative-thumbnails/upload")]
+
+        def stranger(until: float) -> list[requests.Response]:
+            answers = []
+            with requests.Session() as session:
+                while time.monotonic() < until:
+                    for make in forged + others:
+                        headers, body = make()
+                        answers.append(session.post(url, headers=headers, data=body,
+                                                    timeout=10))
+            return answers
+
+        # Each sweep asks Redis for the outbox's depth once (HLEN); nothing else does here.
+        before = redis_client.info("commandstats")["cmdstat_hlen"]["calls"]
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            answers = [a for batch in pool.map(stranger, [started + 3 * interval] * 4)
+                       for a in batch]
+        elapsed = time.monotonic() - started
+        sweeps = redis_client.info("commandstats")["cmdstat_hlen"]["calls"] - before
+    assert 1 <= sweeps <= elapsed // interval + 1, (sweeps, elapsed)
+    codes = Counter(a.status_code for a in answers)
+    assert codes[200] == sweeps and set(codes) == {200, 400, 429}, codes
+    assert codes[400] == len(answers) * len(others) // (len(forged) + len(others))
+    for refused in (a for a in answers if a.status_code == 429):
+        assert refused.json()["error"] == "too_many_requests"
+        assert 1 <= int(refused.headers["Retry-After"]) <= math.ceil(interval)

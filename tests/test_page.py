@@ -332,3 +332,47 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_the_page_asks_for_renditions_and_shows_each(
+        browser: WebDriver, urls: dict[str, str], files: dict[str, Path]) -> None:
+    browser.get(urls["status"] + "/")
+    wait_for(lambda: browser.execute_script(  # the script has run: the list is drawn
+        "return !document.getElementById('jobs-empty').hidden"
+        " || document.querySelector('#jobs li.job') !== null"), "the job list drawn")
+    area = browser.find_element(By.ID, "opt-renditions")
+    area.send_keys("avatar:64x64:png:cover\nsmall:120x120:webp")
+    assert not browser.find_element(By.ID, "opt-width").is_enabled()  # replaced meanwhile
+    renamed = files["sunset.png"].with_name("sunset-renditions.png")
+    shutil.copyfile(files["sunset.png"], renamed)
+    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(renamed))
+    card = wait_for(lambda: (c := job_card(browser, renamed.name)) is not None
+                    and c.get_attribute("data-status") == "succeeded" and c,
+                    "the renditions job succeeded")
+    job_id = card.get_attribute("data-job-id")
+    doc = requests.get(f"{urls['status']}/jobs/{job_id}", timeout=10).json()
+    # What the page sent: 480x320 covering 64x64 is 64x64; inside 120x120, 120x80.
+    assert [(r["name"], r["width"], r["height"], r["content_type"])
+            for r in doc["renditions"]] == [("avatar", 64, 64, "image/png"),
+                                            ("small", 120, 80, "image/webp")]
+    card.find_element(By.TAG_NAME, "button").click()
+
+    def shown() -> dict[str, list[Any]] | None:
+        found = browser.execute_script(
+            "const out = {};"
+            "for (const li of document.querySelectorAll('#detail .rendition')) {"
+            "  const img = li.querySelector('img'), a = li.querySelector('a[download]');"
+            "  if (!img || !img.complete || !img.naturalWidth || !a) return null;"
+            "  out[li.dataset.name] = [img.naturalWidth, img.naturalHeight,"
+            "                          a.getAttribute('download')];"
+            "}"
+            "return Object.keys(out).length ? out : null;")
+        return dict(found) if found else None
+
+    assert wait_for(shown, "each rendition shown with a download link") == {
+        "avatar": [64, 64, "sunset-renditions-avatar.png"],
+        "small": [120, 80, "sunset-renditions-small.webp"]}
+    assert page_errors(browser) == []
+    area.clear()
+    browser.execute_script("arguments[0].dispatchEvent(new Event('input'))", area)
+    assert browser.find_element(By.ID, "opt-width").is_enabled()

@@ -86,11 +86,11 @@ def test_the_sweep_re_emits_a_job_whose_event_the_broker_lost(
     app = upload_app(redis_url, tmp_path, broker.url, requeue_after_seconds=0.2,
                      outbox_retry_seconds=0.01)
     _, body, _ = post(app)
-    poll(lambda: app.test_client().post("/outbox/sweep").json["sent"] or None, timeout=5)
+    poll(lambda: app.extensions["sweeper"].sweep()["sent"] or None, timeout=5)
     assert len(broker.received) == 1
     # The broker accepted the event and lost it (an InMemoryChannel restart, say).
     time.sleep(0.3)
-    sweep = app.test_client().post("/outbox/sweep").json
+    sweep = app.extensions["sweeper"].sweep()
     assert sweep["requeued"] == 1 and sweep["sent"] == 1 and sweep["pending"] == 0
     first, second = broker.received
     assert second.get_id() == first.get_id() and events.data_of(second)["job_id"] == \
@@ -102,7 +102,7 @@ def test_the_sweep_fails_jobs_past_the_deadline(redis_url: str, redis_client: re
     app = upload_app(redis_url, tmp_path, requeue_after_seconds=0.1, job_deadline_seconds=0.2)
     _, body, _ = post(app)
     time.sleep(0.3)
-    assert app.test_client().post("/outbox/sweep").json["timed_out"] == 1
+    assert app.extensions["sweeper"].sweep()["timed_out"] == 1
     job = JobStore(redis_client).get(body["job_id"])
     assert job is not None and job.status is JobStatus.FAILED and job.error_code == "timed_out"
     assert redis_client.hlen(OUTBOX_KEY) == redis_client.zcard(OUTBOX_DUE_KEY) == 0
@@ -118,7 +118,7 @@ def test_the_sweep_deletes_originals_that_never_got_a_record(
     services.jobs.note_upload(orphan)
     services.store.put(original_key(orphan), PNG, "image/png")
     assert len(stored_originals(tmp_path)) == 2
-    poll(lambda: app.test_client().post("/outbox/sweep").json["orphans_deleted"] or None,
+    poll(lambda: app.extensions["sweeper"].sweep()["orphans_deleted"] or None,
          timeout=5)
     assert [p.name for p in stored_originals(tmp_path)] == [kept]
 

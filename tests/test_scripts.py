@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import k8s
 import pytest
 import yaml
 from stackutil import running_stack
@@ -288,6 +289,7 @@ esac"""
     assert log[1] == (
         f"helm upgrade --install thumbnails {chart} --kube-context kind-thumbnails "
         f"--namespace thumbnails --create-namespace --values {chart}/values-dev.yaml "
+        "--server-side=true --force-conflicts "
         "--set-string image.repository=kind.local/knative-thumbnails "
         "--set-string image.tag=abc123")
     assert ("kubectl --context kind-thumbnails -n thumbnails wait ksvc --all "
@@ -330,6 +332,36 @@ esac"""
     archive = save.split("--output ")[1].split()[0]
     assert save.endswith(" kind.local/knative-thumbnails:dev")
     assert f"kind load image-archive {archive} --name thumbnails" in log
+
+
+def test_every_redeploy_takes_back_the_services_containers(tmp_path: Path) -> None:
+    """Server-side apply rules: a list with no x-kubernetes-list-type in a CRD's schema is
+    atomic, so a second field manager that sets any part of it (the SinkBinding's K_SINK,
+    `kn service update`) co-owns all of it, and a later apply without force conflicts
+    (Helm 4.1: pkg/kube/client.go, ClientUpdateOptionServerSideApply(serverSideApply,
+    forceConflicts)). Checked here from the CRD and deploy.sh, since no API server runs."""
+    schema = k8s.crd_raw_schema("serving.knative.dev/v1", "Service")
+    containers = schema["properties"]["spec"]["properties"]["template"]["properties"][
+        "spec"]["properties"]["containers"]
+    assert containers["type"] == "array"
+    atomic = containers.get("x-kubernetes-list-type", "atomic") == "atomic"
+    root = copy_scripts(tmp_path)
+    (root / "charts" / "thumbnails").mkdir(parents=True)
+    (root / "charts" / "thumbnails" / "values-dev.yaml").write_text("{}\n")
+    calls = tmp_path / "calls"
+    bin_dir = bare_path(tmp_path, {"helm": f'echo "$*" >> {calls}', "kubectl": "true"})
+    for tag in ("first", "second", "third"):  # install, redeploy, a new image tag
+        run = run_script(root / "scripts" / "deploy.sh", str(bin_dir), env={"TAG": tag})
+        assert run.returncode == 0, run.stderr
+    upgrades = [c.split() for c in calls.read_text().splitlines() if c.startswith("upgrade")]
+    assert len(upgrades) == 3
+    for upgrade, tag in zip(upgrades, ("first", "second", "third"), strict=True):
+        assert f"image.tag={tag}" in upgrade
+        assert "--server-side=true" in upgrade
+        if atomic:
+            assert "--force-conflicts" in upgrade, (
+                "containers is an atomic list in the Serving CRD: without --force-conflicts "
+                "the second deploy after a SinkBinding or `kn service update` conflicts")
 
 
 @pytest.fixture(scope="module")
@@ -473,3 +505,14 @@ def test_every_dockerfile_copy_source_exists_in_the_context() -> None:
         for file in files:
             relative = file.relative_to(ROOT).as_posix()
             assert not ignored(relative), f".dockerignore leaves out {relative}"
+
+
+def test_build_requirements_have_the_floors_the_project_file_needs() -> None:
+    """A `license` that is an SPDX expression string (PEP 639) needs setuptools >= 77.0
+    (setuptools' changelog, v77.0.0); older ones refuse the project file."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    if not isinstance(pyproject["project"].get("license"), str):
+        return
+    floors = [re.fullmatch(r"setuptools\s*>=\s*(\d+)(?:\.\d+)*", r)
+              for r in pyproject["build-system"]["requires"]]
+    assert any(m and int(m.group(1)) >= 77 for m in floors), pyproject["build-system"]

@@ -22,19 +22,16 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import requests
+from gunicornproc import fd_links, holds_connection, serving_function, tcp_inodes
 from images import encode, kinds
 from PIL import Image
 from servers import free_port
@@ -52,59 +49,10 @@ THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 # ---------------------------------------------------------------- processes and /proc
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def worker(self) -> int:
-        """The one gunicorn worker (the master's child)."""
-        return poll(lambda: (_children(self.process.pid) or [None])[0], timeout=30)
-
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
-
-
-def _tcp_inodes(port: int) -> dict[tuple[int, str], str]:
-    """{(remote port, state): inode} of the loopback sockets whose local port is `port`."""
-    found = {}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-        if int(local.split(":")[1], 16) == port:
-            found[(int(remote.split(":")[1], 16), state)] = inode
-    return found
-
-
-def _fd_links(pid: int) -> dict[str, str]:
-    links = {}
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                links[fd.name] = os.readlink(fd)
-            except OSError:
-                continue
-    except FileNotFoundError:
-        pass
-    return links
-
-
 def accepting(worker: int, port: int) -> bool:
     """Whether the worker still polls its listening socket (gthread drops it on SIGTERM)."""
-    listen_inode = _tcp_inodes(port).get((0, "0A"))  # 0A: LISTEN
-    links = _fd_links(worker)
+    listen_inode = tcp_inodes(port).get((0, "0A"))  # 0A: LISTEN
+    links = fd_links(worker)
     listeners = {fd for fd, link in links.items() if link == f"socket:[{listen_inode}]"}
     watched: set[str] = set()
     for fd, link in links.items():
@@ -115,37 +63,6 @@ def accepting(worker: int, port: int) -> bool:
                 continue
             watched |= {line.split()[1] for line in info.splitlines() if line.startswith("tfd:")}
     return bool(listeners & watched)
-
-
-def holds_connection(worker: int, port: int, client_port: int) -> bool:
-    """Whether the worker has accepted the connection from our client_port."""
-    inode = _tcp_inodes(port).get((client_port, "01"))  # 01: ESTABLISHED
-    return inode is not None and f"socket:[{inode}]" in _fd_links(worker).values()
-
-
-@contextmanager
-def serving_function(command: list[str], env: dict[str, str], port: int,
-                     log: Path) -> Iterator[Server]:
-    """Run a function's gunicorn in its own process group; wait until /ready answers."""
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(command, env={**os.environ, **env, "PORT": str(port)},
-                                   stdout=subprocess.DEVNULL, stderr=stderr,
-                                   start_new_session=True)
-    server = Server(process, port, log)
-    try:
-        def ready() -> bool | None:
-            assert process.poll() is None, f"exited early: {server.stderr()}"
-            try:
-                return requests.get(f"{server.url}/ready", timeout=5).status_code == 200 or None
-            except (requests.ConnectionError, requests.Timeout):  # still booting
-                return None
-
-        poll(ready, timeout=30)
-        yield server
-    finally:
-        if process.poll() is None:  # a failed test: do not leave the group behind
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def serve_command(function: str) -> list[str]:

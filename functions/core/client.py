@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -11,7 +12,8 @@ from typing import Any
 import requests
 
 TERMINAL = frozenset({"succeeded", "failed"})
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
+              "image/avif": "avif"}
 Doc = dict[str, Any]
 
 
@@ -54,10 +56,12 @@ class Client:
 
     def submit(self, path: Path, options: Mapping[str, object] | None = None,
                idempotency_key: str | None = None) -> Doc:
-        """POST one file; the 202 answer ({"job_id", "status", "links"})."""
+        """POST one file with form options (a list, such as `renditions`, is sent as JSON);
+        the 202 answer ({"job_id", "status", "links"})."""
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        form = {k: str(v) for k, v in (options or {}).items() if v is not None}
+        form = {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (list, dict))
+                else str(v) for k, v in (options or {}).items() if v is not None}
         with path.open("rb") as file:
             response = self._request("POST", f"{self.upload_url}/jobs", headers=headers,
                                      files={"file": (path.name, file, mime)}, data=form)
@@ -92,6 +96,12 @@ class Client:
     def thumbnail(self, job_id: str) -> tuple[bytes, str]:
         """The thumbnail's bytes and Content-Type (Refused 409 while the job is not done)."""
         response = self._request("GET", f"{self._job_url(job_id)}/thumbnail")
+        return response.content, response.headers.get("Content-Type", "")
+
+    def rendition(self, job_id: str, name: str) -> tuple[bytes, str]:
+        """One rendition's bytes and Content-Type (Refused 404 for a name the job lacks)."""
+        quoted = requests.utils.quote(name, safe="")
+        response = self._request("GET", f"{self._job_url(job_id)}/thumbnails/{quoted}")
         return response.content, response.headers.get("Content-Type", "")
 
     def wait(self, job_ids: Iterable[str], timeout: float, interval: float = 1.0,

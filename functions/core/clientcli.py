@@ -62,6 +62,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="box height (default 100)")
     submit.add_argument("--format", choices=("png", "jpeg", "webp"), help="default png")
     submit.add_argument("--fit", choices=("contain", "cover"), help="default contain")
+    submit.add_argument("--rendition", action="append", type=rendition_spec,
+                        dest="renditions", metavar="NAME:WxH:FORMAT[:FIT]",
+                        help="one of several outputs, e.g. avatar:100x100:png:cover "
+                             "(repeatable, at most 8; instead of --width/--height/--format/"
+                             "--fit); --out saves DIR/<file stem>/NAME.<ext>")
     submit.add_argument("--idempotency-key", metavar="K",
                         help="retry-safe submission: the same K gives the same job "
                              "(with several files, file n uses K-n)")
@@ -76,8 +81,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                          help="the newest N (default 20)")
     listing.add_argument("--all", action="store_true", help="every job, page by page")
 
-    get = add("get", "download a job's thumbnail")
+    get = add("get", "download a job's thumbnail (or one of its renditions)")
     get.add_argument("job_id", metavar="ID")
+    get.add_argument("--rendition", metavar="NAME", help="this rendition instead")
     get.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
 
     watch = add("watch", "follow jobs live until all have ended")
@@ -125,12 +131,18 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
         stems = [path.stem for path in files]
         problems += [f"{stem}: more than one FILE would be saved under this name"
                      for stem in sorted({s for s in stems if stems.count(s) > 1})]
+    single = {"width": args.width, "height": args.height, "format": args.format,
+              "fit": args.fit}
+    options: dict[str, object] = dict(single)
+    if args.renditions:
+        given = [f"--{name}" for name, value in single.items() if value is not None]
+        if given:
+            problems.append(f"--rendition replaces {', '.join(given)}: give one or the other")
+        options = {"renditions": args.renditions}
     if problems:
         for problem in problems:
             print(f"thumbnails submit: {problem}", file=sys.stderr)
         return USAGE
-    options = {"width": args.width, "height": args.height, "format": args.format,
-               "fit": args.fit}
     progress = Progress(sys.stderr, enabled=len(files) > 1)
     sources: dict[str, Path] = {}  # job id -> its file
     unreported: dict[str, Doc] = {}  # waited-for jobs without their line yet: last document
@@ -183,9 +195,13 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
 
 
 def job_line(path: Path, doc: Doc, saved: Path | None = None) -> str:
-    """`FILE -> JOB_ID STATUS`, plus the size, the error or where it was saved."""
+    """`FILE -> JOB_ID STATUS`, plus the size (each rendition's: `NAME WxH`), the error or
+    where it was saved."""
     line = f"{path} -> {doc['job_id']} {doc['status']}"
-    if doc["status"] == "succeeded" and "thumbnail" in doc:
+    if doc["status"] == "succeeded" and doc.get("renditions"):
+        line += " " + ", ".join(f"{r['name']} {r['width']}x{r['height']}"
+                                for r in doc["renditions"])
+    elif doc["status"] == "succeeded" and "thumbnail" in doc:
         line += f" {doc['thumbnail']['width']}x{doc['thumbnail']['height']}"
     if doc["status"] == "failed" and doc.get("error"):
         line += f": {doc['error']['code']}: {doc['error']['message']}"
@@ -195,6 +211,14 @@ def job_line(path: Path, doc: Doc, saved: Path | None = None) -> str:
 
 
 def _save(client: Client, doc: Doc, stem: Path) -> Path:
+    """Save the thumbnail as <stem>.<ext>, or each rendition as <stem>/<name>.<ext> (then
+    the directory is what is returned)."""
+    if doc.get("renditions"):
+        for item in doc["renditions"]:
+            data, content_type = client.rendition(doc["job_id"], item["name"])
+            content_type = item.get("content_type") or content_type
+            _write(stem / f"{item['name']}.{EXTENSIONS.get(content_type, 'bin')}", data)
+        return stem
     data, content_type = client.thumbnail(doc["job_id"])
     content_type = doc.get("thumbnail", {}).get("content_type") or content_type
     target = stem.with_name(f"{stem.name}.{EXTENSIONS.get(content_type, 'bin')}")
@@ -290,7 +314,8 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
-    data, content_type = client.thumbnail(args.job_id)
+    data, content_type = (client.rendition(args.job_id, args.rendition) if args.rendition
+                          else client.thumbnail(args.job_id))
     if args.output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -389,6 +414,20 @@ def terminal_size(stream: TextIO) -> os.terminal_size:
 
 
 # --- argument types ---------------------------------------------------------------------
+
+def rendition_spec(value: str) -> dict[str, object]:
+    """`NAME:WxH:FORMAT[:FIT]` -> a `renditions` item; the service checks the values."""
+    parts = value.split(":")
+    size = parts[1].lower().split("x") if len(parts) > 1 else []
+    if len(parts) not in (3, 4) or len(size) != 2 or not all(s.isdigit() for s in size):
+        raise argparse.ArgumentTypeError(
+            f"not NAME:WxH:FORMAT[:FIT], e.g. avatar:100x100:png:cover: {value!r}")
+    item: dict[str, object] = {"name": parts[0], "width": int(size[0]),
+                               "height": int(size[1]), "format": parts[2]}
+    if len(parts) == 4:
+        item["fit"] = parts[3]
+    return item
+
 
 def _url(value: str) -> str:
     if not value.startswith(("http://", "https://")):

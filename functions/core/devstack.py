@@ -64,7 +64,9 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
         # status's web page uploads to upload, another origin
         cors_origins=",".join(filter(None, (config.cors_origins, urls["status"]))),
         debug_endpoint=True,
-        broker_subscribers=f"resize={urls['resize']}",
+        # resize, plus any Service the caller maps (a test's recording subscriber, say)
+        broker_subscribers=",".join(filter(None, (f"resize={urls['resize']}",
+                                                  config.broker_subscribers))),
     )
     # Every upload and resize allocates and frees buffers of the image's size; glibc would
     # hand those back to the kernel each time and fault fresh zeroed pages in for the next

@@ -60,6 +60,16 @@ class ImageTooLarge(InvalidImage):
     code = "image_too_large"
 
 
+class TooManyRequests(ThumbnailsError):
+    """Asked again too soon: retry_after is the seconds until it may be asked again."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DependencyUnavailable(ThumbnailsError):
     status, code = 503, "unavailable"
     retry_after = 5

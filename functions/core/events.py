@@ -61,11 +61,15 @@ RESIZE_SOURCE = "/knative-thumbnails/resize"
 CORRELATION_ID = "correlationid"
 JSON = "application/json"
 _FORMAT = JSONFormat()
+# What a PingSource sends (knative/eventing knative-v1.22.2 pkg/adapter/mtping/runner.go
+# makeEvent; pkg/apis/sources/v1/ping_lifecycle.go PingSourceEventType, PingSourceSource).
+PING_TYPE = "dev.knative.sources.ping"
+PING_SOURCE = re.compile(r"^/apis/v1/namespaces/[^/]+/pingsources/[^/]+\Z")
 
 __all__ = [
     "CloudEvent", "DEFAULT_TYPES", "EVENT_TYPES", "EventTypes", "IMAGE_UPLOADED",
     "THUMBNAIL_FAILED", "THUMBNAIL_GENERATED",
-    "new_event", "to_http", "from_http", "to_json", "from_json", "reply_id",
+    "new_event", "to_http", "from_http", "to_json", "from_json", "reply_id", "is_ping",
 ]
 
 
@@ -89,6 +93,12 @@ def new_event(
         attributes["subject"] = subject
     attributes.update(extensions or {})
     return CloudEvent(attributes=attributes, data=dict(data))
+
+
+def is_ping(event: BaseCloudEvent) -> bool:
+    """Whether the event has a PingSource's type and source
+    (/apis/v1/namespaces/<namespace>/pingsources/<name>)."""
+    return event.get_type() == PING_TYPE and PING_SOURCE.match(event.get_source()) is not None
 
 
 def reply_id(job_id: str, event_type: str) -> str:

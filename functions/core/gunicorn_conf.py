@@ -23,11 +23,12 @@ from typing import Any
 from gunicorn import glogging
 
 from thumbnails.logs import JsonFormatter
+from thumbnails.serving import PROBE_PATHS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name, not a setting
 DIR_PREFIX = "thumbnails-metrics-"
 # Probes and scrapes: an access log line each only at --log-level debug.
-QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+QUIET_PATHS = frozenset({*PROBE_PATHS, "/metrics"})
 
 
 def metrics_dir(base: str | None = None, pid: int | None = None) -> Path:

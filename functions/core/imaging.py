@@ -6,14 +6,20 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
-from PIL import Image, ImageCms, ImageOps
+import pillow_heif
+from PIL import Image, ImageChops, ImageOps
 
+from . import containers, saliency
+from .colour import to_srgb
 from .errors import BadRequest, ImageTooLarge, InvalidImage, ThumbnailsError, UnsupportedMediaType
+
+# HEIC/HEIF through libheif (pillow-heif); AVIF through Pillow's own plugin (libavif).
+# Thumbnails, depth and auxiliary images are never read: the primary picture is all we show.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 # Pillow format name -> MIME type of every input format we accept.
 ALLOWED_FORMATS: dict[str, str] = {
@@ -23,6 +29,8 @@ ALLOWED_FORMATS: dict[str, str] = {
     "WEBP": "image/webp",
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
+    "HEIF": "image/heif",  # HEIC (HEVC) and other HEIF brands but AVIF's
+    "AVIF": "image/avif",
 }
 
 # Requested output format -> (Pillow format name, MIME type).
@@ -30,42 +38,77 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "png": ("PNG", "image/png"),
     "jpeg": ("JPEG", "image/jpeg"),
     "webp": ("WEBP", "image/webp"),
+    "avif": ("AVIF", "image/avif"),  # Pillow >= 11.2 wheels bundle libavif
 }
 
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
 _FITS = ("contain", "cover")
+# Where a fit=cover crop window sits: the compass points (as in libvips' and imgproxy's
+# gravity), or "smart" (the most salient window, see saliency.py).
+GRAVITIES = ("center", "north", "northeast", "east", "southeast", "south", "southwest", "west",
+             "northwest", "smart")
 # No PNG optimize (speed); JPEG output is RGB or L after _encode composites any alpha.
-_ENCODE: dict[str, dict[str, int]] = {"PNG": {}, "JPEG": {"quality": 85}, "WEBP": {"quality": 80}}
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": Pillow's 16-bit fallback
+# "quality" is each lossy format's default when the options give none.
+_ENCODE: dict[str, dict[str, int]] = {
+    "PNG": {},
+    "JPEG": {"quality": 85},
+    "WEBP": {"quality": 80},
+    "AVIF": {"quality": 60, "speed": 8},
+}
+_LOSSY = tuple(name for name, (pillow, _) in OUTPUT_FORMATS.items() if "quality" in _ENCODE[pillow])
 
 
 @dataclass(frozen=True)
 class ThumbnailOptions:
-    """What thumbnail to make: target box, output format and fit mode."""
+    """What thumbnail to make: target box (pixels), output format, fit, quality and gravity.
+
+    quality: 1-100 for jpeg, webp and avif (None: the format's default, see _ENCODE); a
+    quality for png is refused by parse, since PNG is lossless. gravity: where the crop
+    window of fit=cover sits (GRAVITIES); with fit=contain nothing is cropped and it is
+    ignored.
+    """
 
     width: int = 100
     height: int = 100
-    format: str = "png"  # png | jpeg | webp
+    format: str = "png"  # a key of OUTPUT_FORMATS
     fit: str = "contain"  # contain | cover
+    quality: int | None = None  # 1-100, lossy formats only
+    gravity: str = "center"  # one of GRAVITIES
 
     @classmethod
     def parse(cls, values: Mapping[str, str], max_dimension: int) -> ThumbnailOptions:
-        """Validate string values (form, query or event); missing keys take defaults."""
+        """Validate string values (form, query or event); missing keys take defaults.
+
+        Raises BadRequest naming the field and the allowed values.
+        """
         defaults = cls()
         width = _parse_dimension(values, "width", defaults.width, max_dimension)
         height = _parse_dimension(values, "height", defaults.height, max_dimension)
-        fmt = str(values.get("format", defaults.format)).strip().lower()
-        fmt = "jpeg" if fmt == "jpg" else fmt
-        if fmt not in OUTPUT_FORMATS:
-            raise BadRequest(f"format must be one of png, jpeg, webp (got {fmt!r})")
-        fit = str(values.get("fit", defaults.fit)).strip().lower()
-        if fit not in _FITS:
-            raise BadRequest(f"fit must be one of contain, cover (got {fit!r})")
-        return cls(width=width, height=height, format=fmt, fit=fit)
+        fmt = _parse_choice(values, "format", defaults.format, tuple(OUTPUT_FORMATS),
+                            {"jpg": "jpeg"})
+        fit = _parse_choice(values, "fit", defaults.fit, _FITS)
+        gravity = _parse_choice(values, "gravity", defaults.gravity, GRAVITIES,
+                                {"centre": "center"})
+        quality = None
+        if values.get("quality") is not None:
+            quality = _parse_dimension(values, "quality", 0, 100)
+            if fmt not in _LOSSY:
+                raise BadRequest(f"quality applies to {', '.join(_LOSSY)} only (format is {fmt})")
+        return cls(width=width, height=height, format=fmt, fit=fit, quality=quality,
+                   gravity=gravity)
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-able form that round-trips through parse."""
-        return asdict(self)
+        """JSON-able form that round-trips through parse.
+
+        quality and gravity appear only when they differ from their defaults, so the options
+        of a job that uses neither read as they did before these options existed.
+        """
+        values = asdict(self)
+        if self.quality is None:
+            del values["quality"]
+        if self.gravity == "center":
+            del values["gravity"]
+        return values
 
     @property
     def content_type(self) -> str:
@@ -76,6 +119,15 @@ class ThumbnailOptions:
     def extension(self) -> str:
         """File extension of the output, without the dot."""
         return _EXTENSIONS[self.format]
+
+
+def _parse_choice(values: Mapping[str, str], name: str, default: str, allowed: Sequence[str],
+                  aliases: Mapping[str, str] | None = None) -> str:
+    text = str(values.get(name, default)).strip().lower()
+    text = (aliases or {}).get(text, text)
+    if text not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)} (got {text!r})")
+    return text
 
 
 def _parse_dimension(values: Mapping[str, str], name: str, default: int, maximum: int) -> int:
@@ -116,12 +168,18 @@ class Thumbnail:
     width: int
     height: int
     source: ImageInfo
-    decode_ms: float  # open + decode + colour conversion + resize
-    encode_ms: float
+    # Milliseconds. decode_ms: this thumbnail's resize, plus, in the first thumbnail of a
+    # make_thumbnails list only, the shared open + decode + orientation + colour conversion;
+    # so the decode_ms of a list add up to the real decode and resize time, counted once.
+    decode_ms: float
+    encode_ms: float  # encoding this thumbnail alone
 
 
 def sniff(data: bytes) -> str:
-    """Return the Pillow format name from magic bytes, or raise UnsupportedMediaType."""
+    """Return the Pillow format name from magic bytes, or raise UnsupportedMediaType.
+
+    HEIF and AVIF are told apart by their ftyp brands (containers.heif_family).
+    """
     head = bytes(data[:16])
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -135,6 +193,9 @@ def sniff(data: bytes) -> str:
         return "BMP"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "TIFF"
+    family = containers.heif_family(bytes(data[:4096]))
+    if family:
+        return family
     raise UnsupportedMediaType("unsupported image type; allowed: " + ", ".join(ALLOWED_FORMATS))
 
 
@@ -150,6 +211,10 @@ def _guard() -> Iterator[None]:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLarge(f"image too large: {exc}") from exc
+        except RuntimeError as exc:
+            if "security limit" in str(exc).lower():  # libheif's own limits, when ours are lifted
+                raise ImageTooLarge(f"image too large: {exc}") from exc
+            raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # OSError, ValueError, SyntaxError, struct.error, MemoryError...
             raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
 
@@ -157,18 +222,26 @@ def _guard() -> Iterator[None]:
 def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
     """Open (header only) and check limits; call inside _guard."""
     fmt = sniff(data)
+    if fmt in ("HEIF", "AVIF"):
+        # Checked from the container before libheif or libavif sees the file at all.
+        for width, height in containers.heif_image_sizes(data):
+            _check_pixels(width, height, limits)
     im = Image.open(io.BytesIO(data), formats=[fmt])
     width, height = im.size
     if width < 1 or height < 1:
         raise InvalidImage(f"image has no pixels ({width}x{height})")
-    if width * height > limits.max_pixels:
-        raise ImageTooLarge(f"{width}x{height} exceeds {limits.max_pixels} pixels")
+    _check_pixels(width, height, limits)
     frames = int(getattr(im, "n_frames", 1))
     if frames > limits.max_frames:
         raise ImageTooLarge(f"{frames} frames exceed {limits.max_frames}")
     if frames > 1:
         im.seek(0)
     return ImageInfo(fmt, ALLOWED_FORMATS[fmt], width, height, frames), im
+
+
+def _check_pixels(width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(f"{width}x{height} exceeds {limits.max_pixels} pixels")
 
 
 def inspect(data: bytes, limits: Limits) -> ImageInfo:
@@ -179,51 +252,47 @@ def inspect(data: bytes, limits: Limits) -> ImageInfo:
     return info
 
 
-@lru_cache(maxsize=32)
-def _srgb_transform(icc: bytes, mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
-    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, out_mode)
-
-
-def _to_srgb(im: Image.Image) -> Image.Image:
-    """Convert any decoded mode to L, LA, RGB or RGBA in sRGB (ICC applied when present)."""
-    if im.mode in _SIXTEEN_BIT_MODES:
-        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    elif im.mode == "F":
-        im = im.convert("L")
-    alpha = im.has_transparency_data
-    if im.mode in ("1", "L", "LA", "La"):
-        return im.convert("LA" if alpha else "L")
-    out_mode = "RGBA" if alpha else "RGB"
-    icc = im.info.get("icc_profile")
-    if icc and im.mode in ("RGB", "RGBA", "CMYK"):
-        try:
-            return ImageCms.applyTransform(im, _srgb_transform(icc, im.mode, out_mode))
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # broken or mismatched profile: fall back to a plain conversion
-    return im if im.mode == out_mode else im.convert(out_mode)
-
-
-def _draft_size(size: tuple[int, int], options: ThumbnailOptions) -> tuple[int, int] | None:
-    """Smallest decode size still covering the target in either EXIF orientation."""
-    side = max(options.width, options.height)
-    pick = max if options.fit == "cover" else min
-    scale = pick(side / size[0], side / size[1])
+def _draft_size(size: tuple[int, int], options: Sequence[ThumbnailOptions]
+                ) -> tuple[int, int] | None:
+    """Smallest decode size still covering every target in either EXIF orientation."""
+    scale = 0.0
+    for option in options:
+        side = max(option.width, option.height)
+        pick = max if option.fit == "cover" else min
+        scale = max(scale, pick(side / size[0], side / size[1]))
     if scale >= 1:
         return None
     return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
 
 
+# gravity -> where the crop window sits along x and y: 0 = left/top, 0.5 centre, 1 right/bottom.
+_COMPASS: dict[str, tuple[float, float]] = {
+    "center": (0.5, 0.5), "north": (0.5, 0.0), "northeast": (1.0, 0.0), "east": (1.0, 0.5),
+    "southeast": (1.0, 1.0), "south": (0.5, 1.0), "southwest": (0.0, 1.0), "west": (0.0, 0.5),
+    "northwest": (0.0, 0.0),
+}
+
+
+def _crop_box(im: Image.Image, crop: tuple[float, float], gravity: str
+              ) -> tuple[float, float, float, float]:
+    """The crop window (crop_w x crop_h source pixels) placed by gravity."""
+    width, height = im.size
+    if gravity == "smart":
+        fx, fy = saliency.smart_position(im, crop)
+    else:
+        fx, fy = _COMPASS[gravity]
+    left, top = (width - crop[0]) * fx, (height - crop[1]) * fy
+    return left, top, left + crop[0], top + crop[1]
+
+
 def _resize(im: Image.Image, options: ThumbnailOptions) -> Image.Image:
-    """Contain (never upscale, >= 1 px a side) or cover (exact box, centre crop)."""
+    """Contain (never upscale, >= 1 px a side) or cover (exact box, crop placed by gravity)."""
     width, height = im.size
     box: tuple[float, float, float, float] = (0, 0, width, height)
     if options.fit == "cover":
         size = (options.width, options.height)
         scale = max(options.width / width, options.height / height)
-        crop_w, crop_h = size[0] / scale, size[1] / scale
-        left, top = (width - crop_w) / 2, (height - crop_h) / 2
-        box = (left, top, left + crop_w, top + crop_h)
+        box = _crop_box(im, (size[0] / scale, size[1] / scale), options.gravity)
     else:
         scale = min(options.width / width, options.height / height, 1.0)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -232,41 +301,145 @@ def _resize(im: Image.Image, options: ThumbnailOptions) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
 
-def _encode(im: Image.Image, pillow_format: str) -> bytes:
+def _encode(im: Image.Image, options: ThumbnailOptions) -> bytes:
     """Encode with no metadata; JPEG gets alpha composited on white."""
+    pillow_format = OUTPUT_FORMATS[options.format][0]
     if pillow_format == "JPEG" and im.mode in ("LA", "RGBA"):
         base = im.mode[:-1]
         background = Image.new(base, im.size, (255,) * len(base))
         background.paste(im.convert(base), mask=im.getchannel("A"))
         im = background
     im.info = {}  # never carry EXIF, ICC, text chunks or XMP into the output
+    params = dict(_ENCODE[pillow_format])
+    if options.quality is not None:
+        params["quality"] = options.quality
     out = io.BytesIO()
-    im.save(out, pillow_format, **_ENCODE[pillow_format])
+    im.save(out, pillow_format, **params)
     return out.getvalue()
+
+
+def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
+            ) -> tuple[ImageInfo, Image.Image]:
+    """Validate, decode the first frame on its full canvas, orient and convert to sRGB.
+
+    JPEGs are drafted (scaled by libjpeg) for the largest output. Raises InvalidImage or
+    ImageTooLarge (before decoding) for what cannot be shown.
+    """
+    with _guard():
+        forced_alpha = containers.webp_animation_without_alpha_flag(data)
+        if forced_alpha:
+            data = containers.with_webp_alpha_flag(data)
+        info, im = _open(data, limits)
+        if info.format == "JPEG":
+            im = _load_jpeg(data, im, _draft_size(im.size, options))
+        else:
+            im.load()
+        ImageOps.exif_transpose(im, in_place=True)
+        key = None
+        header = containers.png_header(data) if info.format == "PNG" else None
+        if header:
+            key = header.transparency_key()
+            if header.colour_type == 4 and im.mode == "RGBA":
+                im = im.convert("LA")  # Pillow decodes 16-bit grey + alpha as RGBA
+        image = to_srgb(im, key)
+        if info.format == "GIF":
+            box = containers.gif_first_frame_box(data)
+            if box and box != (0, 0, image.width, image.height):
+                # Browsers leave the canvas outside the first frame transparent, not the
+                # logical screen's background colour that Pillow paints there.
+                image = _transparent_outside(image, box)
+        if forced_alpha and image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
+            image = image.convert("RGB")  # the first frame covers the canvas after all
+        return info, image
+
+
+def _transparent_outside(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The image with alpha 0 outside box (left, top, right, bottom); L/RGB gain alpha."""
+    alpha = Image.new("L", image.size, 0)
+    inside = image.getchannel("A").crop(box) if image.mode in ("LA", "RGBA") else 255
+    alpha.paste(inside, box)
+    image = image.convert(image.mode[0] + "A" if image.mode in ("L", "LA") else "RGBA")
+    image.putalpha(alpha)
+    return image
+
+
+_EOI = b"\xff\xd9"
+
+
+def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> Image.Image:
+    """Load a JPEG; one whose scans are complete but whose EOI marker is missing loads too.
+
+    libjpeg (and so browsers and libvips) shows such a file whole. With EOI appended, a
+    complete last scan decodes the same whatever filler bits come before the EOI, while a
+    really truncated scan takes the filler as coded data and changes: so the file is decoded
+    with three fillers, at full scale (a drafted decode skips the high frequencies a cut
+    may have lost), and it is shown only if all three agree. A real truncation still raises
+    InvalidImage. Costs three full decodes (and a drafted one), only for such files.
+    """
+    if draft:
+        im.draft(None, draft)
+    try:
+        im.load()
+        return im
+    except OSError as exc:
+        if data.rstrip(b"\x00")[-2:] == _EOI:
+            raise
+        failure = exc
+    decoded = []
+    for filler in (b"", b"\x55" * 16, b"\x00" * 16):
+        candidate = Image.open(io.BytesIO(data + filler + _EOI), formats=["JPEG"])
+        try:
+            candidate.load()
+        except OSError:
+            raise failure from None
+        decoded.append(candidate)
+    first = decoded[0]
+    if any(ImageChops.difference(first, other).getbbox() for other in decoded[1:]):
+        raise InvalidImage(f"cannot decode image: truncated JPEG: {failure}")
+    if not draft:
+        return first
+    repaired = Image.open(io.BytesIO(data + _EOI), formats=["JPEG"])
+    repaired.draft(None, draft)  # the same decode as the file with its EOI would get
+    repaired.load()
+    return repaired
+
+
+def _area(options: ThumbnailOptions) -> int:
+    return options.width * options.height
+
+
+def make_thumbnails(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
+                    ) -> list[Thumbnail]:
+    """Decode once, then make one thumbnail per options (largest box first), in the order asked.
+
+    Raises UnsupportedMediaType (415), ImageTooLarge (422, before any decode) or
+    InvalidImage (422); BadRequest when options is empty.
+    """
+    if not options:
+        raise BadRequest("at least one set of thumbnail options is needed")
+    started = time.perf_counter()
+    info, image = _decode(data, options, limits)
+    shared_ms = (time.perf_counter() - started) * 1000
+    made: dict[int, Thumbnail] = {}
+    for index in sorted(range(len(options)), key=lambda i: -_area(options[i])):
+        option = options[index]
+        began = time.perf_counter()
+        thumb = _resize(image, option)
+        resized = time.perf_counter()
+        encoded = _encode(thumb, option)
+        finished = time.perf_counter()
+        made[index] = Thumbnail(
+            data=encoded,
+            content_type=option.content_type,
+            width=thumb.width,
+            height=thumb.height,
+            source=info,
+            decode_ms=(resized - began) * 1000 + (shared_ms if index == 0 else 0.0),
+            encode_ms=(finished - resized) * 1000,
+        )
+    return [made[index] for index in range(len(options))]
 
 
 def make_thumbnail(data: bytes, options: ThumbnailOptions, limits: Limits) -> Thumbnail:
     """Validate, decode the first frame, orient, convert to sRGB, resize and encode."""
-    started = time.perf_counter()
-    with _guard():
-        info, im = _open(data, limits)
-        draft = _draft_size(im.size, options) if info.format == "JPEG" else None
-        if draft:
-            im.draft(None, draft)
-        im.load()
-        ImageOps.exif_transpose(im, in_place=True)
-        image = _to_srgb(im)
-    thumb = _resize(image, options)
-    decoded = time.perf_counter()
-    pillow_format, content_type = OUTPUT_FORMATS[options.format]
-    encoded = _encode(thumb, pillow_format)
-    finished = time.perf_counter()
-    return Thumbnail(
-        data=encoded,
-        content_type=content_type,
-        width=thumb.width,
-        height=thumb.height,
-        source=info,
-        decode_ms=(decoded - started) * 1000,
-        encode_ms=(finished - decoded) * 1000,
-    )
+    return make_thumbnails(data, [options], limits)[0]

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum, StrEnum
 from typing import Any, ParamSpec, TypeVar
 
@@ -29,6 +29,8 @@ OUTBOX_KEY = f"{PREFIX}:outbox"  # hash job id -> event JSON not yet accepted by
 OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set job id -> when to (re)send
 WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the sweep looks again
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
+SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
+#                                              interval runs: POST /outbox/sweep
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 
 
@@ -62,6 +64,24 @@ class ClaimOutcome(StrEnum):
     EXHAUSTED = "exhausted"  # out of attempts: the script marked it failed
 
 
+@dataclass(frozen=True)
+class RenditionRecord:
+    """One stored rendition of a job that asked for several (see thumbnails.renditions)."""
+
+    name: str
+    key: str  # object key in the job's bucket
+    content_type: str
+    width: int  # pixels
+    height: int
+    size: int  # bytes
+    etag: str
+
+    def describe(self, url: str) -> dict[str, Any]:
+        """What the job's JSON and thumbnail.generated say about it, with its status URL."""
+        return {"name": self.name, "content_type": self.content_type, "width": self.width,
+                "height": self.height, "size": self.size, "url": url}
+
+
 @dataclass
 class Job:
     """One job's record, stored as a Redis hash of strings."""
@@ -88,6 +108,8 @@ class Job:
     thumbnail_height: int = 0
     thumbnail_bytes: int = 0
     etag: str = ""
+    # Renditions made, in the order asked; the first also fills the thumbnail_* fields above.
+    renditions: list[RenditionRecord] = field(default_factory=list)
     error_code: str = ""
     error_message: str = ""
     stage_fetch_ms: float | None = None
@@ -113,6 +135,8 @@ class Job:
                 values[f.name] = JobStatus(value)
             elif f.name == "options":
                 values[f.name] = json.loads(value)
+            elif f.name == "renditions":
+                values[f.name] = [RenditionRecord(**item) for item in json.loads(value)]
             elif kind.startswith("int"):
                 values[f.name] = int(float(value))
             elif kind.startswith("float"):
@@ -440,6 +464,18 @@ class JobStore:
         return int(self.redis.hlen(OUTBOX_KEY))
 
     @redis_errors
+    def take_sweep_slot(self, interval: float) -> float:
+        """Take the one slot of requested sweeps for `interval` seconds, shared by every
+        process on this Redis (SET NX PX): 0.0 if taken now, else the seconds until it frees.
+        interval <= 0: always 0.0."""
+        if interval <= 0:
+            return 0.0
+        if self.redis.set(SWEEP_SLOT_KEY, b"1", nx=True, px=max(1, round(interval * 1000))):
+            return 0.0
+        left_ms = self.redis.pttl(SWEEP_SLOT_KEY)  # -2: it expired meanwhile
+        return max(int(left_ms), 1) / 1000
+
+    @redis_errors
     def ping(self) -> None:
         """RedisUnavailable unless Redis answers."""
         self.redis.ping()
@@ -452,6 +488,11 @@ def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
             continue
         if isinstance(value, dict):
             yield name, json.dumps(value, sort_keys=True)
+        elif isinstance(value, list):
+            if not value:  # single-thumbnail jobs' records stay as they were
+                continue
+            yield name, json.dumps([asdict(v) if is_dataclass(v) and not isinstance(v, type)
+                                    else v for v in value], sort_keys=True)
         elif isinstance(value, Enum):
             yield name, value.value
         else:

@@ -4,15 +4,17 @@ sweep: re-emit jobs left unfinished, fail the ones past their deadline, delete o
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable
 
 import urllib3
+from cloudevents.core.base import BaseCloudEvent
 
 from . import events, logs, metrics
-from .errors import ThumbnailsError
+from .errors import InvalidEvent, ThumbnailsError, TooManyRequests
 from .jobs import JobStore
 from .services import Services
 from .storage import original_key
@@ -90,6 +92,35 @@ class Sweeper:
         counts["sent"] = self.sender.send_due() if self.sender else 0
         counts["pending"] = jobs.outbox_depth()
         return counts
+
+    def requested(self, event: BaseCloudEvent) -> dict[str, int]:
+        """A sweep asked for over HTTP (upload's public POST /outbox/sweep, which the chart's
+        PingSource calls): only for a PingSource's event, and at most once per
+        OUTBOX_RETRY_SECONDS across every upload process (a slot in Redis), the rate of one
+        upload process's own timer. So a stranger who reaches the route can make the
+        service sweep no more often than that timer does. Raises InvalidEvent (400) for any
+        other request and TooManyRequests (429, Retry-After: seconds until the slot frees)
+        within the interval.
+
+        Why not a credential: a PingSource sends no HTTP headers of its own (its spec has
+        data or dataBase64, contentType and ceOverrides extensions, all in clear text in
+        the object and in knative/; knative/eventing knative-v1.22.2
+        pkg/apis/sources/v1/ping_types.go), so a token would be no secret to anyone who can
+        read the namespace. Knative's OIDC sender identity needs the authentication-oidc
+        feature flag (pkg/apis/feature/flag_names.go), and cluster-local visibility applies
+        to a whole Service (upload's POST /jobs must stay public). The type and source
+        checks keep other callers out (a 400 that says why); the interval is what bounds a
+        forged PingSource event."""
+        if not events.is_ping(event):
+            raise InvalidEvent(f"POST /outbox/sweep takes a PingSource's event: type "
+                               f"{events.PING_TYPE}, source "
+                               "/apis/v1/namespaces/<namespace>/pingsources/<name>")
+        interval = self.services.config.outbox_retry_seconds
+        wait = self.services.jobs.take_sweep_slot(interval)
+        if wait:
+            raise TooManyRequests(f"a sweep was asked for less than {interval:g} s ago",
+                                  retry_after=max(1, math.ceil(wait)))
+        return self.sweep()
 
     def delete_orphans(self) -> int:
         """Delete originals whose upload never wrote the job record (it died in between)."""

@@ -12,6 +12,13 @@ APPS = {
     "broker": "thumbnails.broker.ingress:create_app()",
 }
 FUNCTIONS = ("upload", "status", "resize")  # what a container serves; the broker is local only
+# What Knative probes: the chart's livenessProbe and readinessProbe paths. Every function
+# serves them (thumbnails.web), and WORKER_CLASS answers them on threads of their own.
+LIVENESS_PATH, READINESS_PATH = "/health", "/ready"
+PROBE_PATHS = (LIVENESS_PATH, READINESS_PATH)
+# gthread, plus threads that serve only the probes: they are answered while every request
+# slot is busy (see thumbnails.probeworker).
+WORKER_CLASS = "thumbnails.probeworker.ProbeThreadWorker"
 # glibc malloc: keep big image buffers in the heap instead of mapping and unmapping them on
 # every request (each fresh mapping costs page faults).
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
@@ -24,15 +31,18 @@ GUNICORN_CONF = "python:thumbnails.gunicorn_conf"
 
 def gunicorn_command(part: str, bind: str, workers: int, threads: int,
                      timeout: int = 60, access_log: bool = False,
-                     worker_tmp_dir: str | None = None, log_level: str = "info") -> list[str]:
-    """The gunicorn command line for one part: gthread workers, no control socket, JSON
-    logs on stderr (access lines too when access_log), metrics shared by the workers."""
+                     worker_tmp_dir: str | None = None, log_level: str = "info",
+                     worker_class: str = WORKER_CLASS) -> list[str]:
+    """The gunicorn command line for one part: `threads` request threads in each of
+    `workers` processes (WORKER_CLASS: probes answered on threads of their own), no control
+    socket, JSON logs on stderr (access lines too when access_log), metrics shared by the
+    workers. timeout in seconds."""
     args = [
         sys.executable, "-m", "gunicorn", APPS[part],
         "--config", GUNICORN_CONF,
         "--bind", bind,
         "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", str(threads),
+        "--worker-class", worker_class, "--threads", str(threads),
         "--timeout", str(timeout), "--graceful-timeout", "20", "--no-control-socket",
         "--log-level", log_level.lower(),
     ]

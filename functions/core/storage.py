@@ -29,8 +29,11 @@ def original_key(job_id: str) -> str:
     return f"originals/{job_id}"
 
 
-def thumbnail_key(job_id: str, extension: str) -> str:
-    """Where a job's thumbnail is stored."""
+def thumbnail_key(job_id: str, extension: str, rendition: str | None = None) -> str:
+    """Where a job's thumbnail is stored; with a rendition name (thumbnails.renditions.NAME,
+    safe in a key), where that rendition is: thumbnails/<job id>/<name>.<extension>."""
+    if rendition is not None:
+        return f"thumbnails/{job_id}/{rendition}.{extension}"
     return f"thumbnails/{job_id}.{extension}"
 
 

@@ -16,8 +16,15 @@ from werkzeug.exceptions import HTTPException
 
 from . import logs, metrics
 from .config import Config
-from .errors import DependencyUnavailable, PayloadTooLarge, ThumbnailsError, Unauthorized
+from .errors import (
+    DependencyUnavailable,
+    PayloadTooLarge,
+    ThumbnailsError,
+    TooManyRequests,
+    Unauthorized,
+)
 from .services import Services, build_services
+from .serving import LIVENESS_PATH, READINESS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +43,7 @@ def _snake(name: str) -> str:
 
 def _handle_domain(exc: ThumbnailsError) -> Response:
     headers = {}
-    if isinstance(exc, DependencyUnavailable):
+    if isinstance(exc, DependencyUnavailable | TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):  # RFC 9110: a 401 names its scheme
         headers["WWW-Authenticate"] = 'Bearer realm="thumbnails"'
@@ -61,13 +68,13 @@ health = Blueprint("health", __name__)
 readiness = Blueprint("readiness", __name__)
 
 
-@health.get("/health")
+@health.get(LIVENESS_PATH)
 def liveness() -> Any:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@readiness.get("/ready")
+@readiness.get(READINESS_PATH)
 def ready() -> Any:
     """Readiness: Redis and the object store answer."""
     services = services_of()

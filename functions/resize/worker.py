@@ -11,7 +11,7 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
-from thumbnails import events, imaging, logs, metrics
+from thumbnails import events, imaging, logs, metrics, renditions
 from thumbnails.errors import (
     BadRequest,
     DependencyUnavailable,
@@ -21,8 +21,8 @@ from thumbnails.errors import (
     ObjectNotFound,
     UnsupportedMediaType,
 )
-from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus
-from thumbnails.links import job_links
+from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus, RenditionRecord
+from thumbnails.links import job_links, rendition_link
 from thumbnails.services import Services
 from thumbnails.storage import thumbnail_key
 
@@ -82,16 +82,17 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
     key, bucket = data.get("key"), data.get("bucket", services.store.bucket)
     if not isinstance(key, str) or not key or bucket != services.store.bucket:
         raise InvalidEvent(f"data.key must name an object in bucket {services.store.bucket!r}")
+    raw_options = data.get("options") or {}
+    if not isinstance(raw_options, dict):
+        raise InvalidEvent("data.options must be a JSON object")
     try:
-        options = imaging.ThumbnailOptions.parse(
-            {k: str(v) for k, v in (data.get("options") or {}).items()},
-            services.config.max_dimension)
-    except (BadRequest, AttributeError) as exc:
+        request = renditions.parse_request(raw_options, services.config.max_dimension)
+    except BadRequest as exc:
         raise InvalidEvent(f"data.options: {exc}") from exc
     if not services.store.exists(key):
         raise InvalidEvent(f"object {key!r} is not in bucket {services.store.bucket!r}")
     job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
-              options=options.to_dict(), event_id=event.get_id(),
+              options=request.to_dict(), event_id=event.get_id(),
               event_source=event.get_source())
     check_at = job.created_at + services.config.requeue_after_seconds
     if services.jobs.create_if_absent(job, events.to_json(event), check_at):
@@ -101,19 +102,20 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
 
 
 def _process(services: Services, job: Job, token: str) -> Job:
-    """Fetch, resize, encode, store; finish the job (returned); release the lease on an outage."""
+    """Fetch, decode once, make every output, store; finish the job (returned); release the
+    lease on an outage."""
     job_id = job.job_id
     started = time.perf_counter()
     try:
         original = services.store.get(job.original_key)
         fetched = time.perf_counter()
-        options = imaging.ThumbnailOptions.parse(
-            {k: str(v) for k, v in job.options.items()}, services.config.max_dimension)
-        thumb = imaging.make_thumbnail(original, options, services.limits)
+        outputs = _make(services, job, original)
         stored_at = time.perf_counter()
-        key = thumbnail_key(job_id, options.extension)
-        services.store.put(key, thumb.data, thumb.content_type)
-    except (InvalidImage, UnsupportedMediaType, ObjectNotFound) as exc:
+        for key, _, thumb in outputs:
+            services.store.put(key, thumb.data, thumb.content_type)
+    # BadRequest: options the record holds but this deployment refuses (MAX_DIMENSION lowered
+    # since the upload, say); retrying cannot help, so the job fails.
+    except (InvalidImage, UnsupportedMediaType, ObjectNotFound, BadRequest) as exc:
         log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
         return _finish(services, job, token, JobStatus.FAILED, started,
                        error_code=exc.code, error_message=exc.message)
@@ -121,22 +123,49 @@ def _process(services: Services, job: Job, token: str) -> Job:
         services.jobs.release(job_id, token)
         raise
     done = time.perf_counter()
-    for stage, seconds in (("fetch", fetched - started), ("decode", thumb.decode_ms / 1000),
-                           ("encode", thumb.encode_ms / 1000), ("store", done - stored_at)):
+    thumbs = [thumb for _, _, thumb in outputs]
+    # make_thumbnails decodes once for all outputs: the sums are this job's whole cost.
+    decode_ms = sum(t.decode_ms for t in thumbs)
+    encode_ms = sum(t.encode_ms for t in thumbs)
+    for stage, seconds in (("fetch", fetched - started), ("decode", decode_ms / 1000),
+                           ("encode", encode_ms / 1000), ("store", done - stored_at)):
         metrics.STAGE_DURATION.labels(stage).observe(seconds)
-    metrics.IMAGE_BYTES.labels("out").inc(len(thumb.data))
-    log.info("job %s succeeded: %dx%d %s in %.1f ms", job_id, thumb.width, thumb.height,
-             thumb.content_type, (done - started) * 1000)
+    metrics.IMAGE_BYTES.labels("out").inc(sum(len(t.data) for t in thumbs))
+    records = [RenditionRecord(name=name, key=key, content_type=t.content_type, width=t.width,
+                               height=t.height, size=len(t.data), etag=_etag(t.data))
+               for key, name, t in outputs if name is not None]
+    first_key, _, first = outputs[0]  # with renditions, /thumbnail serves the first one
+    log.info("job %s succeeded: %s in %.1f ms", job_id,
+             ", ".join(f"{name or 'thumbnail'} {t.width}x{t.height} {t.content_type}"
+                       for _, name, t in outputs), (done - started) * 1000)
     return _finish(
         services, job, token, JobStatus.SUCCEEDED, started,
-        thumbnail_key=key, content_type=thumb.content_type,
-        thumbnail_width=thumb.width, thumbnail_height=thumb.height,
-        thumbnail_bytes=len(thumb.data), etag=hashlib.sha256(thumb.data).hexdigest()[:32],
-        source_format=thumb.source.format, source_width=thumb.source.width,
-        source_height=thumb.source.height,
-        stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(thumb.decode_ms, 3),
-        stage_encode_ms=round(thumb.encode_ms, 3), stage_store_ms=_ms(done - stored_at),
+        thumbnail_key=first_key, content_type=first.content_type,
+        thumbnail_width=first.width, thumbnail_height=first.height,
+        thumbnail_bytes=len(first.data), etag=_etag(first.data), renditions=records,
+        source_format=first.source.format, source_width=first.source.width,
+        source_height=first.source.height,
+        stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(decode_ms, 3),
+        stage_encode_ms=round(encode_ms, 3), stage_store_ms=_ms(done - stored_at),
     )
+
+
+def _make(services: Services, job: Job,
+          original: bytes) -> list[tuple[str, str | None, imaging.Thumbnail]]:
+    """(object key, rendition name or None, thumbnail) for each output the job asks for:
+    its renditions, from one decode, in the order asked; else its one thumbnail."""
+    request = renditions.parse_request(job.options, services.config.max_dimension)
+    if not request.renditions:
+        thumb = imaging.make_thumbnail(original, request.options, services.limits)
+        return [(thumbnail_key(job.job_id, request.options.extension), None, thumb)]
+    made = imaging.make_thumbnails(original, [r.options for r in request.renditions],
+                                   services.limits)
+    return [(thumbnail_key(job.job_id, r.options.extension, r.name), r.name, thumb)
+            for r, thumb in zip(request.renditions, made, strict=True)]
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _finish(services: Services, job: Job, token: str, status: JobStatus, started: float,
@@ -167,6 +196,11 @@ def reply_event(services: Services, job: Job,
             "width": job.thumbnail_width, "height": job.thumbnail_height,
             "size": job.thumbnail_bytes,
         }
+        if job.renditions:  # in the order asked; "thumbnail" above is the first
+            data["renditions"] = [
+                {**r.describe(rendition_link(services.config.status_base_url, job.job_id,
+                                             r.name)), "bucket": job.bucket, "key": r.key}
+                for r in job.renditions]
     else:
         event_type = services.event_types.thumbnail_failed
         data["error"] = {"code": job.error_code, "message": job.error_message}

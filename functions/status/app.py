@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from thumbnails import apidocs
+from thumbnails import apidocs, renditions
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
@@ -54,17 +54,40 @@ def show_job(job_id: str) -> Any:
 
 @bp.get("/jobs/<job_id>/thumbnail")
 def thumbnail(job_id: str) -> Any:
-    """The thumbnail's bytes once the job succeeded; 409 before."""
+    """The thumbnail's bytes once the job succeeded (with renditions: the first); 409 before."""
     job = _job(job_id)
+    _require_succeeded(job)
+    return _image(job.thumbnail_key, job.content_type, job.etag)
+
+
+@bp.get("/jobs/<job_id>/thumbnails/<name>")
+def rendition(job_id: str, name: str) -> Any:
+    """One rendition's bytes once the job succeeded; 404 for a name the job did not ask for,
+    409 before it is made."""
+    job = _job(job_id)
+    if name not in renditions.names_of(job.options):
+        raise NotFound(f"job {job_id} has no rendition {name[:64]!r}")
+    _require_succeeded(job)
+    record = next((r for r in job.renditions if r.name == name), None)
+    if record is None:  # asked for, yet not recorded: a record older than renditions
+        raise NotFound(f"job {job_id} has no rendition {name[:64]!r}")
+    return _image(record.key, record.content_type, record.etag)
+
+
+def _require_succeeded(job: Job) -> None:
     if job.status is not JobStatus.SUCCEEDED:
         detail = f": {job.error_code}" if job.status is JobStatus.FAILED else ""
-        raise NotReady(f"job {job_id} is {job.status.value}{detail}; no thumbnail")
-    etag = f'"{job.etag}"'
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if etag in request.headers.get("If-None-Match", ""):
+        raise NotReady(f"job {job.job_id} is {job.status.value}{detail}; no thumbnail")
+
+
+def _image(key: str, content_type: str, etag: str) -> Response:
+    """Stored image bytes, immutable: ETag, a year's Cache-Control, 304 on If-None-Match."""
+    quoted = f'"{etag}"'
+    headers = {"ETag": quoted, "Cache-Control": CACHE_CONTROL}
+    if quoted in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
-    data = services_of().store.get(job.thumbnail_key)
-    return Response(data, 200, headers, mimetype=job.content_type)
+    data = services_of().store.get(key)
+    return Response(data, 200, headers, mimetype=content_type)
 
 
 @bp.get("/jobs/<job_id>/debug")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from thumbnails.jobs import Job, JobStatus
-from thumbnails.links import job_links
+from thumbnails.links import job_links, rendition_link
 
 
 def job_document(job: Job, status_base_url: str) -> dict[str, Any]:
-    """GET /jobs/{id}: status, times, options, the error when failed, links."""
+    """GET /jobs/{id}: status, times, options, the thumbnail (and renditions) when succeeded,
+    the error when failed, links."""
     doc: dict[str, Any] = {
         "job_id": job.job_id,
         "status": job.status.value,
@@ -21,6 +22,9 @@ def job_document(job: Job, status_base_url: str) -> dict[str, Any]:
     if job.status is JobStatus.SUCCEEDED:
         doc["thumbnail"] = {"content_type": job.content_type, "width": job.thumbnail_width,
                             "height": job.thumbnail_height, "size": job.thumbnail_bytes}
+        if job.renditions:  # in the order asked; "thumbnail" is the first of them
+            doc["renditions"] = [r.describe(rendition_link(status_base_url, job.job_id, r.name))
+                                 for r in job.renditions]
     if job.status is JobStatus.FAILED:
         doc["error"] = {"code": job.error_code, "message": job.error_message}
     doc["links"] = job_links(status_base_url, job.job_id)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from thumbnails import apidocs
+from thumbnails import apidocs, events
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
@@ -60,10 +60,12 @@ def _idempotency_key() -> str | None:
 
 @bp.post("/outbox/sweep")
 def sweep_outbox() -> Any:
-    """The repair round (a PingSource calls this in a cluster): re-emit stale jobs, fail
-    overdue ones, delete orphaned originals, re-send events the broker has not accepted."""
+    """The repair round on a PingSource's event: re-emit stale jobs, fail overdue ones,
+    delete orphaned originals, re-send events the broker has not accepted. 400 for anything
+    but a PingSource's event, 429 within OUTBOX_RETRY_SECONDS of the last one
+    (thumbnails.outbox.Sweeper.requested says why)."""
     sweeper: Sweeper = current_app.extensions["sweeper"]
-    return sweeper.sweep()
+    return sweeper.requested(events.from_http(request.headers, request.get_data()))
 
 
 def _body() -> bytes:
@@ -99,7 +101,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     config = services.config
     app.extensions["metrics"].register(OutboxDepth(services.jobs))  # HLEN at scrape time
     allow_cors(app, config.allowed_origins)
-    # The sweep only re-sends what is due, and a PingSource has no key to send.
+    # A PingSource has no key to send; Sweeper.requested bounds what a stranger can do.
     require_api_key(app, config.api_keys, open_paths=(*OPEN_PATHS, "/outbox/sweep"))
     sender = None
     if config.sink_url:

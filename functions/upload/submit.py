@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from thumbnails import events, imaging, logs, metrics
+from thumbnails import events, imaging, logs, metrics, renditions
 from thumbnails.errors import EmptyFile, PayloadTooLarge, ThumbnailsError
 from thumbnails.jobs import Job
 from thumbnails.services import Services
@@ -29,7 +29,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         raise EmptyFile("the uploaded file is empty")
     if len(data) > config.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over {config.max_upload_bytes} bytes")
-    options = imaging.ThumbnailOptions.parse(form, config.max_dimension)
+    request = renditions.parse_request(form, config.max_dimension)
     info = imaging.inspect(data, services.limits)
     job_id = str(uuid.uuid4())
     key = original_key(job_id)
@@ -42,7 +42,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         source_format=info.format,
         source_width=info.width,
         source_height=info.height,
-        options=options.to_dict(),
+        options=request.to_dict(),
         event_source=config.event_source,
         event_id=str(uuid.uuid4()),
     )

@@ -120,6 +120,19 @@ key: API_KEY_HASHES
 {{- if and (gt (int $v.maxScale) 0) (gt (int $v.minScale) (int $v.maxScale)) -}}
 {{- fail (printf "%s.minScale must not exceed %s.maxScale" $fn $fn) -}}
 {{- end -}}
+{{- /* Knative's ValidateContainerConcurrency: at most container-concurrency-max-limit. */ -}}
+{{- if gt (mul (int $v.workers) (int $v.threads)) 1000 -}}
+{{- fail (printf "%s.workers x %s.threads (its containerConcurrency) must be at most 1000" $fn $fn) -}}
+{{- end -}}
+{{- /* Knative's validateScaleDownDelay: at most 1h (the schema allows whole h/m/s only). */ -}}
+{{- with $v.scaleDownDelay -}}
+{{- $h := regexFind "[0-9]+h" . | trimSuffix "h" | default "0" | atoi -}}
+{{- $m := regexFind "[0-9]+m" . | trimSuffix "m" | default "0" | atoi -}}
+{{- $s := regexFind "[0-9]+s" . | trimSuffix "s" | default "0" | atoi -}}
+{{- if gt (add (mul $h 3600) (mul $m 60) $s) 3600 -}}
+{{- fail (printf "%s.scaleDownDelay %s is longer than Knative's maximum, 1h" $fn .) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -244,13 +257,16 @@ spec:
                 secretKeyRef:
                   {{- include "thumbnails.apiKeyHashesRef" $ | nindent 18 }}
             {{- end }}
-          # No periodSeconds: until the first success Knative probes aggressively, which
-          # shortens cold starts. /ready checks Redis and the object store.
+          # No periodSeconds: until the first success the queue-proxy probes aggressively,
+          # which shortens cold starts. With periodSeconds 0 Knative refuses timeoutSeconds
+          # and failureThreshold ("... is disallowed when periodSeconds is zero":
+          # validateReadinessProbe, pkg/apis/serving/k8s_validation.go, Serving 1.23), and
+          # its defaulting webhook fills them in only when periodSeconds is set
+          # (applyReadinessProbeDefaults, pkg/apis/serving/v1/revision_defaults.go).
+          # /ready checks Redis and the object store.
           readinessProbe:
             httpGet:
               path: /ready
-            timeoutSeconds: 3
-            failureThreshold: 3
           livenessProbe:
             httpGet:
               path: /health

@@ -25,7 +25,8 @@
     keyPanel: $("key-panel"), keyForm: $("key-form"), keyInput: $("api-key"),
     keyMessage: $("key-message"), form: $("upload-form"), files: $("files"),
     dropzone: $("dropzone"), width: $("opt-width"), height: $("opt-height"),
-    format: $("opt-format"), fit: $("opt-fit"), uploads: $("uploads"),
+    format: $("opt-format"), fit: $("opt-fit"), renditions: $("opt-renditions"),
+    uploads: $("uploads"),
     uploadsEmpty: $("uploads-empty"), jobs: $("jobs"), jobsEmpty: $("jobs-empty"),
     jobsError: $("jobs-error"), summary: $("jobs-summary"), refresh: $("refresh"),
     detail: $("detail"), detailBody: $("detail-body"), detailClose: $("detail-close"),
@@ -160,7 +161,45 @@
   const queue = [];
   let uploading = 0;
 
+  const MAX_RENDITIONS = 8;
+  // NAME:WxH:FORMAT[:FIT], as the command line's --rendition; the service checks the rest.
+  const RENDITION = /^([a-z0-9][a-z0-9_-]{0,31}):(\d+)x(\d+):([a-z]+)(?::([a-z]+))?$/i;
+
+  /** The renditions textarea as the `renditions` list; null when empty; throws on a bad line. */
+  function parseRenditions(text) {
+    const lines = text.split("\n").map((line) => line.trim()).filter(Boolean);
+    if (!lines.length) return null;
+    if (lines.length > MAX_RENDITIONS) throw new Error(`At most ${MAX_RENDITIONS} renditions.`);
+    return lines.map((line) => {
+      const match = RENDITION.exec(line);
+      if (!match) throw new Error(`Not NAME:WxH:FORMAT[:FIT]: ${line}`);
+      const [, name, width, height, format, fit] = match;
+      const item = { name: name.toLowerCase(), width: Number(width), height: Number(height), format };
+      if (fit) item.fit = fit;
+      return item;
+    });
+  }
+
+  function describeOptions(options) {
+    if (options.renditions) {
+      return JSON.parse(options.renditions)
+        .map((r) => `${r.name} ${r.width}×${r.height} ${r.format}`).join(", ");
+    }
+    return `${options.width}×${options.height} ${options.format}, ${options.fit}`;
+  }
+
   function currentOptions() {
+    let renditions = null;
+    try {
+      renditions = parseRenditions(el.renditions.value);
+      el.renditions.setCustomValidity("");
+    } catch (error) {
+      el.renditions.setCustomValidity(error.message);
+    }
+    if (renditions) {
+      if (!el.form.reportValidity()) return null;
+      return { renditions: JSON.stringify(renditions) };
+    }
     for (const input of [el.width, el.height]) {
       input.max = String(settings.maxDimension);
       const value = Number(input.value);
@@ -199,7 +238,7 @@
     const item = h("li", { class: "upload", "data-state": "waiting" },
       h("span", { class: "upload-name", title: file.name }, file.name),
       h("span", { class: "upload-meta" },
-        `${formatBytes(file.size)} → ${options.width}×${options.height} ${options.format}, ${options.fit}`),
+        `${formatBytes(file.size)} → ${describeOptions(options)}`),
       progress, state);
     el.uploads.prepend(item);
     const set = (name, text) => { item.dataset.state = name; state.textContent = text; };
@@ -467,6 +506,11 @@
   const detail = {
     jobId: null,
     generation: 0,
+    blobUrls: [],  // the renditions shown now, revoked when the detail is redrawn or closed
+
+    releaseRenditions() {
+      for (const url of this.blobUrls.splice(0)) URL.revokeObjectURL(url);
+    },
 
     async show(jobId, { keepFocus = false } = {}) {
       this.jobId = jobId;
@@ -497,12 +541,14 @@
           : `Timings unavailable: ${error.message}`;
       }
       if (generation !== this.generation) return;  // another job was chosen meanwhile
+      this.releaseRenditions();
       el.detailBody.replaceChildren(this.render(jobId, doc, debug, debugNote));
       const job = jobs.byId.get(jobId);
       if (job && job.thumbState === "loaded") this.showThumb(job);
     },
 
     hide() {
+      this.releaseRenditions();
       this.jobId = null;
       this.generation += 1;
       el.detail.hidden = true;
@@ -538,6 +584,9 @@
       if (debug && debug.attempts) row("Attempts", String(debug.attempts));
       const o = doc.options || {};
       if (o.width) row("Options", `${o.width}×${o.height} ${o.format}, ${o.fit}`);
+      if (o.renditions) {
+        row("Renditions", o.renditions.map((r) => `${r.name}: ${r.width}×${r.height} ${r.format}, ${r.fit}`).join("; "));
+      }
       if (debug && debug.source && debug.source.format) {
         const s = debug.source;
         row("Original", `${s.format} ${s.width}×${s.height}, ${formatBytes(s.bytes)}`);
@@ -551,15 +600,50 @@
       }
       const parts = [
         h("div", { class: "detail-grid" },
-          h("div", { class: "detail-thumb", "data-format": o.format || "png" },
+          h("div", { class: "detail-thumb", "data-format": (doc.thumbnail && doc.thumbnail.content_type.split("/")[1]) || o.format || "png" },
             status === "succeeded" ? h("span", { class: "spinner", "aria-hidden": "true" })
               : h("span", { class: "hint" }, TERMINAL.has(status) ? "No thumbnail" : "Not ready yet")),
           h("dl", { class: "facts" }, rows)),
       ];
+      if (doc.renditions) parts.push(this.renditions(jobId, doc.renditions));
       if (debug) parts.push(this.stages(debug));
       else if (debugNote) parts.push(h("p", { class: "hint" }, debugNote));
       const heading = h("h3", { class: "detail-name" }, jobLabel(jobId));
       return h("div", { class: "detail-content", "data-job-id": jobId }, heading, parts);
+    },
+
+    /** Each rendition: its picture, facts and a download link (fetched with the API key). */
+    renditions(jobId, list) {
+      const stem = jobLabel(jobId).replace(/\.[^.]*$/, "");
+      const items = list.map((r) => {
+        const slot = h("span", { class: "rendition-image" }, h("span", { class: "spinner", "aria-hidden": "true" }));
+        const item = h("li", { class: "rendition", "data-name": r.name },
+          slot,
+          h("span", { class: "rendition-name" }, r.name),
+          h("span", { class: "rendition-meta" }, `${r.content_type} ${r.width}×${r.height}, ${formatBytes(r.size)}`));
+        this.loadRendition(jobId, r, slot, stem);
+        return item;
+      });
+      return h("section", { class: "renditions", "aria-label": "Renditions" },
+        h("h4", {}, "Renditions"), h("ul", { class: "rendition-list" }, items));
+    },
+
+    async loadRendition(jobId, r, slot, stem) {
+      const generation = this.generation;
+      try {
+        const path = `jobs/${encodeURIComponent(jobId)}/thumbnails/${encodeURIComponent(r.name)}`;
+        const response = await fetch(path, { headers: authHeaders() });
+        if (!response.ok) throw new Error(errorText(response.status, await readJson(response)));
+        const url = URL.createObjectURL(await response.blob());
+        if (generation !== this.generation || !slot.isConnected) { URL.revokeObjectURL(url); return; }
+        this.blobUrls.push(url);
+        const extension = { "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif" }[r.content_type] || "bin";
+        slot.replaceChildren(
+          h("img", { src: url, alt: `${r.name} rendition of ${jobLabel(jobId)}` }),
+          h("a", { href: url, download: `${stem}-${r.name}.${extension}`, class: "button secondary" }, `Download ${r.name}`));
+      } catch (error) {
+        slot.replaceChildren(h("span", { class: "message error" }, String(error.message || error)));
+      }
     },
 
     stages(debug) {
@@ -595,6 +679,12 @@
   });
 
   // ---- start ---------------------------------------------------------------------------
+
+  el.renditions.addEventListener("input", () => {
+    const given = el.renditions.value.trim() !== "";
+    for (const input of [el.width, el.height, el.format, el.fit]) input.disabled = given;
+    el.renditions.setCustomValidity("");
+  });
 
   el.width.max = el.height.max = String(settings.maxDimension);
   jobs.render();

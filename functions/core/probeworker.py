@@ -1,0 +1,112 @@
+"""gunicorn's gthread worker with probe threads of their own: GET /health and GET /ready are
+answered while every one of the worker's `--threads` is busy with a real request.
+
+Why: Knative admits containerConcurrency (= workers x threads) real requests into a pod, but
+its probes bypass that limit. The queue-proxy runs the readiness probe itself, straight
+against the user container's port (knative/serving knative-v1.23.0:
+pkg/reconciler/revision/resources/deploy.go makeContainer removes the container's
+readinessProbe, queue.go makeQueueContainer hands it to the queue-proxy in
+SERVING_READINESS_PROBE; pkg/queue/sharedmain/handlers.go answers it in the Drainer's
+HealthCheck, outside the breaker of queue.ProxyHandler; pkg/queue/readiness/probe.go gives
+each attempt timeoutSeconds, or 100 ms when periodSeconds is 0). The kubelet sends the
+liveness probe to the same port: deploy.go rewriteUserLivenessProbe sets it to the user port
+unless the multi-container-probing feature is on, so a probe port of its own is not an
+option. Stock gthread hands every accepted connection to one ThreadPoolExecutor of `threads`
+threads, first come first served: with all of them in long resizes, a probe waits in the
+executor's queue until one ends, readiness flaps and liveness restarts the container mid-job.
+
+How: before a connection goes to a thread, the worker's main thread peeks (MSG_PEEK: nothing
+is consumed) at the request line. `GET|HEAD /health|/ready` goes to a pool of PROBE_THREADS
+threads that only probes use; everything else goes to the usual pool of `threads`. A new
+connection whose request has not arrived yet waits in the poller (not in a thread, as stock
+gthread's does for up to 5 s), so the peek always sees the first bytes a client sent. Real
+requests in flight per worker stay `threads`, so containerConcurrency and resize's memory
+formula (images in flight = workers x threads) are unchanged. A request line split by TCP
+before its PROBE_HEAD_BYTES-th byte takes the usual pool: Go's net/http, which both the
+kubelet and the queue-proxy use, writes a request's head in one write.
+
+Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
+on_pending_socket_readable); pyproject.toml bounds the version and
+tests/test_probes.py fails if a gunicorn release changes them.
+"""
+
+from __future__ import annotations
+
+import re
+import selectors
+import socket
+import time
+from concurrent import futures
+from functools import partial
+from typing import Any
+
+from gunicorn.workers import gthread
+
+from .serving import PROBE_PATHS
+
+PROBE_THREADS = 2  # liveness and readiness at once; /ready waits on Redis and the store
+PROBE_HEAD_BYTES = 32  # "HEAD /health?" and a little more
+PROBE_REQUEST = re.compile(
+    rb"(?:GET|HEAD) (?:" + b"|".join(re.escape(p.encode()) for p in PROBE_PATHS) + rb")[ ?]")
+
+
+def is_probe(head: bytes) -> bool:
+    """Whether the first bytes of an HTTP/1.x request are a probe's request line
+    (`GET /health HTTP/1.1`, a query string allowed)."""
+    return PROBE_REQUEST.match(head) is not None
+
+
+class ProbeThreadWorker(gthread.ThreadWorker):
+    """gthread, plus PROBE_THREADS threads that serve only GET/HEAD of PROBE_PATHS."""
+
+    def init_process(self) -> None:
+        self.probe_pool = futures.ThreadPoolExecutor(max_workers=PROBE_THREADS,
+                                                     thread_name_prefix="probe")
+        super().init_process()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.probe_pool.shutdown(wait=False)
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        self.probe_pool.shutdown(wait=False)
+        super().handle_quit(sig, frame)
+
+    def enqueue_req(self, conn: gthread.TConn) -> None:
+        """Hand the connection's next request to the probe pool or the usual one; a new
+        connection with nothing sent yet waits in the poller first."""
+        head = self._head(conn)
+        if head is None:
+            self._wait_for_request(conn)
+            return
+        pool = self.probe_pool if is_probe(head) else self.tpool
+        future = pool.submit(self.handle, conn)
+        future.add_done_callback(
+            lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    def _head(self, conn: gthread.TConn) -> bytes | None:
+        """The request's first bytes without consuming them; None if a new connection has
+        sent nothing yet. Bytes gunicorn has already read ahead come first."""
+        parser = conn.parser
+        buffered = parser.unreader.buf.getvalue() if hasattr(parser, "unreader") else b""
+        if buffered:
+            return bytes(buffered[:PROBE_HEAD_BYTES])
+        try:
+            return conn.sock.recv(PROBE_HEAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            # Only a new connection can have nothing to read: the poller woke up the others.
+            return None if not conn.initialized and not conn.data_ready else b""
+        except OSError:
+            return b""  # the usual pool's handle() meets the error and closes
+
+    def _wait_for_request(self, conn: gthread.TConn) -> None:
+        """As gthread does with a connection that sent nothing for 5 s, but at once: wait in
+        the poller, and close it if nothing arrives within that time plus keepalive."""
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + gthread.DEFAULT_WORKER_DATA_TIMEOUT + \
+            self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ,
+                             partial(self.on_pending_socket_readable, conn))

@@ -1,0 +1,1 @@
+"""Python mirrors of Knative's admission webhooks (validation and defaulting), read from source."""
