@@ -57,6 +57,8 @@ def missing_engine() -> str | None:
     for tool in ("docker", "buildah", "podman"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (the tests build with buildah and run with docker)"
+    if shutil.which("curl") is None:
+        return "curl is not installed (the README's curl flow runs it)"
     if not _answers("docker", "info"):
         return "docker is installed but its daemon does not answer ('docker info' fails)"
     if os.geteuid() != 0:
