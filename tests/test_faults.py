@@ -637,8 +637,9 @@ def test_same_event_ten_times_at_once_makes_one_thumbnail(tmp_path: Path,
         figures.outcome({job_id: doc["status"]})
         assert doc["status"] == "succeeded"
         assert job_debug(urls, job_id)["attempts"] == 1  # one claim: one resize, one write
-        written = sorted(p.name for p in thumbnails_dir(tmp_path).iterdir())
-        assert written == [f"{job_id}.webp"]
+        written = sorted(str(p.relative_to(thumbnails_dir(tmp_path)))
+                         for p in thumbnails_dir(tmp_path).rglob("*") if p.is_file())
+        assert written == [f"{job_id}/1.webp"]  # the first (and only) attempt's
 
 
 def test_same_foreign_event_ten_times_at_once_makes_one_job(tmp_path: Path,

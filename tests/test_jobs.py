@@ -168,8 +168,11 @@ def test_recover_waits_for_a_live_lease_and_requeues_an_expired_one(store: JobSt
     assert store.recover(requeue_after=30, deadline=600) == {"requeued": 1, "timed_out": 0}
     assert [i for i, _ in store.outbox_due(retry_after=60, batch=10)] == [dead.job_id]
     requeued = store.get(dead.job_id)
-    assert requeued is not None and requeued.status is JobStatus.QUEUED
+    # A job never moves backwards: it stays processing until the next claim takes it over.
+    assert requeued is not None and requeued.status is JobStatus.PROCESSING
     assert requeued.attempts == 1  # the next claim counts the second attempt
+    assert store.claim(dead.job_id, "next", 60, 5)[0] is ClaimOutcome.CLAIMED
+    assert not store.finish(dead.job_id, "crashed", JobStatus.SUCCEEDED)
     still = store.get(live.job_id)
     assert still is not None and still.status is JobStatus.PROCESSING
 

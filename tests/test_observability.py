@@ -30,7 +30,7 @@ from stackutil import free_port_block, poll, submit, wait_terminal
 from thumbnails import events, gunicorn_conf, logs
 from thumbnails.config import Config
 from thumbnails.devstack import PARTS, PID_FILE
-from thumbnails.jobs import OUTBOX_KEY, job_key
+from thumbnails.jobs import OUTBOX_KEY
 
 pytestmark = pytest.mark.integration
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
@@ -279,16 +279,19 @@ def test_one_correlation_id_from_upload_through_resize_to_the_reply(dev: Dev) ->
                 assert correlation == expected, case
             assert wait_terminal(urls, job_id)["status"] == "succeeded"
 
-            # The image.uploaded event carries it, as the correlationid extension.
-            stored = events.from_json(client.hget(job_key(job_id), "event"))
-            assert stored.get_extension(events.CORRELATION_ID) == correlation
-
+            # The image.uploaded event carries it, as the correlationid extension: resize,
+            # which gets no request header from the broker, logs it. (A finished job no
+            # longer keeps its event: the event's id and source come from the debug view.)
+            debug = requests.get(f"{urls['status']}/jobs/{job_id}/debug", timeout=10).json()
             upload_lines, resize_lines = poll(lambda job_id=job_id: both_sides(dev, job_id),
                                               timeout=10)
             assert {line.get("correlation_id") for line in upload_lines + resize_lines} == \
                 {correlation}, case
             assert {line.get("event_id") for line in upload_lines + resize_lines} == \
-                {stored.get_id()}
+                {debug["event_id"]}
+            stored = events.new_event(events.IMAGE_UPLOADED, debug["event_source"],
+                                      {"job_id": job_id}, event_id=debug["event_id"],
+                                      extensions={events.CORRELATION_ID: correlation})
 
             # Delivered again (as a broker would), resize answers with the reply event: the
             # same correlation id, and its lines about the job say so too.

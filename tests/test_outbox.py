@@ -79,7 +79,7 @@ def test_sweep_endpoint_sends_what_is_due(redis_url: str, redis_client: redis.Re
     headers, body = ping_request()  # the chart's PingSource
     swept = online.test_client().post("/outbox/sweep", headers=headers, data=body)
     assert swept.json == {"sent": 1, "pending": 0, "requeued": 0, "timed_out": 0,
-                          "orphans_deleted": 0}
+                          "orphans_deleted": 0, "expired_deleted": 0, "temp_files_removed": 0}
     assert len(broker.received) == 1
 
 

@@ -223,7 +223,7 @@ def test_s3_backend_end_to_end(s3_endpoint: str, tmp_path: Path) -> None:
         assert image.format == "WEBP" and image.size == (75, 100)
     store = open_store(config)  # the objects really are in the S3 bucket
     assert store.exists(f"originals/{job_id}")
-    assert store.get(f"thumbnails/{job_id}.webp") == got.content
+    assert store.get(f"thumbnails/{job_id}/1.webp") == got.content  # the first attempt's
     assert not (tmp_path / "objects").exists()
 
 

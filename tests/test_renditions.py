@@ -108,8 +108,8 @@ def test_the_longest_list_and_name_are_accepted() -> None:
 
 def test_rendition_keys_sit_beside_the_single_thumbnails() -> None:
     job_id = str(uuid.uuid4())
-    assert thumbnail_key(job_id, "webp", "small") == f"thumbnails/{job_id}/small.webp"
-    assert thumbnail_key(job_id, "png") == f"thumbnails/{job_id}.png"
+    assert thumbnail_key(job_id, 1, "webp", "small") == f"thumbnails/{job_id}/1-small.webp"
+    assert thumbnail_key(job_id, 1, "png") == f"thumbnails/{job_id}/1.png"
 
 
 def test_the_job_record_keeps_its_renditions(redis_client: redis.Redis) -> None:
@@ -219,7 +219,7 @@ def test_three_renditions_end_to_end(urls: dict[str, str], display: Subscriber) 
     for item in data["renditions"]:
         name = item["name"]
         assert item["bucket"] == "thumbnails"
-        assert item["key"].startswith(f"thumbnails/{job_id}/{name}.")
+        assert item["key"].startswith(f"thumbnails/{job_id}/1-{name}.")  # the first attempt
         assert (item["width"], item["height"]) == ASKED[name][1]
         assert item["content_type"] == MIME[ASKED[name][2]]
         assert item["size"] == len(bodies[name])
@@ -332,7 +332,7 @@ def test_renditions_are_stored_in_s3(s3_endpoint: str, tmp_path: Path) -> None:
         served = {r["name"]: requests.get(r["url"], timeout=10).content for r in doc["renditions"]}
     store = open_store(config)
     for name, (_, size, pillow_format) in asked.items():
-        key = thumbnail_key(job_id, pillow_format.lower(), name)
+        key = thumbnail_key(job_id, 1, pillow_format.lower(), name)  # the first attempt
         assert store.get(key) == served[name]
         image = decoded(served[name])
         assert (image.format, image.size) == (pillow_format, size)

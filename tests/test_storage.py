@@ -21,6 +21,7 @@ from thumbnails.storage import (
     open_store,
     original_key,
     thumbnail_key,
+    thumbnails_prefix,
 )
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB with every byte value
@@ -209,7 +210,8 @@ def test_filesystem_failed_write_keeps_the_old_object(tmp_path: Path,
 def test_keys_come_from_job_ids_only() -> None:
     job_id = str(uuid.uuid4())
     assert original_key(job_id) == f"originals/{job_id}"
-    assert thumbnail_key(job_id, "png") == f"thumbnails/{job_id}.png"
+    assert thumbnail_key(job_id, 2, "png") == f"thumbnails/{job_id}/2.png"
+    assert thumbnail_key(job_id, 2, "png").startswith(thumbnails_prefix(job_id))
 
 
 def test_open_store_follows_config(tmp_path: Path) -> None:

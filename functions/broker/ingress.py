@@ -46,11 +46,12 @@ def create_app(config: Config | None = None, *, client: redis.Redis | None = Non
     config = config or Config.from_env()
     client = client or redis_client(config)
     app = bare_app(__name__, config)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_event_bytes  # 413 before reading more
     triggers = load(config.knative_dir, reachable=parse_subscribers(config.broker_subscribers))
     ensure_groups(client, [t.name for t in triggers])
 
     def accept(**_: str) -> Any:
-        event = events.from_http(request.headers, request.get_data())
+        event = events.from_http(request.headers, request.get_data(), config.max_event_bytes)
         publish(client, event, triggers)
         return Response(status=202)
 

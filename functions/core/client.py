@@ -73,6 +73,10 @@ class Client:
         doc: Doc = self._request("GET", self._job_url(job_id)).json()
         return doc
 
+    def delete(self, job_id: str) -> None:
+        """DELETE /jobs/{id}: the job, its original and its thumbnails (Refused 404 if none)."""
+        self._request("DELETE", self._job_url(job_id))
+
     def page(self, limit: int, cursor: str | None = None) -> tuple[list[Doc], str | None]:
         """One page of GET /jobs, newest first, and the next page's cursor (None at the end)."""
         params: dict[str, Any] = {"limit": limit}

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
 
-COMMANDS = ("submit", "status", "list", "get", "watch")
+COMMANDS = ("submit", "status", "list", "get", "watch", "delete")
 # Where the settings come from; cli.py reads them at the process boundary and hands them in.
 ENVIRONMENT = {"upload_url": "THUMBNAILS_UPLOAD_URL", "status_url": "THUMBNAILS_STATUS_URL",
                "api_key": "THUMBNAILS_API_KEY"}
@@ -86,6 +86,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     get.add_argument("--rendition", metavar="NAME", help="this rendition instead")
     get.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
 
+    delete = add("delete", "delete jobs with their originals and thumbnails")
+    delete.add_argument("job_ids", nargs="+", metavar="ID")
+
     watch = add("watch", "follow jobs live until all have ended")
     watch.add_argument("job_ids", nargs="*", metavar="ID",
                        help="jobs to follow (default: the newest, until Ctrl-C or all ended)")
@@ -100,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     """Run a client subcommand; its exit status."""
     client = Client(args.upload_url, args.status_url, args.api_key)
     handlers: dict[str, Callable[[Client, argparse.Namespace], int]] = {
-        "submit": _submit, "status": _status, "list": _list, "get": _get, "watch": _watch}
+        "submit": _submit, "status": _status, "list": _list, "get": _get, "watch": _watch,
+        "delete": _delete}
     try:
         return handlers[args.command](client, args)
     except Refused as exc:
@@ -310,6 +314,14 @@ def _status(client: Client, args: argparse.Namespace) -> int:
 def _list(client: Client, args: argparse.Namespace) -> int:
     for item in client.jobs(None if args.all else args.limit):
         print(f"{item['job_id']}  {item['status']}", flush=args.all)
+    return OK
+
+
+def _delete(client: Client, args: argparse.Namespace) -> int:
+    """Delete each job; stop at the first refusal (an unknown job is 404: exit status 3)."""
+    for job_id in args.job_ids:
+        client.delete(job_id)
+        print(f"{job_id} deleted", flush=True)
     return OK
 
 

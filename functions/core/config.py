@@ -51,6 +51,8 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "REQUEUE_AFTER_SECONDS": ("requeue_after_seconds", float),
     "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", float),
     "ORPHAN_AFTER_SECONDS": ("orphan_after_seconds", float),
+    "RETENTION_SECONDS": ("retention_seconds", float),
+    "MAX_EVENT_BYTES": ("max_event_bytes", int),
     "CORS_ORIGINS": ("cors_origins", str),
     "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
     "LOG_LEVEL": ("log_level", str),
@@ -91,7 +93,13 @@ class Config:
     # not finished this long after its upload; delete an original that got no job record.
     requeue_after_seconds: float = 120.0
     job_deadline_seconds: float = 900.0
+    # Also the age at which the sweep removes a temporary file a killed process left behind.
     orphan_after_seconds: float = 900.0  # beyond any upload request's own time limit
+    # A finished job, its original and its thumbnails disappear this long after it finished
+    # (0: kept forever).
+    retention_seconds: float = 7 * 24 * 3600.0
+    # Largest CloudEvent (body plus ce- headers) the broker ingress and resize accept (413).
+    max_event_bytes: int = 64 * 1024
     cors_origins: str = ""  # comma-separated origins that may call upload and status
     dependency_timeout_seconds: float = 5.0
     log_level: str = "INFO"
@@ -126,7 +134,7 @@ class Config:
                 if not getattr(self, ENVIRONMENT[name][0]):
                     raise ConfigError(f"{name} is required when STORAGE_BACKEND=s3")
         for name in ("MAX_UPLOAD_BYTES", "MAX_PIXELS", "MAX_FRAMES", "MAX_DIMENSION",
-                     "MAX_ATTEMPTS"):
+                     "MAX_ATTEMPTS", "MAX_EVENT_BYTES"):
             if getattr(self, ENVIRONMENT[name][0]) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
@@ -134,6 +142,8 @@ class Config:
                      "DEPENDENCY_TIMEOUT_SECONDS"):
             if getattr(self, ENVIRONMENT[name][0]) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
+        if self.retention_seconds < 0:
+            raise ConfigError("RETENTION_SECONDS must be 0 (keep forever) or more")
         if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):
             raise ConfigError("API_KEY_HASHES must be comma-separated SHA-256 hex digests")
         if self.event_type_prefix:

@@ -15,7 +15,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from .errors import InvalidEvent
+from .errors import InvalidEvent, PayloadTooLarge
 
 TYPE_PREFIX = "dev.knative-thumbnails"  # the default; EVENT_TYPE_PREFIX changes it
 _PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -114,9 +114,16 @@ def to_http(event: BaseCloudEvent, *, structured: bool = False) -> tuple[dict[st
     return dict(message.headers), message.body
 
 
-def from_http(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
-    """Decode an event from an HTTP request in binary or structured mode, or raise InvalidEvent."""
+def from_http(headers: Mapping[str, str], body: bytes,
+              max_bytes: int | None = None) -> BaseCloudEvent:
+    """Decode an event from an HTTP request in binary or structured mode, or raise InvalidEvent.
+    With max_bytes: PayloadTooLarge (413) if its body and ce- headers (names and values)
+    together are larger."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    if max_bytes is not None:
+        size = len(body) + sum(len(k) + len(v) for k, v in lowered.items() if k.startswith("ce-"))
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the event is {size} bytes, over the limit of {max_bytes}")
     binary = any(k.startswith("ce-") for k in lowered)
     if not binary and not lowered.get("content-type", "").startswith(
         "application/cloudevents+json"

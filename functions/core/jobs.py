@@ -32,6 +32,8 @@ PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its origi
 SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
 #                                              interval runs: POST /outbox/sweep
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
+TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late finish or re-create
+DELETED = "deleted"  # the status field of a tombstone (never shown: get() answers None)
 
 
 def job_key(job_id: str) -> str:
@@ -122,10 +124,11 @@ class Job:
         return dict(_pairs(asdict(self)))
 
     @classmethod
-    def from_redis(cls, raw: dict[bytes, bytes]) -> Job:
-        """Parse a Redis hash written by to_redis (unknown fields are ignored)."""
+    def from_redis(cls, raw: dict[bytes, bytes], job_id: str | None = None) -> Job:
+        """Parse a Redis hash written by to_redis (unknown fields are ignored); `job_id` for a
+        finished job's hash, which no longer repeats the id its key holds."""
         text = {k.decode(): v.decode() for k, v in raw.items()}
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"job_id": job_id} if job_id else {}
         for f in fields(cls):
             if f.name not in text or text[f.name] == "":
                 continue
@@ -160,14 +163,38 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 
-# KEYS: job, outbox, outbox due, watch. ARGV: job id, token, now, lease until, max attempts.
-_CLAIM = """
+_SETTLE = """
+-- Trim a job that just finished to what status needs (no stored event, no lease, no job id:
+-- its key names it, no empty fields: Job.from_redis reads a missing field as empty), and let
+-- it expire. Rewriting the hash (not HDEL) lets Redis store it compactly again, as a listpack:
+-- Redis never converts a hash back from a hashtable. retention: seconds, 0 = keep forever.
+local function settle(key, retention)
+  local all = redis.call('HGETALL', key)
+  local keep = {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if all[i + 1] ~= '' and f ~= 'event' and f ~= 'lease_token' and f ~= 'lease_until'
+        and f ~= 'job_id' then
+      keep[#keep + 1] = f
+      keep[#keep + 1] = all[i + 1]
+    end
+  end
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(keep))
+  if retention > 0 then redis.call('EXPIRE', key, retention) end
+end
+"""
+
+# KEYS: job, outbox, outbox due, watch. ARGV: job id, token, now, lease until, max attempts,
+# retention seconds (0: keep forever).
+_CLAIM = _SETTLE + """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', {}} end
 if s == 'succeeded' or s == 'failed' then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return {'done', redis.call('HGETALL', KEYS[1])}
 end
+if s == 'deleted' then return {'missing', {}} end
 local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
 if s == 'processing' and lease_until > tonumber(ARGV[3]) then return {'busy', {}} end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -178,6 +205,7 @@ if attempts >= tonumber(ARGV[5]) then
     'error_message', 'gave up after ' .. attempts .. ' attempts', 'finished_at', ARGV[3],
     'lease_token', '', 'lease_until', '0')
   redis.call('ZREM', KEYS[4], ARGV[1])
+  settle(KEYS[1], tonumber(ARGV[6]))
   return {'exhausted', redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'processing', 'lease_token', ARGV[2],
@@ -187,27 +215,83 @@ redis.call('HSETNX', KEYS[1], 'started_at', ARGV[3])
 return {'claimed', redis.call('HGETALL', KEYS[1])}
 """
 
-# Finish a job this worker holds. KEYS: job, watch. ARGV: job id, token, status, then
-# field/value pairs.
-_FINISH = """
+# Finish a job this worker holds (refused once it lost the lease, or the job was deleted: a
+# tombstone's status is 'deleted'). KEYS: job, watch. ARGV: job id, token, status, retention
+# seconds, then field/value pairs.
+_FINISH = _SETTLE + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'lease_token', '', 'lease_until', '0')
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[3])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
+settle(KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
+
+# Extend the lease of a job this worker still holds (its heartbeat); refused once the lease
+# was taken over or the job finished or was deleted, and past the job deadline (so the sweep
+# can time out a worker that hangs). KEYS: job, watch. ARGV: job id, token, lease until,
+# deadline (jobs created before it are not renewed).
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'created_at') or '0') < tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+# Delete a job: its record becomes a small tombstone (status 'deleted', which every other
+# script treats as gone or refuses) that expires after ARGV[3] seconds, so a resize still
+# running cannot finish it and a redelivered event cannot re-create it. The index entry
+# stays until the job's objects are gone (forget). KEYS: job, watch, outbox, outbox due,
+# pending uploads. ARGV: job id, now, tombstone TTL. Returns 0 if there is no such job (or
+# it was already deleted and forgotten), 1 otherwise.
+_DELETE = """
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return 0 end
+if s == 'deleted' then
+  if redis.call('HGET', KEYS[1], 'forgotten') == '1' then return 0 end
+  return 1
+end
+local created = redis.call('HGET', KEYS[1], 'created_at') or '0'
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'status', 'deleted', 'created_at', created, 'deleted_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+"""
+
+# The job's objects are gone: drop its index entry, mark its tombstone (if any) so a second
+# DELETE answers 404, and delete a finished record that has no expiry of its own (one that
+# finished before retention was configured). KEYS: job, index. ARGV: index member.
+_FORGET = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+local s = redis.call('HGET', KEYS[1], 'status')
+if s == 'deleted' then
+  redis.call('HSET', KEYS[1], 'forgotten', '1')
+elseif s == 'succeeded' or s == 'failed' then
+  redis.call('DEL', KEYS[1])
+end
 return 1
 """
 
 # Fail a job that is not finished, whoever holds it (dead letters). KEYS: job, watch, outbox,
-# outbox due. ARGV: job id, then field/value pairs.
-_FAIL_UNFINISHED = """
+# outbox due. ARGV: job id, retention seconds, then field/value pairs.
+_FAIL_UNFINISHED = _SETTLE + """
 local s = redis.call('HGET', KEYS[1], 'status')
-if not s or s == 'succeeded' or s == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'lease_token', '', 'lease_until', '0')
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if not s or s == 'succeeded' or s == 'failed' or s == 'deleted' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed')
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+settle(KEYS[1], tonumber(ARGV[2]))
 return 1
 """
 
@@ -215,15 +299,19 @@ return 1
 # KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key.
 # ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
 # outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
-# nothing if the job exists (then its id is returned), field/values.
+# nothing if the job exists (then its id is returned; a tombstone counts), job key prefix,
+# field/values. An Idempotency-Key naming a job that was deleted or expired names this one.
 _CREATE = """
 if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return ARGV[1] end
 if ARGV[6] ~= '' then
   local existing = redis.call('GET', KEYS[7])
-  if existing then return existing end
+  if existing then
+    local s = redis.call('HGET', ARGV[8] .. existing, 'status')
+    if s and s ~= 'deleted' then return existing end
+  end
   redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[6]))
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'event', ARGV[4]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -238,9 +326,10 @@ return false
 # The sweep over unfinished jobs the watch list says are due. A job past its deadline fails
 # (timed_out); one still queued, or whose worker's lease ran out, has its event put back in
 # the outbox. KEYS: watch, outbox, outbox due. ARGV: now, when to look again, deadline
-# (jobs created before it are failed), batch size, job key prefix.
-# (It reads job keys it is not handed: fine on one Redis, not on Redis Cluster.)
-_RECOVER = """
+# (jobs created before it are failed), batch size, job key prefix, retention seconds.
+# A job whose lease ran out stays 'processing' (a job never moves backwards): the next claim
+# takes it over. (It reads job keys it is not handed: fine on one Redis, not on Redis Cluster.)
+_RECOVER = _SETTLE + """
 local now = tonumber(ARGV[1])
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
@@ -248,7 +337,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT
   local key = ARGV[5] .. id
   local s = redis.call('HGET', key, 'status')
   local lease_until = tonumber(redis.call('HGET', key, 'lease_until') or '0')
-  if not s or s == 'succeeded' or s == 'failed' then
+  if not s or s == 'succeeded' or s == 'failed' or s == 'deleted' then
     redis.call('ZREM', KEYS[1], id)
   elseif s == 'processing' and lease_until > now then
     redis.call('ZADD', KEYS[1], lease_until, id)
@@ -259,12 +348,12 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
+    settle(key, tonumber(ARGV[6]))
     table.insert(out, 'timed_out')
   else
     redis.call('ZADD', KEYS[1], ARGV[2], id)
     local event = redis.call('HGET', key, 'event')
     if event then
-      if s == 'processing' then redis.call('HSET', key, 'status', 'queued') end
       redis.call('HSET', KEYS[2], id, event)
       redis.call('ZADD', KEYS[3], ARGV[1], id)
       table.insert(out, 'requeued')
@@ -309,12 +398,17 @@ def index_member(created_at: float, job_id: str) -> str:
 
 
 class JobStore:
-    """Job records, index and outbox on one Redis connection pool."""
+    """Job records, index and outbox on one Redis connection pool. A job that finishes expires
+    `retention_seconds` later (0: never)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, retention_seconds: float = 0) -> None:
         self.redis = client
+        self.retention = max(0, round(retention_seconds))  # EXPIRE takes whole seconds
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
+        self._renew = client.register_script(_RENEW)
+        self._delete = client.register_script(_DELETE)
+        self._forget = client.register_script(_FORGET)
         self._fail_unfinished = client.register_script(_FAIL_UNFINISHED)
         self._release = client.register_script(_RELEASE)
         self._outbox_due = client.register_script(_OUTBOX_DUE)
@@ -335,7 +429,7 @@ class JobStore:
             args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
                   event_json, "" if send_by is None else repr(send_by),
                   IDEMPOTENCY_TTL if idempotency else "", "1" if unless_exists else "0",
-                  *_flat(job.to_redis())])
+                  job_key(""), *_flat(job.to_redis())])
         return existing.decode() if existing else None
 
     def create_if_absent(self, job: Job, event_json: bytes, check_at: float) -> bool:
@@ -357,7 +451,7 @@ class JobStore:
             outcomes = self._recover(
                 keys=[WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
                 args=[repr(now), repr(now + requeue_after), repr(now - deadline), batch,
-                      job_key("")])
+                      job_key(""), self.retention])
             for outcome in outcomes:
                 counts[outcome.decode()] += 1
             if self.redis.zcount(WATCH_KEY, "-inf", repr(now)) == 0:
@@ -394,7 +488,9 @@ class JobStore:
         if not JOB_ID.match(job_id):
             return None
         raw = self.redis.hgetall(job_key(job_id))
-        return Job.from_redis(raw) if raw and b"status" in raw else None
+        if not raw or raw.get(b"status", DELETED.encode()) == DELETED.encode():
+            return None
+        return Job.from_redis(raw, job_id)
 
     @redis_errors
     def claim(
@@ -404,23 +500,85 @@ class JobStore:
         now = time.time()
         outcome, flat = self._claim(
             keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY, WATCH_KEY],
-            args=[job_id, token, repr(now), repr(now + lease_seconds), max_attempts],
+            args=[job_id, token, repr(now), repr(now + lease_seconds), max_attempts,
+                  self.retention],
         )
         record = dict(zip(flat[::2], flat[1::2], strict=True))
-        return ClaimOutcome(outcome.decode()), Job.from_redis(record) if record else None
+        return (ClaimOutcome(outcome.decode()),
+                Job.from_redis(record, job_id) if record else None)
 
     @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
         """Move a job this worker holds to a terminal status; False if the lease was lost."""
         return bool(self._finish(keys=[job_key(job_id), WATCH_KEY],
-                                 args=[job_id, token, status.value, *_flat(values)]))
+                                 args=[job_id, token, status.value, self.retention,
+                                       *_flat(values)]))
+
+    @redis_errors
+    def renew(self, job_id: str, token: str, lease_seconds: float, deadline: float) -> bool:
+        """Extend the lease this worker holds to `lease_seconds` from now; False once it is
+        lost (taken over, finished, deleted) or the job is older than `deadline` seconds."""
+        now = time.time()
+        return bool(self._renew(keys=[job_key(job_id), WATCH_KEY],
+                                args=[job_id, token, repr(now + lease_seconds),
+                                      repr(now - deadline)]))
+
+    @redis_errors
+    def delete(self, job_id: str) -> bool:
+        """Turn the job into a tombstone (no worker can finish it, no event re-create it, GET
+        answers 404); True if there was a job whose objects must now be deleted (then call
+        forget). False if there is none, or it was deleted and forgotten already."""
+        if not JOB_ID.match(job_id):
+            return False
+        return bool(self._delete(
+            keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY, PENDING_UPLOADS_KEY],
+            args=[job_id, repr(time.time()), TOMBSTONE_TTL]))
+
+    @redis_errors
+    def forget(self, job_id: str, index_entry: str) -> None:
+        """The job's objects are gone: drop its index entry (`index_member`); a second
+        delete() of a tombstone then returns False."""
+        self._forget(keys=[job_key(job_id), INDEX_KEY], args=[index_entry])
+
+    @redis_errors
+    def index_entry(self, job_id: str) -> str | None:
+        """The job's index member (from its record or tombstone), or None if it has none."""
+        created = self.redis.hget(job_key(job_id), "created_at")
+        return index_member(float(created), job_id) if created is not None else None
+
+    @redis_errors
+    def expired(self, created_before: float, batch: int = 100) -> list[tuple[str, str]]:
+        """Index entries of jobs created before `created_before` (epoch seconds) whose record
+        has expired, is a tombstone, or finished before `created_before` too (a record from
+        before retention was configured, with no expiry of its own): [(job id, index member)],
+        oldest first, at most `batch` of them (the others are skipped over)."""
+        upper = "(" + index_member(created_before, "")
+        found: list[tuple[str, str]] = []
+        offset = 0
+        while len(found) < batch:
+            members = [m.decode() for m in self.redis.zrangebylex(
+                INDEX_KEY, "-", upper, start=offset, num=batch)]
+            if not members:
+                return found
+            ids = [m.split(":", 1)[1] for m in members]
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), "status", "finished_at")
+            records = pipe.execute()
+            found += [(job_id, member) for member, job_id, (status, finished)
+                      in zip(members, ids, records, strict=True)
+                      if status in (None, DELETED.encode())
+                      or (status in (b"succeeded", b"failed") and finished is not None
+                          and float(finished) < created_before)]
+            offset += len(members)
+        return found[:batch]
 
     @redis_errors
     def fail_unfinished(self, job_id: str, **values: Any) -> bool:
         """Fail a job whoever holds it, unless it already finished; True if it changed."""
         return bool(self._fail_unfinished(
             keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
-            args=[job_id, *_flat(values)]))
+            args=[job_id, self.retention, *_flat(values)]))
 
     @redis_errors
     def release(self, job_id: str, token: str) -> None:
@@ -439,7 +597,8 @@ class JobStore:
         for job_id in ids:
             pipe.hget(job_key(job_id), "status")
         statuses = pipe.execute()
-        jobs = [(job_id, s.decode()) for job_id, s in zip(ids, statuses, strict=True) if s]
+        jobs = [(job_id, s.decode()) for job_id, s in zip(ids, statuses, strict=True)
+                if s and s != DELETED.encode()]
         return jobs, (page[-1] if more else "")
 
     @redis_errors
@@ -486,13 +645,14 @@ def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for name, value in values.items():
         if value is None:
             continue
-        if isinstance(value, dict):
-            yield name, json.dumps(value, sort_keys=True)
+        if isinstance(value, dict):  # compact: short values keep a hash small in Redis
+            yield name, json.dumps(value, sort_keys=True, separators=(",", ":"))
         elif isinstance(value, list):
             if not value:  # single-thumbnail jobs' records stay as they were
                 continue
             yield name, json.dumps([asdict(v) if is_dataclass(v) and not isinstance(v, type)
-                                    else v for v in value], sort_keys=True)
+                                    else v for v in value], sort_keys=True,
+                                   separators=(",", ":"))
         elif isinstance(value, Enum):
             yield name, value.value
         else:

@@ -64,6 +64,14 @@ SWEEP_JOBS = Counter(
     "to be sent again), timed_out (failed past JOB_DEADLINE_SECONDS), orphan_deleted (an "
     "original without a job record deleted).",
     ["action"])
+JOBS_DELETED = Counter(
+    "thumbnails_jobs_deleted_total",
+    "Jobs removed with their original and thumbnails: reason=request (DELETE /jobs/{id}) or "
+    "retention (the sweep, RETENTION_SECONDS after they finished).",
+    ["reason"])
+SWEEP_TEMP_FILES = Counter(
+    "thumbnails_sweep_temp_files_removed_total",
+    "Temporary files a killed process left in the filesystem store, removed by the sweep.")
 OUTBOX_SENDS = Counter(
     "thumbnails_outbox_sends_total",
     "image.uploaded events posted to the broker: attempt=first (right after the upload) or "

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import urllib3
 from cloudevents.core.base import BaseCloudEvent
 
-from . import events, logs, metrics
-from .errors import InvalidEvent, ThumbnailsError, TooManyRequests
+from . import events, logs, metrics, retention
+from .errors import InvalidEvent, StorageUnavailable, ThumbnailsError, TooManyRequests
 from .jobs import JobStore
 from .services import Services
 from .storage import original_key
@@ -79,7 +79,8 @@ class Sweeper:
         self.sender = sender
 
     def sweep(self) -> dict[str, int]:
-        """Re-emit stale jobs, fail overdue ones, delete orphaned originals, send due events."""
+        """Re-emit stale jobs, fail overdue ones, delete orphaned originals, jobs past their
+        retention and stale temporary files, send due events."""
         config, jobs = self.services.config, self.services.jobs
         counts = jobs.recover(config.requeue_after_seconds, config.job_deadline_seconds)
         for kind in ("requeued", "timed_out"):
@@ -89,6 +90,8 @@ class Sweeper:
         if counts["timed_out"]:  # the transition to failed happened here, in the script
             metrics.JOBS_FINISHED.labels("failed", "timed_out").inc(counts["timed_out"])
         counts["orphans_deleted"] = self.delete_orphans()
+        counts["expired_deleted"] = retention.sweep_expired(self.services)
+        counts["temp_files_removed"] = self.remove_stale_temp()
         counts["sent"] = self.sender.send_due() if self.sender else 0
         counts["pending"] = jobs.outbox_depth()
         return counts
@@ -121,6 +124,19 @@ class Sweeper:
             raise TooManyRequests(f"a sweep was asked for less than {interval:g} s ago",
                                   retry_after=max(1, math.ceil(wait)))
         return self.sweep()
+
+    def remove_stale_temp(self) -> int:
+        """Delete temporary files a killed process left in the store (ORPHAN_AFTER_SECONDS)."""
+        try:
+            removed = self.services.store.remove_stale_temp(
+                self.services.config.orphan_after_seconds)
+        except StorageUnavailable as exc:  # the rest of the sweep still runs
+            log.warning("sweep: temporary files not cleaned: %s", exc)
+            return 0
+        if removed:
+            metrics.SWEEP_TEMP_FILES.inc(removed)
+            log.warning("sweep: %d stale temporary file(s) removed", removed)
+        return removed
 
     def delete_orphans(self) -> int:
         """Delete originals whose upload never wrote the job record (it died in between)."""

@@ -47,4 +47,5 @@ def redis_client(config: Config) -> redis.Redis:
 
 def build_services(config: Config) -> Services:
     """Connect to Redis and the object store as the configuration says."""
-    return Services(config=config, jobs=JobStore(redis_client(config)), store=open_store(config))
+    return Services(config=config, jobs=JobStore(redis_client(config), config.retention_seconds),
+                    store=open_store(config))

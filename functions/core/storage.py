@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import math
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +15,10 @@ from typing import Protocol, TypeVar
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import ENABLED, Filter
 from minio.error import MinioException, S3Error
 from minio.helpers import check_bucket_name
+from minio.lifecycleconfig import AbortIncompleteMultipartUpload, Expiration, LifecycleConfig, Rule
 
 from .config import Config
 from .errors import ObjectNotFound, StorageUnavailable
@@ -29,12 +33,27 @@ def original_key(job_id: str) -> str:
     return f"originals/{job_id}"
 
 
-def thumbnail_key(job_id: str, extension: str, rendition: str | None = None) -> str:
-    """Where a job's thumbnail is stored; with a rendition name (thumbnails.renditions.NAME,
-    safe in a key), where that rendition is: thumbnails/<job id>/<name>.<extension>."""
+def thumbnail_key(job_id: str, attempt: int, extension: str,
+                  rendition: str | None = None) -> str:
+    """Where one processing attempt of a job stores its thumbnail, or with a rendition name
+    (thumbnails.renditions.NAME, safe in a key) that rendition:
+    thumbnails/<job id>/<attempt>.<extension> or thumbnails/<job id>/<attempt>-<name>.<extension>
+    (one flat folder per job, which delete_prefix empties).
+    Each attempt has keys of its own, so an attempt that lost its lease can delete what it
+    wrote without touching the winner's; all of a job's thumbnails are under
+    thumbnails_prefix(job_id)."""
     if rendition is not None:
-        return f"thumbnails/{job_id}/{rendition}.{extension}"
-    return f"thumbnails/{job_id}.{extension}"
+        return f"{thumbnails_prefix(job_id)}{attempt}-{rendition}.{extension}"
+    return f"{thumbnails_prefix(job_id)}{attempt}.{extension}"
+
+
+def thumbnails_prefix(job_id: str) -> str:
+    """The folder of every thumbnail any attempt of a job wrote."""
+    return f"thumbnails/{job_id}/"
+
+
+# Key prefixes of the objects the service itself writes (the S3 lifecycle rule's filters).
+OWN_PREFIXES = ("originals/", "thumbnails/")
 
 
 class ObjectStore(Protocol):
@@ -46,15 +65,20 @@ class ObjectStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def remove_stale_temp(self, older_than: float) -> int: ...
     def ping(self) -> None: ...
 
 
 class FilesystemStore:
-    """Objects as files under root/bucket/key, written atomically (content types not kept)."""
+    """Objects as files under root/bucket/key, written atomically (content types not kept).
+    Files being written live in root/.tmp until they are complete, so the sweep finds what a
+    killed process left there without walking the whole store."""
 
     def __init__(self, root: Path, bucket: str) -> None:
         self.bucket = bucket
         self.base = Path(root) / bucket
+        self.temp = Path(root) / ".tmp"  # same filesystem as base: os.replace stays atomic
 
     def _path(self, key: str) -> Path:
         # Keys are ours, never a client's; this is defence in depth against escaping the base.
@@ -65,8 +89,9 @@ class FilesystemStore:
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write data under key; readers see the old object or the new one, never a part."""
         path = self._path(key)
-        tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex}")
+        tmp = self.temp / f"{uuid.uuid4().hex}-{path.name}"
         try:
+            self.temp.mkdir(parents=True, exist_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 # No fsync: like Redis's AOF everysec, a crash may lose the last second of
@@ -106,6 +131,38 @@ class FilesystemStore:
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {key}: {exc}") from exc
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object in the folder `prefix` ("a/b/"), and the folder; how many."""
+        folder = self._path(prefix.rstrip("/"))
+        removed = 0
+        try:
+            for entry in os.scandir(folder):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:  # a writer just added one: the next purge gets it
+                raise StorageUnavailable(f"cannot delete {prefix}: {exc}") from exc
+        return removed
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        """Delete temporary files not modified for `older_than` seconds (their writer died
+        between creating and renaming them); how many."""
+        cutoff, removed = time.time() - older_than, 0
+        try:
+            for entry in os.scandir(self.temp):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot clean {self.temp}: {exc}") from exc
+        return removed
+
     def ping(self) -> None:
         """StorageUnavailable unless the bucket directory exists (or can be made), writable."""
         try:
@@ -120,9 +177,11 @@ class S3Store:
     """Objects in an S3 bucket (MinIO or any S3) through the minio SDK; fails fast on outages."""
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
-                 secure: bool = False, region: str = "us-east-1", timeout: float = 5.0) -> None:
+                 secure: bool = False, region: str = "us-east-1", timeout: float = 5.0,
+                 retention_seconds: float = 0) -> None:
         check_bucket_name(bucket, strict=True)  # a bad name is a configuration error, not an outage
         self.bucket = bucket
+        self.retention_seconds = retention_seconds
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             retries=urllib3.Retry(total=2, backoff_factor=0.2,
@@ -160,7 +219,33 @@ class S3Store:
             except S3Error as exc:  # another process may have created it first
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
+        if not self._lifecycle_set:
+            self._set_lifecycle()
         self._bucket_ready = True
+
+    _lifecycle_set = False
+
+    def lifecycle(self) -> LifecycleConfig:
+        """The bucket's lifecycle rules: the service's own objects expire a day after
+        RETENTION_SECONDS (rounded up to days, S3's unit), a backstop behind the sweep, which
+        deletes them on time; unfinished multipart uploads are aborted after a day."""
+        days = math.ceil(self.retention_seconds / 86400) + 1
+        rules = [Rule(ENABLED, rule_filter=Filter(prefix=prefix), rule_id=f"expire-{prefix[:-1]}",
+                      expiration=Expiration(days=days)) for prefix in OWN_PREFIXES]
+        rules.append(Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id="abort-incomplete",
+                          abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(1)))
+        return LifecycleConfig(rules)
+
+    def _set_lifecycle(self) -> None:
+        """Put the lifecycle rules on the bucket (not with RETENTION_SECONDS=0); a store that
+        does not support them is only logged: the sweep deletes on time anyway."""
+        if self.retention_seconds > 0:
+            try:
+                self.client.set_bucket_lifecycle(self.bucket, self.lifecycle())
+            except S3Error as exc:
+                log.warning("bucket %s: lifecycle rules not set (%s: %s); the sweep alone "
+                            "deletes expired objects", self.bucket, exc.code, exc.message)
+        self._lifecycle_set = True
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Upload data under key with its content type."""
@@ -191,6 +276,22 @@ class S3Store:
         """Remove the object if present."""
         self._call(f"delete {key}", lambda: self.client.remove_object(self.bucket, key))
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with `prefix`; how many."""
+        def remove() -> int:
+            keys = [o.object_name for o in self.client.list_objects(
+                self.bucket, prefix=prefix, recursive=True) if o.object_name]
+            for key in keys:
+                self.client.remove_object(self.bucket, key)
+            return len(keys)
+
+        return self._call(f"delete {prefix}*", remove)
+
+    def remove_stale_temp(self, older_than: float) -> int:
+        """Nothing to do: S3 writes are atomic, and the lifecycle rule aborts multipart
+        uploads a killed process left unfinished."""
+        return 0
+
     def ping(self) -> None:
         """StorageUnavailable unless S3 answers and the bucket exists (created if missing)."""
         self._bucket_ready = False  # always ask S3: readiness must notice a later outage
@@ -202,5 +303,6 @@ def open_store(config: Config) -> ObjectStore:
     if config.storage_backend == "s3":
         return S3Store(config.s3_endpoint, config.s3_access_key, config.s3_secret_key,
                        config.s3_bucket, secure=config.s3_secure, region=config.s3_region,
-                       timeout=config.dependency_timeout_seconds)
+                       timeout=config.dependency_timeout_seconds,
+                       retention_seconds=config.retention_seconds)
     return FilesystemStore(config.data_dir, config.s3_bucket)

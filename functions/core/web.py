@@ -207,7 +207,7 @@ def allow_cors(app: Flask, origins: Collection[str]) -> None:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
             if request.method == "OPTIONS":
-                response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE"
                 response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
                 response.headers["Access-Control-Max-Age"] = "600"
         return response

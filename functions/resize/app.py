@@ -19,8 +19,9 @@ bp = Blueprint("resize", __name__)
 @bp.post("/")
 def receive() -> Any:
     """Process an image.uploaded event; answer 200 with the reply event (binary mode)."""
-    event = events.from_http(request.headers, request.get_data())
-    reply = handle_uploaded(services_of(), event)
+    services = services_of()
+    event = events.from_http(request.headers, request.get_data(), services.config.max_event_bytes)
+    reply = handle_uploaded(services, event)
     headers, body = events.to_http(reply)
     return Response(body, 200, headers)
 
@@ -28,13 +29,17 @@ def receive() -> Any:
 @bp.post("/dead-letter")
 def dead_letter() -> Any:
     """Events the broker could not deliver: mark their jobs failed."""
-    handle_dead_letter(services_of(), events.from_http(request.headers, request.get_data()))
+    services = services_of()
+    handle_dead_letter(services, events.from_http(request.headers, request.get_data(),
+                                                  services.config.max_event_bytes))
     return Response(status=204)
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
     """The resize app."""
     app = make_app(__name__, config, services)
+    # Events, not uploads, come here: a larger body is refused before it is read (413).
+    app.config["MAX_CONTENT_LENGTH"] = app.extensions["services"].config.max_event_bytes
     app.register_blueprint(bp)
     freeze_heap()
     return app

@@ -19,12 +19,15 @@ from thumbnails.errors import (
     InvalidImage,
     JobBusy,
     ObjectNotFound,
+    ThumbnailsError,
     UnsupportedMediaType,
 )
 from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus, RenditionRecord
 from thumbnails.links import job_links, rendition_link
 from thumbnails.services import Services
 from thumbnails.storage import thumbnail_key
+
+from .heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -102,52 +105,70 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
 
 
 def _process(services: Services, job: Job, token: str) -> Job:
-    """Fetch, decode once, make every output, store; finish the job (returned); release the
-    lease on an outage."""
-    job_id = job.job_id
+    """Fetch, decode once, make every output and store them, renewing the lease meanwhile;
+    finish the job (returned); release the lease on an outage. Success is logged and counted
+    once the finish is recorded; an attempt whose finish is refused deletes what it wrote
+    (each attempt writes under keys of its own, so the winner's objects are untouched)."""
+    job_id, config = job.job_id, services.config
     started = time.perf_counter()
-    try:
-        original = services.store.get(job.original_key)
-        fetched = time.perf_counter()
-        outputs = _make(services, job, original)
-        stored_at = time.perf_counter()
-        for key, _, thumb in outputs:
-            services.store.put(key, thumb.data, thumb.content_type)
-    # BadRequest: options the record holds but this deployment refuses (MAX_DIMENSION lowered
-    # since the upload, say); retrying cannot help, so the job fails.
-    except (InvalidImage, UnsupportedMediaType, ObjectNotFound, BadRequest) as exc:
-        log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
-        return _finish(services, job, token, JobStatus.FAILED, started,
-                       error_code=exc.code, error_message=exc.message)
-    except DependencyUnavailable:
-        services.jobs.release(job_id, token)
-        raise
-    done = time.perf_counter()
-    thumbs = [thumb for _, _, thumb in outputs]
-    # make_thumbnails decodes once for all outputs: the sums are this job's whole cost.
-    decode_ms = sum(t.decode_ms for t in thumbs)
-    encode_ms = sum(t.encode_ms for t in thumbs)
+    written: list[str] = []
+    with Heartbeat(services.jobs, job_id, token, config.lease_seconds,
+                   config.job_deadline_seconds) as heartbeat:
+        try:
+            original = services.store.get(job.original_key)
+            fetched = time.perf_counter()
+            outputs = _make(services, job, original)
+            if heartbeat.lost:  # taken over or deleted meanwhile: write nothing
+                raise JobBusy(f"job {job_id}: lease lost while processing")
+            stored_at = time.perf_counter()
+            for key, _, thumb in outputs:
+                services.store.put(key, thumb.data, thumb.content_type)
+                written.append(key)
+        # BadRequest: options the record holds but this deployment refuses (MAX_DIMENSION
+        # lowered since the upload, say); retrying cannot help, so the job fails.
+        except (InvalidImage, UnsupportedMediaType, ObjectNotFound, BadRequest) as exc:
+            finished = _finish(services, job, token, JobStatus.FAILED, started,
+                               error_code=exc.code, error_message=exc.message)
+            log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
+            return finished
+        except DependencyUnavailable:
+            for key in written:  # a later attempt writes under its own keys
+                _delete_quietly(services, key)
+            services.jobs.release(job_id, token)
+            raise
+        done = time.perf_counter()
+        thumbs = [thumb for _, _, thumb in outputs]
+        records = [RenditionRecord(name=name, key=key, content_type=t.content_type,
+                                   width=t.width, height=t.height, size=len(t.data),
+                                   etag=_etag(t.data))
+                   for key, name, t in outputs if name is not None]
+        first_key, _, first = outputs[0]  # with renditions, /thumbnail serves the first one
+        # make_thumbnails decodes once for all outputs: the sums are this job's whole cost.
+        decode_ms = sum(t.decode_ms for t in thumbs)
+        encode_ms = sum(t.encode_ms for t in thumbs)
+        try:
+            finished = _finish(
+                services, job, token, JobStatus.SUCCEEDED, started,
+                thumbnail_key=first_key, content_type=first.content_type,
+                thumbnail_width=first.width, thumbnail_height=first.height,
+                thumbnail_bytes=len(first.data), etag=_etag(first.data), renditions=records,
+                source_format=first.source.format, source_width=first.source.width,
+                source_height=first.source.height,
+                stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(decode_ms, 3),
+                stage_encode_ms=round(encode_ms, 3), stage_store_ms=_ms(done - stored_at),
+            )
+        except JobBusy:
+            for key in written:
+                _delete_quietly(services, key)
+            raise
     for stage, seconds in (("fetch", fetched - started), ("decode", decode_ms / 1000),
                            ("encode", encode_ms / 1000), ("store", done - stored_at)):
         metrics.STAGE_DURATION.labels(stage).observe(seconds)
     metrics.IMAGE_BYTES.labels("out").inc(sum(len(t.data) for t in thumbs))
-    records = [RenditionRecord(name=name, key=key, content_type=t.content_type, width=t.width,
-                               height=t.height, size=len(t.data), etag=_etag(t.data))
-               for key, name, t in outputs if name is not None]
-    first_key, _, first = outputs[0]  # with renditions, /thumbnail serves the first one
     log.info("job %s succeeded: %s in %.1f ms", job_id,
              ", ".join(f"{name or 'thumbnail'} {t.width}x{t.height} {t.content_type}"
                        for _, name, t in outputs), (done - started) * 1000)
-    return _finish(
-        services, job, token, JobStatus.SUCCEEDED, started,
-        thumbnail_key=first_key, content_type=first.content_type,
-        thumbnail_width=first.width, thumbnail_height=first.height,
-        thumbnail_bytes=len(first.data), etag=_etag(first.data), renditions=records,
-        source_format=first.source.format, source_width=first.source.width,
-        source_height=first.source.height,
-        stage_fetch_ms=_ms(fetched - started), stage_decode_ms=round(decode_ms, 3),
-        stage_encode_ms=round(encode_ms, 3), stage_store_ms=_ms(done - stored_at),
-    )
+    return finished
 
 
 def _make(services: Services, job: Job,
@@ -157,10 +178,12 @@ def _make(services: Services, job: Job,
     request = renditions.parse_request(job.options, services.config.max_dimension)
     if not request.renditions:
         thumb = imaging.make_thumbnail(original, request.options, services.limits)
-        return [(thumbnail_key(job.job_id, request.options.extension), None, thumb)]
+        return [(thumbnail_key(job.job_id, job.attempts, request.options.extension), None,
+                 thumb)]
     made = imaging.make_thumbnails(original, [r.options for r in request.renditions],
                                    services.limits)
-    return [(thumbnail_key(job.job_id, r.options.extension, r.name), r.name, thumb)
+    return [(thumbnail_key(job.job_id, job.attempts, r.options.extension, r.name), r.name,
+             thumb)
             for r, thumb in zip(request.renditions, made, strict=True)]
 
 
@@ -170,13 +193,24 @@ def _etag(data: bytes) -> str:
 
 def _finish(services: Services, job: Job, token: str, status: JobStatus, started: float,
             **values: Any) -> Job:
+    """Record the outcome (counted here, once recorded); JobBusy if the finish is refused."""
     values["finished_at"] = time.time()
     values["processing_time_ms"] = round((time.perf_counter() - started) * 1000)
     if not services.jobs.finish(job.job_id, token, status, **values):
-        # The lease ran out and another worker took the job over: its result stands.
+        # The lease ran out and another worker took the job over (its result stands), or the
+        # job was deleted.
         raise JobBusy(f"job {job.job_id}: lease lost while processing")
     metrics.JOBS_FINISHED.labels(status.value, values.get("error_code", "")).inc()
     return replace(job, status=status, **values)
+
+
+def _delete_quietly(services: Services, key: str) -> None:
+    """Delete what a losing attempt wrote; if that fails, retention or DELETE removes it."""
+    try:
+        services.store.delete(key)
+        log.info("lost attempt: deleted its thumbnail %s", key)
+    except ThumbnailsError as exc:
+        log.warning("lost attempt: thumbnail %s left for retention: %s", key, exc)
 
 
 def _ms(seconds: float) -> float:

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from thumbnails import apidocs, renditions
+from thumbnails import apidocs, renditions, retention
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
@@ -50,6 +50,14 @@ def list_jobs() -> Any:
 def show_job(job_id: str) -> Any:
     """One job's document."""
     return job_document(_job(job_id), services_of().config.status_base_url)
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Any:
+    """Remove the job, its original and its thumbnails: 204, then 404."""
+    if not retention.delete_job(services_of(), job_id):
+        raise NotFound(f"no job {job_id[:64]!r}")
+    return Response(status=204)
 
 
 @bp.get("/jobs/<job_id>/thumbnail")
