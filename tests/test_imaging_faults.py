@@ -270,3 +270,20 @@ def test_jpeg_eoi_repair_keeps_the_pixel_limit() -> None:
     data = noisy_jpeg()[:-2]
     with pytest.raises(ImageTooLarge):
         make_thumbnail(data, ThumbnailOptions(), Limits(max_pixels=1000))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_profile_applied_after_a_large_reduction(fmt: str) -> None:
+    """The profile is applied to the thumbnail, not to the full-size decode (for speed): flat
+    areas come out as the oracle says all the same."""
+    colours = [(200, 100, 50), (50, 100, 200), (20, 220, 90), (255, 255, 255)]
+    im = Image.new("RGB", (1600, 400))
+    for i, colour in enumerate(colours):
+        im.paste(colour, (400 * i, 0, 400 * i + 400, 400))
+    params = {"quality": 98} if fmt == "JPEG" else {}
+    stored = Image.open(io.BytesIO(encode(im, fmt, **params))).convert("RGB")
+    out = thumb(encode(im, fmt, icc_profile=display_p3_profile(), **params), size=100)
+    assert out.size == (100, 25)
+    for i in range(4):
+        kept = stored.getpixel((400 * i + 200, 200))
+        assert near(rgba(out, (25 * i + 12, 12))[:3], p3_to_srgb(kept), 1.5), colours[i]

@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import pillow_heif
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageChops, ImageCms, ImageOps
 
-from . import containers, saliency
-from .colour import to_srgb
+from . import colour, containers, saliency
 from .errors import BadRequest, ImageTooLarge, InvalidImage, ThumbnailsError, UnsupportedMediaType
 
 # HEIC/HEIF through libheif (pillow-heif); AVIF through Pillow's own plugin (libavif).
@@ -168,9 +167,10 @@ class Thumbnail:
     width: int
     height: int
     source: ImageInfo
-    # Milliseconds. decode_ms: this thumbnail's resize, plus, in the first thumbnail of a
-    # make_thumbnails list only, the shared open + decode + orientation + colour conversion;
-    # so the decode_ms of a list add up to the real decode and resize time, counted once.
+    # Milliseconds. decode_ms: this thumbnail's resize and ICC conversion, plus, in the first
+    # thumbnail of a make_thumbnails list only, the shared open + decode + orientation +
+    # transparency and bit depth; so a list's decode_ms add up to the real time, each part
+    # counted once.
     decode_ms: float
     encode_ms: float  # encoding this thumbnail alone
 
@@ -319,8 +319,9 @@ def _encode(im: Image.Image, options: ThumbnailOptions) -> bytes:
 
 
 def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
-            ) -> tuple[ImageInfo, Image.Image]:
-    """Validate, decode the first frame on its full canvas, orient and convert to sRGB.
+            ) -> tuple[ImageInfo, Image.Image, ImageCms.ImageCmsTransform | None]:
+    """Validate, decode the first frame on its full canvas, orient, and colour.prepare it:
+    the image and the ICC transform to apply after resizing (colour.finish).
 
     JPEGs are drafted (scaled by libjpeg) for the largest output. Raises InvalidImage or
     ImageTooLarge (before decoding) for what cannot be shown.
@@ -341,7 +342,7 @@ def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
             key = header.transparency_key()
             if header.colour_type == 4 and im.mode == "RGBA":
                 im = im.convert("LA")  # Pillow decodes 16-bit grey + alpha as RGBA
-        image = to_srgb(im, key)
+        image, transform = colour.prepare(im, key)
         if info.format == "GIF":
             box = containers.gif_first_frame_box(data)
             if box and box != (0, 0, image.width, image.height):
@@ -350,7 +351,7 @@ def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
                 image = _transparent_outside(image, box)
         if forced_alpha and image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
             image = image.convert("RGB")  # the first frame covers the canvas after all
-        return info, image
+        return info, image, transform
 
 
 def _transparent_outside(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
@@ -418,13 +419,15 @@ def make_thumbnails(data: bytes, options: Sequence[ThumbnailOptions], limits: Li
     if not options:
         raise BadRequest("at least one set of thumbnail options is needed")
     started = time.perf_counter()
-    info, image = _decode(data, options, limits)
+    info, image, transform = _decode(data, options, limits)
     shared_ms = (time.perf_counter() - started) * 1000
     made: dict[int, Thumbnail] = {}
     for index in sorted(range(len(options)), key=lambda i: -_area(options[i])):
         option = options[index]
         began = time.perf_counter()
-        thumb = _resize(image, option)
+        resized_image = _resize(image, option)
+        with _guard():  # a profile LittleCMS accepted but cannot apply is the file's fault
+            thumb = colour.finish(resized_image, transform)
         resized = time.perf_counter()
         encoded = _encode(thumb, option)
         finished = time.perf_counter()
