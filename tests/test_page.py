@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import requests
-from images import encode, marked
+from images import encode, heic, marked
 from PIL import Image, ImageDraw
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
@@ -332,3 +332,34 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_the_page_sends_format_gravity_and_quality(
+        browser: WebDriver, urls: dict[str, str], tmp_path: Path) -> None:
+    """AVIF, a west crop and a quality chosen on the page reach the service (a HEIC file)."""
+    photo = tmp_path / "phone.heic"
+    photo.write_bytes(heic(marked((600, 200))))  # red top-left quadrant
+    browser.get(urls["status"] + "/")
+    set_value(browser, "opt-format", "png")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))",
+                           browser.find_element(By.ID, "opt-format"))
+    assert not browser.find_element(By.ID, "opt-quality").is_enabled()  # PNG: no quality
+    set_value(browser, "opt-width", "60")
+    set_value(browser, "opt-height", "60")
+    set_value(browser, "opt-format", "avif")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))",
+                           browser.find_element(By.ID, "opt-format"))
+    set_value(browser, "opt-fit", "cover")
+    set_value(browser, "opt-gravity", "west")
+    set_value(browser, "opt-quality", "70")
+    browser.find_element(By.CSS_SELECTOR, "input[type=file][multiple]").send_keys(str(photo))
+    size = wait_for(lambda: thumbnail_size(browser, "phone.heic"), "the AVIF thumbnail shown")
+    assert size == (60, 60)
+    [job] = [j for j in requests.get(f"{urls['status']}/jobs?limit=100", timeout=10).json()
+             if requests.get(f"{urls['status']}/jobs/{j['job_id']}", timeout=10)
+             .json()["options"]["format"] == "avif"]
+    doc = requests.get(f"{urls['status']}/jobs/{job['job_id']}", timeout=10).json()
+    assert doc["options"] == {"width": 60, "height": 60, "format": "avif", "fit": "cover",
+                              "gravity": "west", "quality": 70}
+    assert doc["thumbnail"]["content_type"] == "image/avif"
+    assert page_errors(browser) == []

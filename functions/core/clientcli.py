@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
+from .formats import FITS, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
 
 COMMANDS = ("submit", "status", "list", "get", "watch")
 # Where the settings come from; cli.py reads them at the process boundary and hands them in.
@@ -60,8 +61,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     submit.add_argument("--width", type=_positive, metavar="N", help="box width (default 100)")
     submit.add_argument("--height", type=_positive, metavar="N",
                         help="box height (default 100)")
-    submit.add_argument("--format", choices=("png", "jpeg", "webp"), help="default png")
-    submit.add_argument("--fit", choices=("contain", "cover"), help="default contain")
+    submit.add_argument("--format", choices=tuple(OUTPUT_FORMATS), help="default png")
+    submit.add_argument("--fit", choices=FITS, help="default contain")
+    submit.add_argument("--gravity", choices=GRAVITIES,
+                        help="where a cover crop sits (default center; smart: the subject)")
+    submit.add_argument("--quality", type=_quality, metavar="Q",
+                        help=f"1-100, for {', '.join(LOSSY_FORMATS)} (default: the format's)")
     submit.add_argument("--idempotency-key", metavar="K",
                         help="retry-safe submission: the same K gives the same job "
                              "(with several files, file n uses K-n)")
@@ -130,7 +135,7 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
             print(f"thumbnails submit: {problem}", file=sys.stderr)
         return USAGE
     options = {"width": args.width, "height": args.height, "format": args.format,
-               "fit": args.fit}
+               "fit": args.fit, "gravity": args.gravity, "quality": args.quality}
     progress = Progress(sys.stderr, enabled=len(files) > 1)
     sources: dict[str, Path] = {}  # job id -> its file
     unreported: dict[str, Doc] = {}  # waited-for jobs without their line yet: last document
@@ -403,6 +408,13 @@ def _positive(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"not a positive integer: {value!r}")
+    return number
+
+
+def _quality(value: str) -> int:
+    number = _positive(value)
+    if number > 100:
+        raise argparse.ArgumentTypeError(f"not a quality from 1 to 100: {value!r}")
     return number
 
 
