@@ -33,6 +33,7 @@ from images import (
 )
 from PIL import Image
 
+from thumbnails.colour import to_srgb
 from thumbnails.errors import ImageTooLarge, InvalidImage
 from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
 
@@ -287,3 +288,12 @@ def test_profile_applied_after_a_large_reduction(fmt: str) -> None:
     for i in range(4):
         kept = stored.getpixel((400 * i + 200, 200))
         assert near(rgba(out, (25 * i + 12, 12))[:3], p3_to_srgb(kept), 1.5), colours[i]
+
+
+@pytest.mark.parametrize(("mode", "key"), [("RGB", (255, 0, 0)), ("L", (7,)), ("I;16", (7,))])
+def test_to_srgb_leaves_its_input_alone(mode: str, key: tuple[int, ...]) -> None:
+    im = Image.new(mode, (4, 4), key if mode == "RGB" else key[0])
+    before = (im.mode, im.tobytes())
+    out = to_srgb(im, key)
+    assert (im.mode, im.tobytes()) == before
+    assert out.mode in ("LA", "RGBA") and out.getchannel("A").getextrema() == (0, 0)

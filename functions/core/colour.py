@@ -50,6 +50,8 @@ def prepare(im: Image.Image, key: tuple[int, ...] | None = None
     if colour.mode == "CMYK" and transform is None:
         colour = colour.convert("RGB")  # no usable profile: Pillow's naive formula
     if alpha is not None:
+        if colour is im:
+            colour = colour.copy()  # putalpha works in place: leave the caller's image alone
         colour.putalpha(alpha)  # CMYK never has alpha here: no Pillow mode carries both
     return colour, transform
 
