@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 import re
 import shutil
 import threading
@@ -20,11 +19,10 @@ from typing import Any
 
 import pytest
 import requests
+from browser import chromium
 from images import encode, heic, marked
 from PIL import Image, ImageDraw
-from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -34,12 +32,8 @@ from werkzeug.serving import make_server
 from thumbnails import status
 from thumbnails.config import Config
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = (ROOT / "build" / "screenshot.png", ROOT / "docs" / "screenshot.png")
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--disable-quic", "--window-size=1280,900")
 API_KEY = "page-test-key"
 DEADLINE = 20.0
 
@@ -86,27 +80,8 @@ def urls(stack_dir: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Debian Chromium with a fresh profile; fails (never skips) when missing."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: `make browser` installs Debian's "
-                    "chromium and chromium-driver", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    except WebDriverException as exc:
-        pytest.fail(f"Chromium did not start ({exc.msg}); `make browser` installs Debian's "
-                    "chromium and chromium-driver", pytrace=False)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
-    try:
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
