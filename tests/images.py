@@ -218,3 +218,12 @@ def webp_animation(canvas: tuple[int, int] = (40, 40),
     body = (b"WEBP" + _riff_chunk(b"VP8X", vp8x) + _riff_chunk(b"ANIM", anim)
             + _riff_chunk(b"ANMF", anmf + frame))
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def apng(default_in_animation: bool, frames: tuple[tuple[int, int, int], ...] = (RED, GREEN, BLUE)
+         ) -> bytes:
+    """An APNG of flat frames; with default_in_animation False the first colour is only the
+    default image (shown by viewers without APNG support), not an animation frame."""
+    images = [Image.new("RGB", (40, 30), colour) for colour in frames]
+    return encode(images[0], "PNG", save_all=True, append_images=images[1:], duration=500,
+                  default_image=not default_in_animation)

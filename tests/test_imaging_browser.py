@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from browser import chromium
-from images import gif_small_first_frame, webp_animation
+from images import apng, gif_small_first_frame, webp_animation
 from PIL import Image
 from selenium.webdriver.remote.webdriver import WebDriver
 from test_imaging_matrix import CASES
@@ -91,6 +91,8 @@ def test_chromium_agrees_with_the_oracle(browser: WebDriver, name: str) -> None:
          "image/webp", [(0, 0), (20, 20), (39, 39)]),
         ("webp-covering", webp_animation((40, 40), (0, 0, 40, 40), False), "image/webp",
          [(0, 0), (20, 20)]),
+        ("apng-default-in-animation", apng(True), "image/png", [(20, 15)]),
+        ("apng-default-outside-animation", apng(False), "image/png", [(20, 15)]),
     ],
 )
 def test_chromium_agrees_on_animation_canvases(browser: WebDriver, name: str, data: bytes,

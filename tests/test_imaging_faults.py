@@ -23,8 +23,10 @@ from icc import (
 )
 from images import (
     BLUE,
+    GREEN,
     RED,
     WHITE,
+    apng,
     banded,
     encode,
     gif_small_first_frame,
@@ -244,6 +246,15 @@ def test_animated_webp_covering_its_canvas_stays_opaque() -> None:
     png = thumb(webp_animation((40, 40), (0, 0, 40, 40), alpha_flag=False, colour=BLUE))
     assert png.mode == "RGB"
     assert png.getpixel((0, 0)) == BLUE
+
+
+@pytest.mark.parametrize(("default_in_animation", "first"), [(True, RED), (False, GREEN)])
+def test_apng_shows_its_first_animation_frame(default_in_animation: bool,
+                                              first: tuple[int, int, int]) -> None:
+    """A default image outside the animation is for viewers without APNG support; browsers
+    show the animation's first frame (test_imaging_browser checks Chromium does)."""
+    out = thumb(apng(default_in_animation))
+    assert rgba(out, (20, 15)) == (*first, 255)
 
 
 # ---------------------------------------------------------------- slightly malformed files

@@ -218,7 +218,9 @@ def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
     if frames > limits.max_frames:
         raise ImageTooLarge(f"{frames} frames exceed {limits.max_frames}")
     if frames > 1:
-        im.seek(0)
+        # An APNG whose default image is not part of its animation (PNG spec, 4.3 and
+        # 11.3.4.2): browsers show the animation, so its first frame (Pillow's frame 1).
+        im.seek(1 if fmt == "PNG" and im.info.get("default_image") else 0)
     return ImageInfo(fmt, ALLOWED_FORMATS[fmt], width, height, frames), im
 
 
