@@ -14,13 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 from browser import chromium
-from images import apng, gif_small_first_frame, webp_animation
+from images import apng, banded, gif_small_first_frame, png_bytes, webp_animation
 from PIL import Image
 from selenium.webdriver.remote.webdriver import WebDriver
 from test_imaging_matrix import CASES
 
 from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
 
+BANDS = [(16 * i + 8, 8) for i in range(4)]
 DRAW = """
 const [data, type, points, done] = [arguments[0], arguments[1], arguments[2], arguments[3]];
 const image = new Image();
@@ -66,9 +67,6 @@ def near(a: tuple[float, ...], b: tuple[float, ...], tolerance: float) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
-BANDS = [(16 * i + 8, 8) for i in range(4)]
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_chromium_agrees_with_the_oracle(browser: WebDriver, name: str) -> None:
     case = CASES[name]
@@ -92,10 +90,13 @@ def test_chromium_agrees_with_the_oracle(browser: WebDriver, name: str) -> None:
         ("webp-covering", webp_animation((40, 40), (0, 0, 40, 40), False), "image/webp",
          [(0, 0), (20, 20)]),
         ("apng-default-in-animation", apng(True), "image/png", [(20, 15)]),
+        *[(f"png-gama-{gamma}", png_bytes(banded([(0, 0, 0), (128, 128, 128), (200, 100, 50),
+                                                  (255, 255, 255)]), 8, 2, gamma=gamma),
+           "image/png", BANDS) for gamma in (100000, 55556, 50000, 45455, 40000)],
         ("apng-default-outside-animation", apng(False), "image/png", [(20, 15)]),
     ],
 )
-def test_chromium_agrees_on_animation_canvases(browser: WebDriver, name: str, data: bytes,
+def test_chromium_agrees_on_canvases_and_gamma(browser: WebDriver, name: str, data: bytes,
                                                mime: str, points: list[tuple[int, int]]
                                                ) -> None:
     seen = shown(browser, data, mime, points)

@@ -19,6 +19,7 @@ from icc import (
     grey_profile,
     grey_to_srgb,
     p3_to_srgb,
+    srgb_encode,
     srgb_profile,
 )
 from images import (
@@ -210,6 +211,47 @@ def test_a_profile_for_another_colour_space_is_ignored() -> None:
     assert rgba(thumb(rgb), (8, 8)) == (200, 100, 50, 255)
     grey = encode(Image.new("L", (16, 16), 77), "PNG", icc_profile=display_p3_profile())
     assert rgba(thumb(grey), (8, 8)) == (77, 77, 77, 255)
+
+
+GAMMA_SAMPLES = [(0, 0, 0), (128, 128, 128), (200, 100, 50), (255, 255, 255)]
+
+
+def gamma_png(colour_type: int, gamma: int | None, **chunks: object) -> bytes:
+    """Four bands of GAMMA_SAMPLES as grey (the first sample), RGB, palette or RGBA."""
+    if colour_type == 0:
+        return png_bytes(banded([(c[0],) for c in GAMMA_SAMPLES]), 8, 0, gamma=gamma,
+                         **chunks)  # type: ignore[arg-type]
+    if colour_type == 3:
+        return png_bytes(banded([(i,) for i in range(4)]), 8, 3, palette=GAMMA_SAMPLES,
+                         gamma=gamma, **chunks)  # type: ignore[arg-type]
+    samples = [c + (255,) if colour_type == 6 else c for c in GAMMA_SAMPLES]
+    return png_bytes(banded(samples), 8, colour_type, gamma=gamma, **chunks)  # type: ignore
+
+
+@pytest.mark.parametrize("colour_type", [0, 2, 3, 6])
+@pytest.mark.parametrize("gamma", [100000, 55556, 50000, 40000])
+def test_png_gama_is_converted_to_srgb(colour_type: int, gamma: int) -> None:
+    """gAMA alone describes the samples: v ** (100000 / gAMA) is linear light."""
+    out = thumb(gamma_png(colour_type, gamma))
+    for i, colour in enumerate(GAMMA_SAMPLES):
+        sample = colour if colour_type else (colour[0],) * 3
+        expected = tuple(255 * srgb_encode((c / 255) ** (100000 / gamma)) for c in sample)
+        assert near(rgba(out, (16 * i + 8, 8))[:3], expected, 1), (colour, expected)
+
+
+@pytest.mark.parametrize(("gamma", "srgb"), [(45455, False), (47000, False), (43500, False),
+                                             (55556, True), (None, False)],
+                         ids=["1/2.2", "0.47", "0.435", "with-sRGB-chunk", "no-gAMA"])
+def test_png_gama_near_srgb_or_overridden_keeps_samples(gamma: int | None, srgb: bool) -> None:
+    out = thumb(gamma_png(2, gamma, srgb=srgb))
+    for i, colour in enumerate(GAMMA_SAMPLES):
+        assert rgba(out, (16 * i + 8, 8))[:3] == colour
+
+
+def test_png_iccp_takes_precedence_over_gama() -> None:
+    out = thumb(png_bytes(banded(GAMMA_SAMPLES), 8, 2, gamma=55556, icc=srgb_profile()))
+    for i, colour in enumerate(GAMMA_SAMPLES):
+        assert near(rgba(out, (16 * i + 8, 8))[:3], colour, 1)
 
 
 # ---------------------------------------------------------------- animation canvases

@@ -47,6 +47,8 @@ def prepare(im: Image.Image, key: tuple[int, ...] | None = None
     alpha = _alpha(im, key)
     colour = _eight_bit(im)
     transform = _transform(bytes(icc), colour.mode) if icc else None
+    if not icc and "srgb" not in im.info and colour.mode in ("L", "RGB"):
+        colour = _gamma_to_srgb(colour, im.info.get("gamma"))
     if colour.mode == "CMYK" and transform is None:
         colour = colour.convert("RGB")  # no usable profile: Pillow's naive formula
     if alpha is not None:
@@ -79,6 +81,24 @@ def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
         return _srgb_transform(icc, mode)
     except (ImageCms.PyCMSError, OSError, ValueError):
         return None  # broken profile
+
+
+def _gamma_to_srgb(colour: Image.Image, file_gamma: object) -> Image.Image:
+    """A PNG's gAMA (file gamma g, so samples decode as v ** (1 / g)) re-encoded with the
+    sRGB curve (PNG spec, 11.3.3.2; iCCP and sRGB take precedence). Gammas near 1/2.2 mean
+    sRGB, as in Chromium (seen here: g from 0.435 to 0.475 shown unchanged, 0.43 and 0.5
+    converted). cHRM primaries are not applied: sRGB's are assumed."""
+    if not isinstance(file_gamma, float) or file_gamma <= 0 or abs(1 / file_gamma - 2.2) <= 0.1:
+        return colour
+    exponent = 1 / file_gamma
+    lut = [round(255 * _srgb_encode((v / 255) ** exponent)) for v in range(256)]
+    return colour.point(lut * len(colour.getbands()))
+
+
+def _srgb_encode(linear: float) -> float:
+    """Linear 0-1 -> sRGB-encoded 0-1 (IEC 61966-2-1)."""
+    linear = min(1.0, max(0.0, linear))
+    return linear * 12.92 if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
 
 
 def _alpha(im: Image.Image, key: tuple[int, ...] | None) -> Image.Image | None:
