@@ -14,7 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 from browser import chromium
-from images import apng, banded, gif_small_first_frame, png_bytes, webp_animation
+from images import (
+    apng,
+    banded,
+    encode,
+    gif_small_first_frame,
+    marked,
+    png_bytes,
+    webp_animation,
+)
 from PIL import Image
 from selenium.webdriver.remote.webdriver import WebDriver
 from test_imaging_matrix import CASES
@@ -78,6 +86,14 @@ def test_chromium_agrees_with_the_oracle(browser: WebDriver, name: str) -> None:
             assert near(pixel[:3], (r, g, b), 2), (pixel, (r, g, b))
 
 
+def _cmyk_bands() -> Image.Image:
+    im = Image.new("CMYK", (64, 16))
+    for i, ink in enumerate([(100, 0, 0, 100), (0, 200, 50, 0), (30, 60, 90, 120),
+                             (255, 255, 0, 0)]):
+        im.paste(ink, (16 * i, 0, 16 * i + 16, 16))
+    return im
+
+
 @pytest.mark.parametrize(
     ("name", "data", "mime", "points"),
     [
@@ -89,6 +105,8 @@ def test_chromium_agrees_with_the_oracle(browser: WebDriver, name: str) -> None:
          "image/webp", [(0, 0), (20, 20), (39, 39)]),
         ("webp-covering", webp_animation((40, 40), (0, 0, 40, 40), False), "image/webp",
          [(0, 0), (20, 20)]),
+        ("jpeg-cmyk-no-profile", encode(_cmyk_bands(), "JPEG", quality=98), "image/jpeg",
+         BANDS),
         ("apng-default-in-animation", apng(True), "image/png", [(20, 15)]),
         *[(f"png-gama-{gamma}", png_bytes(banded([(0, 0, 0), (128, 128, 128), (200, 100, 50),
                                                   (255, 255, 255)]), 8, 2, gamma=gamma),
@@ -122,3 +140,14 @@ def test_chromium_shows_a_jpeg_missing_its_eoi_as_we_do_above_its_last_mcu_row(
     assert seen[1][-1][3] == 0  # the last MCU row: not drawn by Chromium
     for theirs, mine in zip(seen[1][:-1], ours(data, points), strict=True):
         assert near(theirs, mine, 3), (theirs, mine)  # two JPEG decoders' IDCTs
+
+
+def test_chromium_orients_avif_as_we_do(browser: WebDriver) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Pillow's AVIF writer turns it into irot/imir, which browsers apply
+    data = encode(marked((80, 40)), "AVIF", quality=95, exif=exif.tobytes())
+    points = [(5, 5), (34, 5), (5, 74), (34, 74)]
+    seen = shown(browser, data, "image/avif", points)
+    assert seen is not None and seen[0] == (40, 80)
+    for theirs, mine in zip(seen[1], ours(data, points), strict=True):
+        assert near(theirs, mine, 12), (theirs, mine)
