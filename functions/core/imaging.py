@@ -355,7 +355,8 @@ _EOI = b"\xff\xd9"
 def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> Image.Image:
     """Load a JPEG; one whose scans are complete but whose EOI marker is missing loads too.
 
-    libjpeg (and so browsers and libvips) shows such a file whole. With EOI appended, a
+    libvips shows such a file whole (Chromium all but its last row of MCUs, which its
+    suspending decoder waits for; test_imaging_browser). With EOI appended, a
     complete last scan decodes the same whatever filler bits come before the EOI, while a
     really truncated scan takes the filler as coded data and changes: so the file is decoded
     with three fillers, at full scale (a drafted decode skips the high frequencies a cut
