@@ -32,10 +32,13 @@ def uploaded(client: FlaskClient) -> str:
     return job_id
 
 
-def deliver(client: FlaskClient, job_id: str, path: str = "/",
-            **extensions: str) -> tuple[int, bytes, dict[str, str]]:
-    event = events.new_event(events.IMAGE_UPLOADED, "/test", {"job_id": job_id},
-                             extensions=extensions)
+def deliver(client: FlaskClient, job_id: str, path: str = "/", *,
+            recorded: Job | None = None, **extensions: str) -> tuple[int, bytes, dict[str, str]]:
+    """POST an image.uploaded event for the job: with `recorded`, the job's own event (its
+    id and source, as a dead letter carries it), else one from "/test"."""
+    source, event_id = (recorded.event_source, recorded.event_id) if recorded else ("/test", None)
+    event = events.new_event(events.IMAGE_UPLOADED, source, {"job_id": job_id},
+                             event_id=event_id, extensions=extensions)
     headers, body = events.to_http(event)
     response = client.post(path, data=body, headers=headers)
     return response.status_code, response.data, dict(response.headers)
@@ -76,24 +79,30 @@ def test_storage_down_releases_the_lease(config: Config, redis_client: redis.Red
 def test_dead_letter_fails_the_job_with_the_brokers_reason(config: Config,
                                                            redis_client: redis.Redis) -> None:
     job_id = uploaded(upload.create_app(config).test_client())
+    recorded = JobStore(redis_client).get(job_id)
     status_code, body, _ = deliver(resize.create_app(config).test_client(), job_id,
-                                   "/dead-letter", knativeerrorcode="503",
+                                   "/dead-letter", recorded=recorded, knativeerrorcode="500",
                                    knativeerrordest="http://resize")
     assert status_code == 204 and body == b""
     job = JobStore(redis_client).get(job_id)
     assert job is not None and job.status is JobStatus.FAILED
-    assert job.error_code == "delivery_failed" and "503" in job.error_message
+    assert job.error_code == "delivery_failed" and "500" in job.error_message
     assert "http://resize" in job.error_message
 
 
-def test_dead_letter_after_409s_leaves_the_job_to_its_lease(config: Config,
-                                                            redis_client: redis.Redis) -> None:
+@pytest.mark.parametrize("code", ["409", "503", "502", "504", "429", ""])
+def test_dead_letter_after_an_outage_leaves_the_job_to_the_sweep(
+        config: Config, redis_client: redis.Redis, code: str) -> None:
+    """Retries used up on a busy lease, an outage or no answer at all: the job and its
+    original are intact, so the sweep re-emits it until JOB_DEADLINE_SECONDS."""
     job_id = uploaded(upload.create_app(config).test_client())
-    JobStore(redis_client).claim(job_id, "a-worker-that-died", 60, 5)
+    jobs = JobStore(redis_client)
+    jobs.claim(job_id, "a-worker-that-died", 60, 5)
+    extensions = {"knativeerrorcode": code} if code else {}
     status_code, _, _ = deliver(resize.create_app(config).test_client(), job_id,
-                                "/dead-letter", knativeerrorcode="409")
+                                "/dead-letter", recorded=jobs.get(job_id), **extensions)
     assert status_code == 204
-    job = JobStore(redis_client).get(job_id)
+    job = jobs.get(job_id)
     assert job is not None and job.status is JobStatus.PROCESSING  # the sweep takes it on
 
 
@@ -111,7 +120,8 @@ def test_dead_letter_never_changes_a_finished_job(config: Config,
     job_id = uploaded(upload.create_app(config).test_client())
     client = resize.create_app(config).test_client()
     assert deliver(client, job_id)[0] == 200
-    deliver(client, job_id, "/dead-letter", knativeerrorcode="500")
+    deliver(client, job_id, "/dead-letter", recorded=JobStore(redis_client).get(job_id),
+            knativeerrorcode="500")
     job = JobStore(redis_client).get(job_id)
     assert job is not None and job.status is JobStatus.SUCCEEDED
 

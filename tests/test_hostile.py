@@ -607,7 +607,7 @@ def test_event_key_with_an_overlong_name_is_400(config: Config, redis_client: re
     255 bytes, or a path over 4096) is malformed: 400, not 500."""
     post_file(upload.create_app(config).test_client(), PNG)  # the bucket's folders exist
     client = resize.create_app(config).test_client()
-    for key in ("a" * 300, "originals/" + "a" * 300, "a/" * 2100 + "a"):
+    for key in ("incoming/" + "a" * 300, "incoming/" + "a/" * 2100 + "a"):
         assert_json_error(deliver(client, {"key": key}), 400, "invalid_event")
 
 
@@ -655,7 +655,10 @@ def test_correlation_id_with_a_line_break_is_not_a_500(config: Config, path: str
     id: it must not be echoed into the X-Request-Id response header (werkzeug refuses a header
     with a line break, turning the answer into a 500 after the job is done)."""
     job_id = post_file(upload.create_app(config).test_client(), PNG).json["job_id"]
-    event = events.new_event(events.IMAGE_UPLOADED, "/test", {"job_id": job_id},
+    job = JobStore(redis.Redis.from_url(config.redis_url)).get(job_id)
+    assert job is not None  # a dead letter must carry the job's own event (id and source)
+    event = events.new_event(events.IMAGE_UPLOADED, job.event_source, {"job_id": job_id},
+                             event_id=job.event_id,
                              extensions={events.CORRELATION_ID: "abc\n"})
     headers, body = events.to_http(event, structured=structured)
     if not structured:

@@ -30,7 +30,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from stackutil import running_stack
 from werkzeug.serving import make_server
 
-from thumbnails import status
+from thumbnails import status, upload
 from thumbnails.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,8 +283,21 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
     injected = status.create_app(hostile).test_client().get("/").data
     assert b"<script>" not in injected and b"&quot;&gt;&lt;script&gt;" in injected
 
-    # Over the stack's Redis and objects, so the page lists its jobs and gets thumbnails.
+    # Over the stack's Redis and objects, so the page lists the key's jobs and gets their
+    # thumbnails. With API keys on, a key lists only the jobs it uploaded: three, made here
+    # by an upload with the same keys, sending its events to the stack's broker.
+    keyed_upload = upload.create_app(replace(config, data_dir=stack_dir / "objects",
+                                             sink_url=urls["broker"])).test_client()
     served = status.create_app(replace(config, data_dir=stack_dir / "objects"))
+    mine = []
+    for colour in ("red", "green", "blue"):
+        answer = keyed_upload.post("/jobs", headers={"X-API-Key": API_KEY}, data={
+            "file": (io.BytesIO(encode(Image.new("RGB", (40, 30), colour), "PNG")), "a.png")})
+        assert answer.status_code == 202, answer.json
+        mine.append(answer.json["job_id"])
+    checker = served.test_client()
+    wait_for(lambda: all(checker.get(f"/jobs/{j}", headers={"X-API-Key": API_KEY}).json[
+        "status"] == "succeeded" for j in mine), "the key's three jobs done")
     server = make_server("127.0.0.1", 0, served, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

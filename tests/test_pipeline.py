@@ -22,9 +22,14 @@ KINDS = kinds()
 
 
 @pytest.fixture(scope="module")
-def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def urls(stack_dir: Path) -> Iterator[dict[str, str]]:
     config = Config(max_upload_bytes=2 * 1024 * 1024, max_pixels=20_000_000)
-    with running_stack(config, Path(tmp_path_factory.mktemp("stack"))) as stack_urls:
+    with running_stack(config, stack_dir) as stack_urls:
         yield stack_urls
 
 
@@ -152,12 +157,14 @@ def test_same_event_twice_gives_one_thumbnail(urls: dict[str, str]) -> None:
     assert after["finished_at"] == before["finished_at"]
 
 
-def test_foreign_producer_event_creates_and_processes_job(urls: dict[str, str]) -> None:
-    # Another producer puts an object in the store and announces it through the broker.
-    job = submit(urls, KINDS["png"][0]).json()
-    wait_terminal(urls, job["job_id"])
+def test_foreign_producer_event_creates_and_processes_job(urls: dict[str, str],
+                                                          stack_dir: Path) -> None:
+    # Another producer puts an object in the store, under INCOMING_PREFIX, and announces it
+    # through the broker.
+    store = open_store(Config(data_dir=stack_dir / "objects"))
+    store.put("incoming/other-system/photo.png", KINDS["png"][0], "image/png")
     event = events.new_event(events.IMAGE_UPLOADED, "/other-system", {
-        "bucket": "thumbnails", "key": f"originals/{job['job_id']}",
+        "bucket": "thumbnails", "key": "incoming/other-system/photo.png",
         "options": {"width": "50", "height": "50"}})
     headers, body = events.to_http(event)
     response = requests.post(urls["broker"], data=body, headers=headers, timeout=10)

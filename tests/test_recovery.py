@@ -49,9 +49,13 @@ def test_the_same_idempotency_key_gives_the_same_job(redis_url: str, redis_clien
     app = upload_app(redis_url, tmp_path)
     status, first, headers = post(app, **{"Idempotency-Key": "order-17"})
     assert status == 202 and "Idempotent-Replayed" not in headers
-    status, again, headers = post(app, JPEG, **{"Idempotency-Key": "order-17"})
+    status, again, headers = post(app, **{"Idempotency-Key": "order-17"})
     assert status == 202 and again["job_id"] == first["job_id"]
     assert headers["Idempotent-Replayed"] == "true"
+    # Another payload under the same key: 422 (draft-ietf-httpapi-idempotency-key-header,
+    # section 2.7), and nothing stored.
+    status, refused, _ = post(app, JPEG, **{"Idempotency-Key": "order-17"})
+    assert status == 422 and refused["error"] == "idempotency_key_reused"
     status, other, _ = post(app, **{"Idempotency-Key": "order-18"})
     assert status == 202 and other["job_id"] != first["job_id"]
     assert len(stored_originals(tmp_path)) == 2  # the replay stored nothing

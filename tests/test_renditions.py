@@ -155,10 +155,15 @@ def display() -> Iterator[Subscriber]:
 
 
 @pytest.fixture(scope="module")
-def urls(tmp_path_factory: pytest.TempPathFactory,
-         display: Subscriber) -> Iterator[dict[str, str]]:
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local stack's data directory (its filesystem store is under it)."""
+    return Path(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def urls(stack_dir: Path, display: Subscriber) -> Iterator[dict[str, str]]:
     config = Config(broker_subscribers=f"event-display={display.url}")
-    with running_stack(config, Path(tmp_path_factory.mktemp("stack"))) as stack_urls:
+    with running_stack(config, stack_dir) as stack_urls:
         yield stack_urls
 
 
@@ -265,11 +270,15 @@ def test_bad_renditions_get_400_and_store_nothing(urls: dict[str, str], form: di
 
 
 @pipeline
-def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str]) -> None:
-    job = submit(urls, encode(SOURCE, "PNG")).json()
-    wait_terminal(urls, job["job_id"])
+def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str],
+                                                        stack_dir: Path) -> None:
+    from thumbnails.storage import open_store
+
+    # Another producer's objects live under INCOMING_PREFIX (never the service's own).
+    store = open_store(Config(data_dir=stack_dir / "objects"))  # the stack's filesystem store
+    store.put("incoming/source.png", encode(SOURCE, "PNG"), "image/png")
     event = events.new_event(events.IMAGE_UPLOADED, "/other-system", {
-        "bucket": "thumbnails", "key": f"originals/{job['job_id']}",
+        "bucket": "thumbnails", "key": "incoming/source.png",
         "options": {"renditions": [{"name": "tiny", "width": 40, "height": 40},
                                    {"name": "wide", "width": 80, "format": "webp"}]}})
     headers, body = events.to_http(event)
@@ -283,7 +292,7 @@ def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str]) ->
     wide = decoded(requests.get(doc["renditions"][1]["url"], timeout=10).content)
     assert wide.format == "WEBP" and wide.size == (80, 60)
     bad = events.new_event(events.IMAGE_UPLOADED, "/other-system", {
-        "bucket": "thumbnails", "key": f"originals/{job['job_id']}",
+        "bucket": "thumbnails", "key": "incoming/source.png",
         "options": {"renditions": [{"name": "x y"}]}})
     headers, body = events.to_http(bad)
     refused = requests.post(urls["resize"], data=body, headers=headers, timeout=10)

@@ -44,6 +44,7 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "DEBUG_ENDPOINT": ("debug_endpoint", _bool),
     "EVENT_SOURCE": ("event_source", str),
     "EVENT_TYPE_PREFIX": ("event_type_prefix", str),
+    "INCOMING_PREFIX": ("incoming_prefix", str),
     "API_KEY_HASHES": ("api_key_hashes", str),
     "LEASE_SECONDS": ("lease_seconds", float),
     "MAX_ATTEMPTS": ("max_attempts", int),
@@ -55,6 +56,8 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "MAX_EVENT_BYTES": ("max_event_bytes", int),
     "CORS_ORIGINS": ("cors_origins", str),
     "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
+    "HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", float),
+    "MIN_BODY_RATE": ("min_body_rate", int),
     "LOG_LEVEL": ("log_level", str),
     "KNATIVE_DIR": ("knative_dir", Path),
     "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
@@ -85,6 +88,8 @@ class Config:
     debug_endpoint: bool = False
     event_source: str = "/knative-thumbnails/upload"
     event_type_prefix: str = ""  # "" = thumbnails.events.TYPE_PREFIX
+    # Where objects another producer names in its image.uploaded events must be.
+    incoming_prefix: str = "incoming/"
     api_key_hashes: str = ""  # comma-separated SHA-256 hex digests of API keys; "" = open
     lease_seconds: float = 60.0
     max_attempts: int = 5
@@ -102,6 +107,10 @@ class Config:
     max_event_bytes: int = 64 * 1024
     cors_origins: str = ""  # comma-separated origins that may call upload and status
     dependency_timeout_seconds: float = 5.0
+    # Slow clients (thumbnails.buffering): a request's headers must arrive within this long,
+    # and its body at this many bytes a second at least (after the same allowance).
+    header_timeout_seconds: float = 10.0
+    min_body_rate: int = 100 * 1024
     log_level: str = "INFO"
     # Local broker only: where the Trigger manifests are, and Service name -> local URL.
     knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
@@ -139,11 +148,15 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
                      "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
-                     "DEPENDENCY_TIMEOUT_SECONDS"):
+                     "DEPENDENCY_TIMEOUT_SECONDS", "HEADER_TIMEOUT_SECONDS", "MIN_BODY_RATE"):
             if getattr(self, ENVIRONMENT[name][0]) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
         if self.retention_seconds < 0:
             raise ConfigError("RETENTION_SECONDS must be 0 (keep forever) or more")
+        if (not self.incoming_prefix.endswith("/") or self.incoming_prefix.startswith("/")
+                or self.incoming_prefix.startswith(("originals/", "thumbnails/"))):
+            raise ConfigError("INCOMING_PREFIX must end with '/', and not be the service's own "
+                              "originals/ or thumbnails/")
         if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):
             raise ConfigError("API_KEY_HASHES must be comma-separated SHA-256 hex digests")
         if self.event_type_prefix:

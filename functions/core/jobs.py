@@ -31,6 +31,7 @@ WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the s
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
 SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
 #                                              interval runs: POST /outbox/sweep
+READY_PROBE_KEY = f"{PREFIX}:ready"  # written by every readiness probe; expires in 10 s
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late finish or re-create
 DELETED = "deleted"  # the status field of a tombstone (never shown: get() answers None)
@@ -41,9 +42,16 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
-def idempotency_key(client_key: str) -> str:
-    """Redis key naming the job of a client's Idempotency-Key (hashed: any text is safe)."""
-    return f"{PREFIX}:idempotency:{hashlib.sha256(client_key.encode()).hexdigest()}"
+def idempotency_key(client_key: str, client: str = "") -> str:
+    """Redis key naming the job of a client's Idempotency-Key (hashed: any text is safe),
+    scoped to the API key's client when keys are on (another client's key is another key)."""
+    scoped = f"{client}\n{client_key}" if client else client_key
+    return f"{PREFIX}:idempotency:{hashlib.sha256(scoped.encode()).hexdigest()}"
+
+
+def client_index_key(client: str) -> str:
+    """Redis key of one API client's job index (members as INDEX_KEY's)."""
+    return f"{INDEX_KEY}:client:{client}"
 
 
 class JobStatus(StrEnum):
@@ -114,6 +122,8 @@ class Job:
     renditions: list[RenditionRecord] = field(default_factory=list)
     error_code: str = ""
     error_message: str = ""
+    client: str = ""  # the API client that created it (web.client_of); "" keys off or an event
+    request_digest: str = ""  # its upload's fingerprint, for Idempotency-Key replays
     stage_fetch_ms: float | None = None
     stage_decode_ms: float | None = None
     stage_encode_ms: float | None = None
@@ -149,8 +159,35 @@ class Job:
         return cls(**values)
 
 
+# Error codes (the first word of a Redis error reply) that mean "cannot do this now, try
+# again later", not "this command is wrong": used memory over maxmemory under noeviction
+# (OOM), the last RDB or AOF write failed (MISCONF), a replica (READONLY), the data is still
+# loading (LOADING), a script runs too long (BUSY), too few replicas (NOREPLICAS), the
+# master is gone (MASTERDOWN), cluster trouble (TRYAGAIN, CLUSTERDOWN). Error prefixes as
+# Valkey's and Redis's server.c and cluster.c send them; redis-py strips the code of those it
+# maps to a class (OutOfMemoryError, ReadOnlyError...) into exc.status_code.
+UNAVAILABLE_CODES = frozenset({"OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "NOREPLICAS",
+                               "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
+
+
+# The code begins the reply, a script's too ("MISCONF ... script: on @user_script:1."); a
+# pipeline's error names it after its command ("Command # 1 (SET a b) of pipeline caused
+# error: MISCONF ...").
+_ERROR_CODE = re.compile(r"^(?:Command # \d+ .*? of pipeline caused error: )?([A-Z]+)\b")
+
+
+def unavailable(exc: redis.ResponseError) -> bool:
+    """True if this error reply means Redis cannot write now (UNAVAILABLE_CODES)."""
+    code = getattr(exc, "status_code", None)
+    if code is None:
+        match = _ERROR_CODE.match(str(exc))
+        code = match.group(1) if match else ""
+    return code in UNAVAILABLE_CODES
+
+
 def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn connection-level Redis failures into RedisUnavailable (503)."""
+    """Turn connection-level Redis failures, and error replies that mean "cannot write now"
+    (unavailable), into RedisUnavailable (503 with Retry-After)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -158,6 +195,12 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        except redis.ResponseError as exc:
+            if not unavailable(exc):
+                raise
+            code = getattr(exc, "status_code", None)
+            raise RedisUnavailable(
+                f"Redis cannot write now: {code + ' ' if code else ''}{exc}") from exc
 
     return wrapper
 
@@ -296,7 +339,8 @@ return 1
 """
 
 # Create a job (unless its Idempotency-Key already names one: return that job's id).
-# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key.
+# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key, the index of
+# the job's API client (written when the job has a `client` field).
 # ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
 # outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
 # nothing if the job exists (then its id is returned; a tombstone counts), job key prefix,
@@ -314,6 +358,8 @@ end
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'event', ARGV[4]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
+local client = redis.call('HGET', KEYS[1], 'client')
+if client and client ~= '' then redis.call('ZADD', KEYS[8], 0, ARGV[2]) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 if ARGV[5] ~= '' then
@@ -425,7 +471,8 @@ class JobStore:
         Idempotency-Key already names one, or (`unless_exists`) when this job exists."""
         existing = self._create(
             keys=[job_key(job.job_id), INDEX_KEY, WATCH_KEY, PENDING_UPLOADS_KEY, OUTBOX_KEY,
-                  OUTBOX_DUE_KEY, idempotency_key(idempotency or "")],
+                  OUTBOX_DUE_KEY, idempotency_key(idempotency or "", job.client),
+                  client_index_key(job.client)],
             args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
                   event_json, "" if send_by is None else repr(send_by),
                   IDEMPOTENCY_TTL if idempotency else "", "1" if unless_exists else "0",
@@ -437,9 +484,9 @@ class JobStore:
         return self.create(job, event_json, check_at=check_at, unless_exists=True) is None
 
     @redis_errors
-    def idempotent_job(self, idempotency: str) -> str | None:
-        """The id of the job an Idempotency-Key names, if any."""
-        found = self.redis.get(idempotency_key(idempotency))
+    def idempotent_job(self, idempotency: str, client: str = "") -> str | None:
+        """The id of the job a client's Idempotency-Key names, if any."""
+        found = self.redis.get(idempotency_key(idempotency, client))
         return found.decode() if found else None
 
     @redis_errors
@@ -535,10 +582,30 @@ class JobStore:
             args=[job_id, repr(time.time()), TOMBSTONE_TTL]))
 
     @redis_errors
-    def forget(self, job_id: str, index_entry: str) -> None:
-        """The job's objects are gone: drop its index entry (`index_member`); a second
-        delete() of a tombstone then returns False."""
+    def forget(self, job_id: str, index_entry: str, client: str = "") -> None:
+        """The job's objects are gone: drop its index entry (`index_member`), and its API
+        client's when known; a second delete() of a tombstone then returns False."""
         self._forget(keys=[job_key(job_id), INDEX_KEY], args=[index_entry])
+        if client:
+            self.redis.zrem(client_index_key(client), index_entry)
+
+    @redis_errors
+    def prune_client_indexes(self, created_before: float, batch: int = 100) -> int:
+        """Drop the API clients' index entries of jobs created before `created_before` (epoch
+        seconds) whose record is gone (expired, or its tombstone too); how many. The records
+        that expired no longer say their client, so each client's index is walked here."""
+        upper, removed = "(" + index_member(created_before, ""), 0
+        for key in self.redis.scan_iter(match=client_index_key("*"), count=100):
+            members = self.redis.zrangebylex(key, "-", upper, start=0, num=batch)
+            if not members:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for member in members:
+                pipe.exists(job_key(member.decode().split(":", 1)[1]))
+            gone = [m for m, there in zip(members, pipe.execute(), strict=True) if not there]
+            if gone:
+                removed += self.redis.zrem(key, *gone)
+        return removed
 
     @redis_errors
     def index_entry(self, job_id: str) -> str | None:
@@ -586,11 +653,14 @@ class JobStore:
         self._release(keys=[job_key(job_id)], args=[token])
 
     @redis_errors
-    def page(self, limit: int, cursor: str | None = None) -> tuple[list[tuple[str, str]], str]:
-        """Newest first: [(job id, status)] and the cursor of the next page ('' at the end)."""
+    def page(self, limit: int, cursor: str | None = None,
+             client: str = "") -> tuple[list[tuple[str, str]], str]:
+        """Newest first: [(job id, status)] and the cursor of the next page ('' at the end);
+        with `client`, only the jobs that API client created."""
         upper = f"({cursor}" if cursor else "+"
         members = [m.decode() for m in self.redis.zrevrangebylex(
-            INDEX_KEY, upper, "-", start=0, num=limit + 1)]
+            client_index_key(client) if client else INDEX_KEY, upper, "-", start=0,
+            num=limit + 1)]
         page, more = members[:limit], len(members) > limit
         ids = [m.split(":", 1)[1] for m in page]
         pipe = self.redis.pipeline(transaction=False)
@@ -636,8 +706,9 @@ class JobStore:
 
     @redis_errors
     def ping(self) -> None:
-        """RedisUnavailable unless Redis answers."""
-        self.redis.ping()
+        """RedisUnavailable unless Redis answers and takes a write: a small key that expires
+        (PING alone says yes to a Redis that is out of memory or whose disk failed)."""
+        self.redis.set(READY_PROBE_KEY, "1", px=10_000)
 
 
 def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -89,6 +89,9 @@ class ProbeThreadWorker(gthread.ThreadWorker):
     def _head(self, conn: gthread.TConn) -> bytes | None:
         """The request's first bytes without consuming them; None if a new connection has
         sent nothing yet. Bytes gunicorn has already read ahead come first."""
+        whole = getattr(conn, "buffered_request", None)  # read by thumbnails.buffering
+        if whole:
+            return bytes(whole[:PROBE_HEAD_BYTES])
         parser = conn.parser
         buffered = parser.unreader.buf.getvalue() if hasattr(parser, "unreader") else b""
         if buffered:

@@ -56,6 +56,21 @@ def thumbnails_prefix(job_id: str) -> str:
 OWN_PREFIXES = ("originals/", "thumbnails/")
 
 
+# The service's own objects: never a valid reference in another producer's event.
+OWN_PREFIXES = ("originals/", "thumbnails/")
+
+
+def incoming_key_ok(key: str, prefix: str) -> bool:
+    """True if `key` may name another producer's object: under `prefix` (INCOMING_PREFIX),
+    in plain segments (no "", ".", ".." segment, so no "./", "//" or "../" variant), with no
+    backslash, control character or percent sign (no percent-encoded variant either)."""
+    if not key.startswith(prefix) or len(key) == len(prefix) or key.startswith(OWN_PREFIXES):
+        return False
+    if "%" in key or "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        return False
+    return all(segment not in ("", ".", "..") for segment in key.split("/"))
+
+
 class ObjectStore(Protocol):
     """What the functions need from an object store."""
 

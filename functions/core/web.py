@@ -47,8 +47,8 @@ def _handle_domain(exc: ThumbnailsError) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):  # RFC 9110: a 401 names its scheme
         headers["WWW-Authenticate"] = 'Bearer realm="thumbnails"'
-
-        log.warning("dependency unavailable: %s", exc.message)
+    # Level and words come from the errors table (thumbnails.errors), one line per answer.
+    log.log(exc.log_level, "%s: %d %s: %s", exc.summary, exc.status, exc.code, exc.message)
     return json_error(exc.status, exc.code, exc.message, **headers)
 
 
@@ -233,6 +233,23 @@ def require_api_key(app: Flask, digests: Collection[str], open_paths: Collection
         matched = [hmac.compare_digest(digest, known) for known in digests]
         if not supplied or not any(matched):
             raise Unauthorized("a valid API key is required (X-API-Key or Authorization: Bearer)")
+        request.environ[CLIENT] = client_of(digest)
+
+
+# Where require_api_key leaves the client a request's key names ("" with keys off).
+CLIENT = "thumbnails.client"
+AUTH_HEADERS = ("X-API-Key", "Authorization")  # what an answer varies on when keys are on
+
+
+def client_of(key_digest: str) -> str:
+    """The client an API key names, as jobs record it: the first 16 hex digits of the key's
+    SHA-256 (enough to tell any configured keys apart; not the key, not its whole hash)."""
+    return key_digest[:16]
+
+
+def current_client() -> str:
+    """The client of the current request's API key; "" when keys are off."""
+    return str(request.environ.get(CLIENT, ""))
 
 
 def freeze_heap() -> None:

@@ -15,6 +15,7 @@ from thumbnails import events, imaging, logs, metrics, renditions
 from thumbnails.errors import (
     BadRequest,
     DependencyUnavailable,
+    ForgedEvent,
     InvalidEvent,
     InvalidImage,
     JobBusy,
@@ -25,7 +26,7 @@ from thumbnails.errors import (
 from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus, RenditionRecord
 from thumbnails.links import job_links, rendition_link
 from thumbnails.services import Services
-from thumbnails.storage import thumbnail_key
+from thumbnails.storage import incoming_key_ok, thumbnail_key
 
 from .heartbeat import Heartbeat
 
@@ -46,6 +47,8 @@ def handle_uploaded(services: Services, event: BaseCloudEvent) -> BaseCloudEvent
     token = uuid.uuid4().hex
     outcome, job = _claim(services, job_id, token)
     if outcome is ClaimOutcome.MISSING:
+        if "job_id" in data:  # ids are the service's to hand out, never a sender's
+            raise ForgedEvent(f"no job {job_id}: only upload's own events name a job id")
         _create_job(services, event, data, job_id)  # another producer's object
         outcome, job = _claim(services, job_id, token)
     if outcome is ClaimOutcome.EXHAUSTED:  # the claim script failed it just now
@@ -85,6 +88,9 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
     key, bucket = data.get("key"), data.get("bucket", services.store.bucket)
     if not isinstance(key, str) or not key or bucket != services.store.bucket:
         raise InvalidEvent(f"data.key must name an object in bucket {services.store.bucket!r}")
+    prefix = services.config.incoming_prefix
+    if not incoming_key_ok(key, prefix):  # never another job's original or thumbnail
+        raise ForgedEvent(f"data.key must name an object under {prefix!r} in plain segments")
     raw_options = data.get("options") or {}
     if not isinstance(raw_options, dict):
         raise InvalidEvent("data.options must be a JSON object")
@@ -244,23 +250,37 @@ def reply_event(services: Services, job: Job,
         extensions={events.CORRELATION_ID: correlation_id} if correlation_id else None)
 
 
+# The last delivery's status (knativeerrorcode) when it says a dependency or the function
+# was unavailable, not that the event is bad: the job is left to the sweep's re-emits until
+# JOB_DEADLINE_SECONDS (409: another worker holds the lease; "": no answer at all).
+OUTAGE_STATUSES = frozenset({"", "408", "409", "429", "502", "503", "504"})
+
+
 def handle_dead_letter(services: Services, event: BaseCloudEvent) -> bool:
-    """The broker gave up on an event: fail its job with the broker's reason."""
-    data = events.data_of(event)
-    job_id = data.get("job_id")
+    """The broker gave up on an event: fail its job with the broker's reason, unless the last
+    status says an outage (OUTAGE_STATUSES). Only the job's own recorded event may end it
+    (same type, id and source): anything else is ForgedEvent and changes nothing."""
     logs.bind(event_id=event.get_id(),
               correlation_id=logs.correlation_of_event(event) or logs.current("correlation_id"))
-    if not isinstance(job_id, str) or not JOB_ID.match(job_id):
-        log.warning("dead letter %s without a job id: dropped", event.get_id())
-        return False
+    if event.get_type() != services.event_types.image_uploaded:
+        raise ForgedEvent(f"a dead letter carries a {services.event_types.image_uploaded} "
+                          f"event, not {event.get_type()}")
+    job_id = _job_id(event, events.data_of(event))
     logs.bind(job_id=job_id)
+    job = services.jobs.get(job_id)
+    if job is None:
+        log.warning("dead letter %s for unknown job %s: dropped", event.get_id(), job_id)
+        return False
+    if (event.get_id(), event.get_source()) != (job.event_id, job.event_source):
+        raise ForgedEvent(f"job {job_id} was not started by event {event.get_id()!r} from "
+                          f"{event.get_source()!r}")
     code = _extension(event, "knativeerrorcode")
     dest = _extension(event, "knativeerrordest")
-    if code == str(JobBusy.status):
-        # Every delivery found the job leased: its worker is still at it, or died and the
-        # lease will run out. The holder finishes it, or the sweep re-emits it.
-        log.warning("job %s event %s: dead-lettered while leased (409): left to the sweep",
-                    job_id, event.get_id())
+    if code in OUTAGE_STATUSES:
+        # An outage (or a live worker's lease) outlasted the broker's retries: the job and its
+        # original are intact; the sweep re-emits it until it finishes or its deadline.
+        log.warning("job %s event %s: dead-lettered after status %s: left to the sweep",
+                    job_id, event.get_id(), code or "none")
         return False
     changed = services.jobs.fail_unfinished(
         job_id, error_code="delivery_failed", finished_at=time.time(),

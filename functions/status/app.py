@@ -13,8 +13,10 @@ from thumbnails.errors import BadRequest, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.services import Services
 from thumbnails.web import (
+    AUTH_HEADERS,
     OPEN_PATHS,
     allow_cors,
+    current_client,
     freeze_heap,
     make_app,
     require_api_key,
@@ -27,6 +29,8 @@ from .views import debug_document, job_document
 bp = Blueprint("status", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 CACHE_CONTROL = "public, max-age=31536000, immutable"  # a job's thumbnail never changes
+# With API keys on: no shared cache may keep it for another client (RFC 9111, 5.2.2.7).
+CACHE_CONTROL_AUTHENTICATED = "private, max-age=31536000, immutable"
 
 
 @bp.get("/jobs")
@@ -37,12 +41,17 @@ def list_jobs() -> Any:
     cursor = request.args.get("cursor") or None
     if cursor is not None and (len(cursor) > 80 or ":" not in cursor):
         raise BadRequest("cursor is malformed: pass back the X-Next-Cursor value unchanged")
-    jobs, next_cursor = services_of().jobs.page(limit, cursor)
+    services = services_of()
+    jobs, next_cursor = services.jobs.page(limit, cursor, current_client())
     response = jsonify([{"job_id": job_id, "status": status} for job_id, status in jobs])
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
         query = urlencode({"limit": limit, "cursor": next_cursor})
-        response.headers["Link"] = f'<{request.base_url}?{query}>; rel="next"'
+        # From STATUS_BASE_URL (relative without it), never from the request's Host header.
+        base = services.config.status_base_url.rstrip("/")
+        response.headers["Link"] = f'<{base}/jobs?{query}>; rel="next"'
+    if services.config.api_keys:
+        response.vary.update(AUTH_HEADERS)
     return response
 
 
@@ -54,7 +63,11 @@ def show_job(job_id: str) -> Any:
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Any:
-    """Remove the job, its original and its thumbnails: 204, then 404."""
+    """Remove the job, its original and its thumbnails: 204, then 404 (also for another API
+    client's job)."""
+    job = services_of().jobs.get(job_id)
+    if job is not None and job.client and job.client != current_client():
+        raise NotFound(f"no job {job_id[:64]!r}")
     if not retention.delete_job(services_of(), job_id):
         raise NotFound(f"no job {job_id[:64]!r}")
     return Response(status=204)
@@ -89,9 +102,14 @@ def _require_succeeded(job: Job) -> None:
 
 
 def _image(key: str, content_type: str, etag: str) -> Response:
-    """Stored image bytes, immutable: ETag, a year's Cache-Control, 304 on If-None-Match."""
+    """Stored image bytes, immutable: ETag, a year's Cache-Control (private when API keys are
+    on, and Vary'd on the key headers), 304 on If-None-Match."""
     quoted = f'"{etag}"'
-    headers = {"ETag": quoted, "Cache-Control": CACHE_CONTROL}
+    keys_on = bool(services_of().config.api_keys)
+    headers = {"ETag": quoted,
+               "Cache-Control": CACHE_CONTROL_AUTHENTICATED if keys_on else CACHE_CONTROL}
+    if keys_on:
+        headers["Vary"] = ", ".join(AUTH_HEADERS)
     if quoted in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
     data = services_of().store.get(key)
@@ -107,8 +125,10 @@ def debug(job_id: str) -> Any:
 
 
 def _job(job_id: str) -> Job:
+    """The job, or NotFound: also when another API client created it (keys on). A job made
+    by another producer's event belongs to no client: every key sees it."""
     job = services_of().jobs.get(job_id)
-    if job is None:
+    if job is None or (job.client and job.client != current_client()):
         raise NotFound(f"no job {job_id[:64]!r}")
     return job
 

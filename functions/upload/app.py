@@ -18,6 +18,7 @@ from thumbnails.services import Services
 from thumbnails.web import (
     OPEN_PATHS,
     allow_cors,
+    current_client,
     freeze_heap,
     make_app,
     require_api_key,
@@ -38,7 +39,8 @@ def create_job() -> Any:
     fields, files = multipart.parse(_body(), request.content_type or "")
     if "file" not in files:
         raise BadRequest("multipart/form-data with a 'file' field is required")
-    job, event_json = submit(services, files["file"], fields, _idempotency_key())
+    job, event_json = submit(services, files["file"], fields, _idempotency_key(),
+                             current_client())
     links = job_links(services.config.status_base_url, job.job_id)
     headers = {"Location": links["self"]}
     if event_json is None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import uuid
 from collections.abc import Mapping
 
 from thumbnails import events, imaging, logs, metrics, renditions
-from thumbnails.errors import EmptyFile, PayloadTooLarge, ThumbnailsError
+from thumbnails.errors import EmptyFile, IdempotencyKeyReused, PayloadTooLarge, ThumbnailsError
 from thumbnails.jobs import Job
 from thumbnails.services import Services
 from thumbnails.storage import original_key
@@ -17,14 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def submit(services: Services, data: bytes, form: Mapping[str, str],
-           idempotency: str | None = None) -> tuple[Job, bytes | None]:
+           idempotency: str | None = None, client: str = "") -> tuple[Job, bytes | None]:
     """Validate the image and options, store the original, write job + outbox atomically;
-    the job and its event (to send once the client has its answer). With an Idempotency-Key
-    that already names a job: that job, and None (nothing new to send)."""
+    the job (recording its API `client`) and its event (to send once the client has its
+    answer). With an Idempotency-Key that already names a job of this client: that job, and
+    None (nothing new to send); IdempotencyKeyReused (422) if that job's upload differed."""
     config = services.config
-    if idempotency and (replayed := _job_of(services, idempotency)):
+    digest = fingerprint(data, form) if idempotency else ""
+    if idempotency and (replayed := _job_of(services, idempotency, client)):
         logs.bind(job_id=replayed.job_id, event_id=replayed.event_id)
-        return replayed, None
+        return _same_request(replayed, digest), None
     if not data:
         raise EmptyFile("the uploaded file is empty")
     if len(data) > config.max_upload_bytes:
@@ -45,6 +49,8 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         options=request.to_dict(),
         event_source=config.event_source,
         event_id=str(uuid.uuid4()),
+        client=client,
+        request_digest=digest,
     )
     logs.bind(job_id=job_id, event_id=job.event_id)
     # Should this process die before the record is written, the sweep deletes the original.
@@ -66,7 +72,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         _delete_quietly(services, job_id)
         replayed = services.jobs.get(existing)
         if replayed is not None:
-            return replayed, None
+            return _same_request(replayed, digest), None
         raise ThumbnailsError(f"job {existing} of this Idempotency-Key vanished")
     metrics.JOBS_SUBMITTED.labels("upload").inc()
     metrics.IMAGE_BYTES.labels("in").inc(len(data))
@@ -98,8 +104,26 @@ def uploaded_event(job: Job, content_type: str, types: events.EventTypes,
     )
 
 
-def _job_of(services: Services, idempotency: str) -> Job | None:
-    job_id = services.jobs.idempotent_job(idempotency)
+def fingerprint(data: bytes, form: Mapping[str, str]) -> str:
+    """An upload's idempotency fingerprint (draft-ietf-httpapi-idempotency-key-header-07,
+    section 2.4): SHA-256 of the file's bytes and the form fields, not of the multipart
+    framing (a client library picks a new boundary on every retry)."""
+    digest = hashlib.sha256(data)
+    digest.update(json.dumps(sorted(form.items())).encode())
+    return digest.hexdigest()
+
+
+def _same_request(replayed: Job, digest: str) -> Job:
+    """The replayed job, unless its upload was another payload: 422 (draft
+    draft-ietf-httpapi-idempotency-key-header-07, section 2.7, Error Handling)."""
+    if replayed.request_digest and replayed.request_digest != digest:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with another file or other options")
+    return replayed
+
+
+def _job_of(services: Services, idempotency: str, client: str) -> Job | None:
+    job_id = services.jobs.idempotent_job(idempotency, client)
     return services.jobs.get(job_id) if job_id else None
 
 
