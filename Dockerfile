@@ -19,8 +19,14 @@ COPY functions ./functions
 # `pip wheel .` takes [project] dependencies, never the [test] or [local] extras. Every
 # dependency ships manylinux wheels for amd64 and arm64, so no compiler is needed here
 # either. The cache mount keeps downloads between builds, out of the image.
+# Behind a TLS-inspecting proxy pip needs that proxy's CA bundle: pass it as the optional
+# build secret `pip-cert` (`--secret id=pip-cert,src=/etc/ssl/certs/ca-certificates.crt`).
+# A secret is mounted only for this RUN, so it is in no layer and no ENV of the image;
+# without it (required=false) pip uses its own CA bundle, as on any ordinary machine.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip wheel --disable-pip-version-check --wheel-dir /wheels .
+    --mount=type=secret,id=pip-cert,required=false \
+    if test -s /run/secrets/pip-cert; then export PIP_CERT=/run/secrets/pip-cert; fi \
+    && pip wheel --disable-pip-version-check --wheel-dir /wheels .
 
 # ---- final: the wheels installed on a clean slim Python, nothing else ----------------
 FROM python:3.11-slim-bookworm

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .DEFAULT_GOAL := help
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help dev test browser lint bench manifests clean
+.PHONY: help dev test browser lint bench manifests screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ bench: $(STAMP) ## benchmark: raw Pillow rate vs the local stack
 
 manifests: $(STAMP) ## regenerate knative/ from charts/thumbnails (a test checks they agree)
 	$(BIN)/python scripts/render_knative.py
+
+screenshot: $(STAMP) browser ## refresh docs/screenshot.png (the README's picture) from the browser test
+	$(BIN)/pytest -q tests/test_page.py
+	cp build/screenshot.png docs/screenshot.png
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) data

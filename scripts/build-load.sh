@@ -11,6 +11,16 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# True when both the docker client and the daemon know `docker image save --platform`:
+# Docker 28.0 (Engine API 1.48) added it; older ones refuse the flag.
+save_has_platform() {
+    local client api
+    client=$(docker version --format '{{.Client.Version}}' 2>/dev/null) || return 1
+    api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null) || return 1
+    [[ $client =~ ^([0-9]+)\. ]] && ((BASH_REMATCH[1] >= 28)) || return 1
+    [[ $api =~ ^1\.([0-9]+)$ ]] && ((BASH_REMATCH[1] >= 48))
+}
+
 main() {
     no_arguments "$@"
     require docker kind
@@ -29,8 +39,14 @@ main() {
         # Global, not local: the EXIT trap runs after main has returned.
         archive=$(mktemp "${TMPDIR:-/tmp}/knative-thumbnails.XXXXXX")
         trap 'rm -f "$archive"' EXIT
-        warn "kind load docker-image failed; retrying with 'docker image save --platform $platform'"
-        docker image save --platform "$platform" --output "$archive" "$IMAGE"
+        # --platform needs Docker 28 (API 1.48) at both ends; an older Docker (Debian's
+        # docker.io is 20.10) has no containerd image store, so its plain save has one platform.
+        local save=(docker image save --output "$archive")
+        if save_has_platform; then
+            save+=(--platform "$platform")
+        fi
+        warn "kind load docker-image failed; retrying with '${save[*]} $IMAGE'"
+        "${save[@]}" "$IMAGE"
         kind load image-archive "$archive" --name "$KIND_CLUSTER_NAME"
     fi
     log "loaded $IMAGE; deploy it with: TAG=$TAG scripts/deploy.sh"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import engine
 import pytest
 import redis
 from servers import free_port, moto_s3_server, seaweedfs_s3_server
@@ -54,3 +55,11 @@ def seaweedfs() -> Iterator[tuple[str, str, str]]:
 def serve() -> Iterator[Callable[[Subscriber], Subscriber]]:
     """Start recording HTTP subscribers for one test."""
     yield from serving()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the container tests measured (image size, cold starts, memory)."""
+    if engine.FIGURES:
+        terminalreporter.write_sep("=", "container figures")
+        for line in engine.FIGURES:
+            terminalreporter.write_line(line)

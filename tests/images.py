@@ -139,13 +139,18 @@ def _pack_row(samples: list[int], depth: int) -> bytes:
 
 def png_bytes(rows: list[list[tuple[int, ...]]], depth: int, colour_type: int, *,
               palette: list[tuple[int, int, int]] | None = None, trns: bytes | None = None,
-              icc: bytes | None = None, iend: bool = True) -> bytes:
+              icc: bytes | None = None, iend: bool = True, gamma: int | None = None,
+              srgb: bool = False) -> bytes:
     """A PNG written from raw samples, without Pillow (PNG spec 11.2): every pixel of rows is
     a tuple of samples at depth (for colour type 3, a palette index); filter 0 on every line;
-    optional PLTE, tRNS (raw chunk data) and iCCP chunks."""
+    optional sRGB, gAMA (gamma x 100000), iCCP, PLTE and tRNS (raw chunk data) chunks."""
     height, width = len(rows), len(rows[0])
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
     chunks = [_png_chunk(b"IHDR", ihdr)]
+    if srgb:
+        chunks.append(_png_chunk(b"sRGB", b"\0"))
+    if gamma is not None:
+        chunks.append(_png_chunk(b"gAMA", struct.pack(">I", gamma)))
     if icc is not None:
         chunks.append(_png_chunk(b"iCCP", b"test profile\0\0" + zlib.compress(icc)))
     if palette is not None:
@@ -218,3 +223,12 @@ def webp_animation(canvas: tuple[int, int] = (40, 40),
     body = (b"WEBP" + _riff_chunk(b"VP8X", vp8x) + _riff_chunk(b"ANIM", anim)
             + _riff_chunk(b"ANMF", anmf + frame))
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def apng(default_in_animation: bool, frames: tuple[tuple[int, int, int], ...] = (RED, GREEN, BLUE)
+         ) -> bytes:
+    """An APNG of flat frames; with default_in_animation False the first colour is only the
+    default image (shown by viewers without APNG support), not an animation frame."""
+    images = [Image.new("RGB", (40, 30), colour) for colour in frames]
+    return encode(images[0], "PNG", save_all=True, append_images=images[1:], duration=500,
+                  default_image=not default_in_animation)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from images import encode, marked
+from images import encode, heic, marked
 from PIL import Image
 from stackutil import all_jobs, running_stack, submit, wait_terminal
 
@@ -130,6 +130,22 @@ def test_submit_renditions_saves_each(urls: dict[str, str], tmp_path: Path) -> N
     refused = run(urls, "submit", photo, "--rendition", "a:10x10:gif")
     assert refused.returncode == 3 and "400 bad_request: renditions[0] (a): format" \
         in refused.stderr
+
+
+def test_submit_heic_to_avif_with_quality_and_gravity(urls: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    photo = tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(heic(marked((600, 200))))  # red top-left quadrant, blue elsewhere
+    done = run(urls, "submit", photo, "--out", tmp_path / "out", "--width", "50",
+               "--height", "50", "--format", "avif", "--fit", "cover", "--gravity", "west",
+               "--quality", "70")
+    assert done.returncode == 0, done.stderr
+    image = Image.open(tmp_path / "out" / "IMG_0001.avif")
+    assert (image.format, image.size) == ("AVIF", (50, 50))
+    red = image.convert("RGB").getpixel((10, 10))
+    assert red[0] > 200 and red[2] < 60  # west: the left end, where the red quadrant is
+    refused = run(urls, "submit", photo, "--quality", "101")
+    assert refused.returncode != 0 and "quality" in refused.stderr
 
 
 def test_refused_file_exits_3_with_the_servers_message(urls: dict[str, str],

@@ -19,12 +19,15 @@ from icc import (
     grey_profile,
     grey_to_srgb,
     p3_to_srgb,
+    srgb_encode,
     srgb_profile,
 )
 from images import (
     BLUE,
+    GREEN,
     RED,
     WHITE,
+    apng,
     banded,
     encode,
     gif_small_first_frame,
@@ -33,6 +36,7 @@ from images import (
 )
 from PIL import Image
 
+from thumbnails.colour import to_srgb
 from thumbnails.errors import ImageTooLarge, InvalidImage
 from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
 
@@ -209,6 +213,47 @@ def test_a_profile_for_another_colour_space_is_ignored() -> None:
     assert rgba(thumb(grey), (8, 8)) == (77, 77, 77, 255)
 
 
+GAMMA_SAMPLES = [(0, 0, 0), (128, 128, 128), (200, 100, 50), (255, 255, 255)]
+
+
+def gamma_png(colour_type: int, gamma: int | None, **chunks: object) -> bytes:
+    """Four bands of GAMMA_SAMPLES as grey (the first sample), RGB, palette or RGBA."""
+    if colour_type == 0:
+        return png_bytes(banded([(c[0],) for c in GAMMA_SAMPLES]), 8, 0, gamma=gamma,
+                         **chunks)  # type: ignore[arg-type]
+    if colour_type == 3:
+        return png_bytes(banded([(i,) for i in range(4)]), 8, 3, palette=GAMMA_SAMPLES,
+                         gamma=gamma, **chunks)  # type: ignore[arg-type]
+    samples = [c + (255,) if colour_type == 6 else c for c in GAMMA_SAMPLES]
+    return png_bytes(banded(samples), 8, colour_type, gamma=gamma, **chunks)  # type: ignore
+
+
+@pytest.mark.parametrize("colour_type", [0, 2, 3, 6])
+@pytest.mark.parametrize("gamma", [100000, 55556, 50000, 40000])
+def test_png_gama_is_converted_to_srgb(colour_type: int, gamma: int) -> None:
+    """gAMA alone describes the samples: v ** (100000 / gAMA) is linear light."""
+    out = thumb(gamma_png(colour_type, gamma))
+    for i, colour in enumerate(GAMMA_SAMPLES):
+        sample = colour if colour_type else (colour[0],) * 3
+        expected = tuple(255 * srgb_encode((c / 255) ** (100000 / gamma)) for c in sample)
+        assert near(rgba(out, (16 * i + 8, 8))[:3], expected, 1), (colour, expected)
+
+
+@pytest.mark.parametrize(("gamma", "srgb"), [(45455, False), (47000, False), (43500, False),
+                                             (55556, True), (None, False)],
+                         ids=["1/2.2", "0.47", "0.435", "with-sRGB-chunk", "no-gAMA"])
+def test_png_gama_near_srgb_or_overridden_keeps_samples(gamma: int | None, srgb: bool) -> None:
+    out = thumb(gamma_png(2, gamma, srgb=srgb))
+    for i, colour in enumerate(GAMMA_SAMPLES):
+        assert rgba(out, (16 * i + 8, 8))[:3] == colour
+
+
+def test_png_iccp_takes_precedence_over_gama() -> None:
+    out = thumb(png_bytes(banded(GAMMA_SAMPLES), 8, 2, gamma=55556, icc=srgb_profile()))
+    for i, colour in enumerate(GAMMA_SAMPLES):
+        assert near(rgba(out, (16 * i + 8, 8))[:3], colour, 1)
+
+
 # ---------------------------------------------------------------- animation canvases
 
 
@@ -245,6 +290,15 @@ def test_animated_webp_covering_its_canvas_stays_opaque() -> None:
     assert png.getpixel((0, 0)) == BLUE
 
 
+@pytest.mark.parametrize(("default_in_animation", "first"), [(True, RED), (False, GREEN)])
+def test_apng_shows_its_first_animation_frame(default_in_animation: bool,
+                                              first: tuple[int, int, int]) -> None:
+    """A default image outside the animation is for viewers without APNG support; browsers
+    show the animation's first frame (test_imaging_browser checks Chromium does)."""
+    out = thumb(apng(default_in_animation))
+    assert rgba(out, (20, 15)) == (*first, 255)
+
+
 # ---------------------------------------------------------------- slightly malformed files
 
 
@@ -270,3 +324,29 @@ def test_jpeg_eoi_repair_keeps_the_pixel_limit() -> None:
     data = noisy_jpeg()[:-2]
     with pytest.raises(ImageTooLarge):
         make_thumbnail(data, ThumbnailOptions(), Limits(max_pixels=1000))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_profile_applied_after_a_large_reduction(fmt: str) -> None:
+    """The profile is applied to the thumbnail, not to the full-size decode (for speed): flat
+    areas come out as the oracle says all the same."""
+    colours = [(200, 100, 50), (50, 100, 200), (20, 220, 90), (255, 255, 255)]
+    im = Image.new("RGB", (1600, 400))
+    for i, colour in enumerate(colours):
+        im.paste(colour, (400 * i, 0, 400 * i + 400, 400))
+    params = {"quality": 98} if fmt == "JPEG" else {}
+    stored = Image.open(io.BytesIO(encode(im, fmt, **params))).convert("RGB")
+    out = thumb(encode(im, fmt, icc_profile=display_p3_profile(), **params), size=100)
+    assert out.size == (100, 25)
+    for i in range(4):
+        kept = stored.getpixel((400 * i + 200, 200))
+        assert near(rgba(out, (25 * i + 12, 12))[:3], p3_to_srgb(kept), 1.5), colours[i]
+
+
+@pytest.mark.parametrize(("mode", "key"), [("RGB", (255, 0, 0)), ("L", (7,)), ("I;16", (7,))])
+def test_to_srgb_leaves_its_input_alone(mode: str, key: tuple[int, ...]) -> None:
+    im = Image.new(mode, (4, 4), key if mode == "RGB" else key[0])
+    before = (im.mode, im.tobytes())
+    out = to_srgb(im, key)
+    assert (im.mode, im.tobytes()) == before
+    assert out.mode in ("LA", "RGBA") and out.getchannel("A").getextrema() == (0, 0)

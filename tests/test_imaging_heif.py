@@ -4,6 +4,7 @@ brands, with the header limits checked before any decoder runs."""
 from __future__ import annotations
 
 import io
+import random
 import struct
 import time
 
@@ -204,3 +205,22 @@ def test_garbage_after_ftyp_is_invalid(fmt: str) -> None:
     for body in (b"", b"\0" * 64, bytes(range(256)) * 4, data[len(head) : len(data) // 2]):
         with pytest.raises(InvalidImage):
             make_thumbnail(head + body, ThumbnailOptions(), LIMITS)
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_fuzzed_files_only_raise_domain_errors(fmt: str) -> None:
+    """Random byte flips in a HEIC or AVIF: a thumbnail or a 415/422, never another error
+    (nor a crash of libheif or libavif, which would end this process)."""
+    original = WRITERS[fmt](marked((64, 48)))
+    rng = random.Random(fmt)
+    outcomes = set()
+    for _ in range(150):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            make_thumbnail(bytes(data), ThumbnailOptions(32, 32), LIMITS)
+            outcomes.add("thumbnail")
+        except (InvalidImage, UnsupportedMediaType) as exc:
+            outcomes.add(type(exc).__name__)
+    assert "thumbnail" in outcomes and outcomes - {"thumbnail"}

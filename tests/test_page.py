@@ -1,14 +1,14 @@
 """The web page status serves at GET /, driven in headless Debian Chromium against the real
 local stack: upload several images through it, see their thumbnails; see a refused file's
 message; open a job and see its timings; with API keys, the page asks for one. Saves a
-screenshot to build/screenshot.png (and docs/screenshot.png, for the README)."""
+screenshot to build/screenshot.png (`make screenshot` copies it to docs/ for the README; the
+tests never touch tracked files)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
-import os
 import re
 import shutil
 import threading
@@ -20,11 +20,10 @@ from typing import Any
 
 import pytest
 import requests
-from images import encode, marked
+from browser import chromium
+from images import encode, heic, marked
 from PIL import Image, ImageDraw
-from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -34,12 +33,8 @@ from werkzeug.serving import make_server
 from thumbnails import status, upload
 from thumbnails.config import Config
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = (ROOT / "build" / "screenshot.png", ROOT / "docs" / "screenshot.png")
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--disable-quic", "--window-size=1280,900")
+SCREENSHOT = ROOT / "build" / "screenshot.png"
 API_KEY = "page-test-key"
 DEADLINE = 20.0
 
@@ -86,27 +81,8 @@ def urls(stack_dir: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Debian Chromium with a fresh profile; fails (never skips) when missing."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: `make browser` installs Debian's "
-                    "chromium and chromium-driver", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    except WebDriverException as exc:
-        pytest.fail(f"Chromium did not start ({exc.msg}); `make browser` installs Debian's "
-                    "chromium and chromium-driver", pytrace=False)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
-    try:
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -257,12 +233,10 @@ def test_a_jobs_detail_shows_its_timings(browser: WebDriver, urls: dict[str, str
         "width": 1280, "height": min(int(height), 2000), "deviceScaleFactor": 1,
         "mobile": False})
     time.sleep(0.3)  # the smooth scroll and the new size settle
-    SCREENSHOTS[0].parent.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOTS[0]))
-    SCREENSHOTS[1].parent.mkdir(exist_ok=True)
-    shutil.copyfile(*SCREENSHOTS)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    with Image.open(SCREENSHOTS[0]) as shot:
+    with Image.open(SCREENSHOT) as shot:
         assert shot.width == 1280 and shot.height >= 700
 
 
@@ -393,3 +367,34 @@ def test_the_page_asks_for_renditions_and_shows_each(
     area.clear()
     browser.execute_script("arguments[0].dispatchEvent(new Event('input'))", area)
     assert browser.find_element(By.ID, "opt-width").is_enabled()
+
+
+def test_the_page_sends_format_gravity_and_quality(
+        browser: WebDriver, urls: dict[str, str], tmp_path: Path) -> None:
+    """AVIF, a west crop and a quality chosen on the page reach the service (a HEIC file)."""
+    photo = tmp_path / "phone.heic"
+    photo.write_bytes(heic(marked((600, 200))))  # red top-left quadrant
+    browser.get(urls["status"] + "/")
+    set_value(browser, "opt-format", "png")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))",
+                           browser.find_element(By.ID, "opt-format"))
+    assert not browser.find_element(By.ID, "opt-quality").is_enabled()  # PNG: no quality
+    set_value(browser, "opt-width", "60")
+    set_value(browser, "opt-height", "60")
+    set_value(browser, "opt-format", "avif")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))",
+                           browser.find_element(By.ID, "opt-format"))
+    set_value(browser, "opt-fit", "cover")
+    set_value(browser, "opt-gravity", "west")
+    set_value(browser, "opt-quality", "70")
+    browser.find_element(By.CSS_SELECTOR, "input[type=file][multiple]").send_keys(str(photo))
+    size = wait_for(lambda: thumbnail_size(browser, "phone.heic"), "the AVIF thumbnail shown")
+    assert size == (60, 60)
+    [job] = [j for j in requests.get(f"{urls['status']}/jobs?limit=100", timeout=10).json()
+             if requests.get(f"{urls['status']}/jobs/{j['job_id']}", timeout=10)
+             .json()["options"].get("format") == "avif"]  # renditions jobs have none
+    doc = requests.get(f"{urls['status']}/jobs/{job['job_id']}", timeout=10).json()
+    assert doc["options"] == {"width": 60, "height": 60, "format": "avif", "fit": "cover",
+                              "gravity": "west", "quality": 70}
+    assert doc["thumbnail"]["content_type"] == "image/avif"
+    assert page_errors(browser) == []

@@ -27,7 +27,7 @@ from thumbnails.errors import BadRequest
 from thumbnails.imaging import ThumbnailOptions
 from thumbnails.jobs import Job, JobStatus, JobStore, RenditionRecord
 from thumbnails.renditions import MAX_RENDITIONS, Rendition, parse_renditions, parse_request
-from thumbnails.storage import FilesystemStore, thumbnail_key
+from thumbnails.storage import thumbnail_key
 
 # ---- the request rules -------------------------------------------------------------------
 
@@ -107,7 +107,6 @@ def test_the_longest_list_and_name_are_accepted() -> None:
 
 
 def test_rendition_keys_sit_beside_the_single_thumbnails() -> None:
-    """In the job's folder, one per attempt (so DELETE and retention remove them with it)."""
     job_id = str(uuid.uuid4())
     assert thumbnail_key(job_id, 1, "webp", "small") == f"thumbnails/{job_id}/1-small.webp"
     assert thumbnail_key(job_id, 1, "png") == f"thumbnails/{job_id}/1.png"
@@ -157,6 +156,7 @@ def display() -> Iterator[Subscriber]:
 
 @pytest.fixture(scope="module")
 def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local stack's data directory (its filesystem store is under it)."""
     return Path(tmp_path_factory.mktemp("stack"))
 
 
@@ -224,7 +224,7 @@ def test_three_renditions_end_to_end(urls: dict[str, str], display: Subscriber) 
     for item in data["renditions"]:
         name = item["name"]
         assert item["bucket"] == "thumbnails"
-        assert item["key"].startswith(f"thumbnails/{job_id}/1-{name}.")  # attempt 1
+        assert item["key"].startswith(f"thumbnails/{job_id}/1-{name}.")  # the first attempt
         assert (item["width"], item["height"]) == ASKED[name][1]
         assert item["content_type"] == MIME[ASKED[name][2]]
         assert item["size"] == len(bodies[name])
@@ -272,12 +272,13 @@ def test_bad_renditions_get_400_and_store_nothing(urls: dict[str, str], form: di
 @pipeline
 def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str],
                                                         stack_dir: Path) -> None:
-    # The producer's object, under INCOMING_PREFIX in the stack's filesystem store.
-    key = f"incoming/{uuid.uuid4().hex}.png"
-    FilesystemStore(stack_dir / "objects", "thumbnails").put(key, encode(SOURCE, "PNG"),
-                                                             "image/png")
+    from thumbnails.storage import open_store
+
+    # Another producer's objects live under INCOMING_PREFIX (never the service's own).
+    store = open_store(Config(data_dir=stack_dir / "objects"))  # the stack's filesystem store
+    store.put("incoming/source.png", encode(SOURCE, "PNG"), "image/png")
     event = events.new_event(events.IMAGE_UPLOADED, "/other-system", {
-        "bucket": "thumbnails", "key": key,
+        "bucket": "thumbnails", "key": "incoming/source.png",
         "options": {"renditions": [{"name": "tiny", "width": 40, "height": 40},
                                    {"name": "wide", "width": 80, "format": "webp"}]}})
     headers, body = events.to_http(event)
@@ -291,7 +292,7 @@ def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str],
     wide = decoded(requests.get(doc["renditions"][1]["url"], timeout=10).content)
     assert wide.format == "WEBP" and wide.size == (80, 60)
     bad = events.new_event(events.IMAGE_UPLOADED, "/other-system", {
-        "bucket": "thumbnails", "key": key,
+        "bucket": "thumbnails", "key": "incoming/source.png",
         "options": {"renditions": [{"name": "x y"}]}})
     headers, body = events.to_http(bad)
     refused = requests.post(urls["resize"], data=body, headers=headers, timeout=10)

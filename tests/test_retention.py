@@ -13,15 +13,12 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 import requests
-from flask import Flask
 from flask.testing import FlaskClient
 from images import kinds
-from pingsource import ping_request
 from stackutil import poll
 
 from thumbnails import events, resize, status, upload
@@ -31,7 +28,6 @@ from thumbnails.config import Config
 from thumbnails.errors import StorageUnavailable
 from thumbnails.jobs import (
     INDEX_KEY,
-    SWEEP_SLOT_KEY,
     ClaimOutcome,
     Job,
     JobStatus,
@@ -73,15 +69,6 @@ def finished_job(config: Config) -> str:
     assert resize.create_app(config).test_client().post("/", data=body,
                                                         headers=headers).status_code == 200
     return job_id
-
-
-def sweep_round(app: Flask, redis_client: redis.Redis) -> Any:
-    """POST /outbox/sweep as the chart's PingSource does. The once-per-interval slot is
-    cleared first: each round here is asked for on purpose (tests/test_outbox.py tests
-    the slot)."""
-    redis_client.delete(SWEEP_SLOT_KEY)
-    headers, body = ping_request()
-    return app.test_client().post("/outbox/sweep", headers=headers, data=body)
 
 
 def deleted_count(reason: str) -> float:
@@ -165,15 +152,14 @@ def test_a_finished_job_expires_after_retention(config: Config,
     job_id = finished_job(short)
     ttl = redis_client.ttl(job_key(job_id))
     assert 0 < ttl <= 1  # EXPIRE set when it finished, in the same script
-    sweep = upload.create_app(short)  # no K_SINK: no outbox thread, only the endpoint
+    sweep = upload.create_app(short)  # no K_SINK: no outbox thread, only its sweeper
     client = status.create_app(short).test_client()
     before = deleted_count("retention")
     poll(lambda: client.get(f"/jobs/{job_id}").status_code == 404 or None, timeout=10)
-    swept = poll(lambda: sweep_round(sweep, redis_client).json["expired_deleted"]
+    swept = poll(lambda: sweep.extensions["sweeper"].sweep()["expired_deleted"]
                  or None, timeout=10)
     assert swept == 1 and objects_of(short, job_id) == []
-    assert redis_client.zcard(INDEX_KEY) == 0
-    assert set(redis_client.keys()) <= {SWEEP_SLOT_KEY.encode()}  # the requested sweep's slot
+    assert redis_client.zcard(INDEX_KEY) == 0 and redis_client.dbsize() == 0
     assert deleted_count("retention") == before + 1
 
 
@@ -188,12 +174,12 @@ def test_the_sweep_goes_on_when_the_store_fails_an_expired_job(config: Config,
     folder.write_bytes(b"")  # listing the job's thumbnails now fails
     app = upload.create_app(short)
     poll(lambda: redis_client.exists(job_key(job_id)) == 0 or None, timeout=10)
-    swept = sweep_round(app, redis_client)
-    assert swept.status_code == 200 and swept.json["expired_deleted"] == 0
+    swept = app.extensions["sweeper"].sweep()
+    assert swept["expired_deleted"] == 0  # the sweep went on without raising
     assert redis_client.zcard(INDEX_KEY) == 1  # left for the next round
     folder.unlink()
     moved.rename(folder)
-    assert sweep_round(app, redis_client).json["expired_deleted"] == 1
+    assert app.extensions["sweeper"].sweep()["expired_deleted"] == 1
     assert objects_of(short, job_id) == [] and redis_client.zcard(INDEX_KEY) == 0
 
 
@@ -211,7 +197,7 @@ def test_jobs_finished_before_retention_was_configured_expire_too(config: Config
                                    if m.decode().endswith(old) and
                                    m.decode() != index_member(long_ago, old)])
     later = Config(redis_url=config.redis_url, data_dir=config.data_dir, retention_seconds=600)
-    swept = sweep_round(upload.create_app(later), redis_client).json
+    swept = upload.create_app(later).extensions["sweeper"].sweep()
     assert swept["expired_deleted"] == 1
     assert redis_client.exists(job_key(old)) == 0 and objects_of(later, old) == []
     assert status.create_app(later).test_client().get(f"/jobs/{recent}").status_code == 200
@@ -223,7 +209,7 @@ def test_retention_zero_keeps_jobs_forever(config: Config, redis_client: redis.R
     job_id = finished_job(forever)
     assert redis_client.ttl(job_key(job_id)) == -1  # no expiry
     app = upload.create_app(forever)
-    assert sweep_round(app, redis_client).json["expired_deleted"] == 0
+    assert app.extensions["sweeper"].sweep()["expired_deleted"] == 0
     assert len(objects_of(forever, job_id)) == 2
 
 
@@ -332,7 +318,7 @@ def test_the_sweep_removes_temporary_files_a_killed_process_left(config: Config,
     an_hour_ago = time.time() - 3600
     os.utime(stale, (an_hour_ago, an_hour_ago))
     app = upload.create_app(config)  # ORPHAN_AFTER_SECONDS 900: an hour is stale
-    swept = sweep_round(app, redis_client).json
+    swept = app.extensions["sweeper"].sweep()
     assert swept["temp_files_removed"] == 1
     assert not stale.exists() and fresh.exists()
     assert store.get("originals/x") == b"data"

@@ -300,6 +300,40 @@ esac"""
         "--for=condition=Ready --timeout=300s")
 
 
+@pytest.mark.parametrize(("client", "api", "platform"), [
+    ("20.10.24+dfsg1", "1.41", False),  # Debian bookworm's docker.io: no --platform
+    ("28.2.2", "1.41", False),  # a new client against a 20.10 daemon refuses it too
+    ("28.2.2", "1.48", True),  # Docker 28 at both ends
+], ids=["docker-20.10", "client-28-daemon-20.10", "docker-28"])
+def test_build_load_fallback_saves_with_platform_only_on_docker_28(
+        tmp_path: Path, client: str, api: str, platform: bool) -> None:
+    """When `kind load docker-image` fails, the image is saved to an archive and loaded
+    from it; `docker image save --platform` only where Docker 28 (API 1.48) has it."""
+    root = copy_scripts(tmp_path)
+    calls = tmp_path / "calls"
+    record = f'echo "$(basename "$0") $*" >> {calls}'
+    docker = record + f"""
+case "$*" in
+  "version --format {{{{.Client.Version}}}}") echo {client} ;;
+  "version --format {{{{.Server.APIVersion}}}}") echo {api} ;;
+  "version --format {{{{.Server.Arch}}}}") echo amd64 ;;
+esac"""
+    kind = record + """
+case "$*" in
+  "get clusters") echo thumbnails ;;
+  "load docker-image"*) exit 1 ;;
+esac"""
+    bin_dir = bare_path(tmp_path, {"docker": docker, "kind": kind})
+    run = run_script(root / "scripts" / "build-load.sh", str(bin_dir))
+    assert run.returncode == 0, run.stderr
+    log = calls.read_text().splitlines()
+    (save,) = [line for line in log if line.startswith("docker image save ")]
+    assert ("--platform linux/amd64" in save) is platform, save
+    archive = save.split("--output ")[1].split()[0]
+    assert save.endswith(" kind.local/knative-thumbnails:dev")
+    assert f"kind load image-archive {archive} --name thumbnails" in log
+
+
 def test_every_redeploy_takes_back_the_services_containers(tmp_path: Path) -> None:
     """Server-side apply rules: a list with no x-kubernetes-list-type in a CRD's schema is
     atomic, so a second field manager that sets any part of it (the SinkBinding's K_SINK,

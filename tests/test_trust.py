@@ -36,7 +36,7 @@ from stackutil import poll, running_stack
 from thumbnails import events, resize, status, upload
 from thumbnails.config import Config
 from thumbnails.jobs import JobStatus, JobStore, job_key
-from thumbnails.storage import open_store, thumbnail_key
+from thumbnails.storage import open_store
 
 PNG = kinds()["png"][0]
 
@@ -106,7 +106,8 @@ def test_the_jobs_own_dead_letter_still_fails_it(config: Config,
 # -- foreign events ---------------------------------------------------------------------------
 
 def own_objects(job_id: str) -> list[str]:
-    return [f"originals/{job_id}", thumbnail_key(job_id, 1, "png"), f"./originals/{job_id}",
+    return [f"originals/{job_id}", f"thumbnails/{job_id}/1.png", f"thumbnails/{job_id}.png",
+            f"./originals/{job_id}",
             f"incoming/../originals/{job_id}", f"incoming/./../originals/{job_id}",
             f"incoming/%2e%2e/originals/{job_id}", f"incoming/%2E%2E%2Foriginals%2F{job_id}",
             f"incoming//../originals/{job_id}", f"/originals/{job_id}", f"originals//{job_id}",
@@ -121,7 +122,7 @@ def test_a_foreign_event_cannot_name_the_services_own_objects(
     client = resize.create_app(config).test_client()
     assert post_event(client, events.new_event(events.IMAGE_UPLOADED, "/t", {
         "job_id": job_id})).status_code == 200  # now its thumbnail exists too
-    assert open_store(config).exists(thumbnail_key(job_id, 1, "png"))  # attempt 1's
+    assert open_store(config).exists(f"thumbnails/{job_id}/1.png")  # the first attempt's
     before = job_keys(redis_client)
     for key in own_objects(job_id):
         answer = post_event(client, events.new_event(events.IMAGE_UPLOADED, "/other-system", {

@@ -49,9 +49,8 @@ _EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.I)
 
 
 class BufferingWorker(ProbeThreadWorker):
-    """gthread, but a request reaches a thread only once its headers and body are in; the
-    hand-over (enqueue_req) is ProbeThreadWorker's, so probes still get threads of their
-    own (it reads their request line from `buffered_request`)."""
+    """gthread, but a request reaches a thread only once its headers and body are in; then
+    probes go to the probe threads (ProbeThreadWorker.enqueue_req), the rest to `threads`."""
 
     def init_process(self) -> None:
         config = Config.from_env()

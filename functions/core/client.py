@@ -11,9 +11,12 @@ from typing import Any
 
 import requests
 
+from .formats import EXTENSIONS as FORMAT_EXTENSIONS
+from .formats import OUTPUT_FORMATS
+
 TERMINAL = frozenset({"succeeded", "failed"})
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
-              "image/avif": "avif"}
+# Thumbnail Content-Type -> file extension.
+EXTENSIONS = {mime: FORMAT_EXTENSIONS[name] for name, (_, mime) in OUTPUT_FORMATS.items()}
 Doc = dict[str, Any]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
+from .formats import FITS, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
 
 COMMANDS = ("submit", "status", "list", "get", "watch", "delete")
 # Where the settings come from; cli.py reads them at the process boundary and hands them in.
@@ -60,13 +61,17 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     submit.add_argument("--width", type=_positive, metavar="N", help="box width (default 100)")
     submit.add_argument("--height", type=_positive, metavar="N",
                         help="box height (default 100)")
-    submit.add_argument("--format", choices=("png", "jpeg", "webp"), help="default png")
-    submit.add_argument("--fit", choices=("contain", "cover"), help="default contain")
+    submit.add_argument("--format", choices=tuple(OUTPUT_FORMATS), help="default png")
+    submit.add_argument("--fit", choices=FITS, help="default contain")
+    submit.add_argument("--gravity", choices=GRAVITIES,
+                        help="where a cover crop sits (default center; smart: the subject)")
+    submit.add_argument("--quality", type=_quality, metavar="Q",
+                        help=f"1-100, for {', '.join(LOSSY_FORMATS)} (default: the format's)")
     submit.add_argument("--rendition", action="append", type=rendition_spec,
                         dest="renditions", metavar="NAME:WxH:FORMAT[:FIT]",
                         help="one of several outputs, e.g. avatar:100x100:png:cover "
                              "(repeatable, at most 8; instead of --width/--height/--format/"
-                             "--fit); --out saves DIR/<file stem>/NAME.<ext>")
+                             "--fit/--gravity/--quality); --out saves DIR/<file stem>/NAME.<ext>")
     submit.add_argument("--idempotency-key", metavar="K",
                         help="retry-safe submission: the same K gives the same job "
                              "(with several files, file n uses K-n)")
@@ -136,7 +141,7 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
         problems += [f"{stem}: more than one FILE would be saved under this name"
                      for stem in sorted({s for s in stems if stems.count(s) > 1})]
     single = {"width": args.width, "height": args.height, "format": args.format,
-              "fit": args.fit}
+              "fit": args.fit, "gravity": args.gravity, "quality": args.quality}
     options: dict[str, object] = dict(single)
     if args.renditions:
         given = [f"--{name}" for name, value in single.items() if value is not None]
@@ -454,6 +459,13 @@ def _positive(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"not a positive integer: {value!r}")
+    return number
+
+
+def _quality(value: str) -> int:
+    number = _positive(value)
+    if number > 100:
+        raise argparse.ArgumentTypeError(f"not a quality from 1 to 100: {value!r}")
     return number
 
 

@@ -11,51 +11,32 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import pillow_heif
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageChops, ImageCms, ImageOps
 
-from . import containers, saliency
-from .colour import to_srgb
+from . import colour, containers, saliency
 from .errors import BadRequest, ImageTooLarge, InvalidImage, ThumbnailsError, UnsupportedMediaType
+from .formats import (
+    ALLOWED_FORMATS,
+    EXTENSIONS,
+    FITS,
+    GRAVITIES,
+    LOSSY_FORMATS,
+    OUTPUT_FORMATS,
+)
 
 # HEIC/HEIF through libheif (pillow-heif); AVIF through Pillow's own plugin (libavif).
 # Thumbnails, depth and auxiliary images are never read: the primary picture is all we show.
 pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
-# Pillow format name -> MIME type of every input format we accept.
-ALLOWED_FORMATS: dict[str, str] = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-    "HEIF": "image/heif",  # HEIC (HEVC) and other HEIF brands but AVIF's
-    "AVIF": "image/avif",
-}
-
-# Requested output format -> (Pillow format name, MIME type).
-OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
-    "png": ("PNG", "image/png"),
-    "jpeg": ("JPEG", "image/jpeg"),
-    "webp": ("WEBP", "image/webp"),
-    "avif": ("AVIF", "image/avif"),  # Pillow >= 11.2 wheels bundle libavif
-}
-
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
-_FITS = ("contain", "cover")
-# Where a fit=cover crop window sits: the compass points (as in libvips' and imgproxy's
-# gravity), or "smart" (the most salient window, see saliency.py).
-GRAVITIES = ("center", "north", "northeast", "east", "southeast", "south", "southwest", "west",
-             "northwest", "smart")
 # No PNG optimize (speed); JPEG output is RGB or L after _encode composites any alpha.
-# "quality" is each lossy format's default when the options give none.
+# "quality" is each lossy format's default when the options give none. AVIF speed 8 of 0-10:
+# libavif's fast end (about 3 times faster than its default 6 here, at the same size).
 _ENCODE: dict[str, dict[str, int]] = {
     "PNG": {},
     "JPEG": {"quality": 85},
     "WEBP": {"quality": 80},
     "AVIF": {"quality": 60, "speed": 8},
 }
-_LOSSY = tuple(name for name, (pillow, _) in OUTPUT_FORMATS.items() if "quality" in _ENCODE[pillow])
 
 
 @dataclass(frozen=True)
@@ -86,14 +67,15 @@ class ThumbnailOptions:
         height = _parse_dimension(values, "height", defaults.height, max_dimension)
         fmt = _parse_choice(values, "format", defaults.format, tuple(OUTPUT_FORMATS),
                             {"jpg": "jpeg"})
-        fit = _parse_choice(values, "fit", defaults.fit, _FITS)
+        fit = _parse_choice(values, "fit", defaults.fit, FITS)
         gravity = _parse_choice(values, "gravity", defaults.gravity, GRAVITIES,
                                 {"centre": "center"})
         quality = None
         if values.get("quality") is not None:
             quality = _parse_dimension(values, "quality", 0, 100)
-            if fmt not in _LOSSY:
-                raise BadRequest(f"quality applies to {', '.join(_LOSSY)} only (format is {fmt})")
+            if fmt not in LOSSY_FORMATS:
+                raise BadRequest(f"quality applies to {', '.join(LOSSY_FORMATS)} only "
+                                 f"(format is {fmt})")
         return cls(width=width, height=height, format=fmt, fit=fit, quality=quality,
                    gravity=gravity)
 
@@ -118,7 +100,7 @@ class ThumbnailOptions:
     @property
     def extension(self) -> str:
         """File extension of the output, without the dot."""
-        return _EXTENSIONS[self.format]
+        return EXTENSIONS[self.format]
 
 
 def _parse_choice(values: Mapping[str, str], name: str, default: str, allowed: Sequence[str],
@@ -168,9 +150,10 @@ class Thumbnail:
     width: int
     height: int
     source: ImageInfo
-    # Milliseconds. decode_ms: this thumbnail's resize, plus, in the first thumbnail of a
-    # make_thumbnails list only, the shared open + decode + orientation + colour conversion;
-    # so the decode_ms of a list add up to the real decode and resize time, counted once.
+    # Milliseconds. decode_ms: this thumbnail's resize and ICC conversion, plus, in the first
+    # thumbnail of a make_thumbnails list only, the shared open + decode + orientation +
+    # transparency and bit depth; so a list's decode_ms add up to the real time, each part
+    # counted once.
     decode_ms: float
     encode_ms: float  # encoding this thumbnail alone
 
@@ -235,7 +218,9 @@ def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
     if frames > limits.max_frames:
         raise ImageTooLarge(f"{frames} frames exceed {limits.max_frames}")
     if frames > 1:
-        im.seek(0)
+        # An APNG whose default image is not part of its animation (PNG spec, 4.3 and
+        # 11.3.4.2): browsers show the animation, so its first frame (Pillow's frame 1).
+        im.seek(1 if fmt == "PNG" and im.info.get("default_image") else 0)
     return ImageInfo(fmt, ALLOWED_FORMATS[fmt], width, height, frames), im
 
 
@@ -319,8 +304,9 @@ def _encode(im: Image.Image, options: ThumbnailOptions) -> bytes:
 
 
 def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
-            ) -> tuple[ImageInfo, Image.Image]:
-    """Validate, decode the first frame on its full canvas, orient and convert to sRGB.
+            ) -> tuple[ImageInfo, Image.Image, ImageCms.ImageCmsTransform | None]:
+    """Validate, decode the first frame on its full canvas, orient, and colour.prepare it:
+    the image and the ICC transform to apply after resizing (colour.finish).
 
     JPEGs are drafted (scaled by libjpeg) for the largest output. Raises InvalidImage or
     ImageTooLarge (before decoding) for what cannot be shown.
@@ -341,7 +327,7 @@ def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
             key = header.transparency_key()
             if header.colour_type == 4 and im.mode == "RGBA":
                 im = im.convert("LA")  # Pillow decodes 16-bit grey + alpha as RGBA
-        image = to_srgb(im, key)
+        image, transform = colour.prepare(im, key)
         if info.format == "GIF":
             box = containers.gif_first_frame_box(data)
             if box and box != (0, 0, image.width, image.height):
@@ -350,7 +336,7 @@ def _decode(data: bytes, options: Sequence[ThumbnailOptions], limits: Limits
                 image = _transparent_outside(image, box)
         if forced_alpha and image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
             image = image.convert("RGB")  # the first frame covers the canvas after all
-        return info, image
+        return info, image, transform
 
 
 def _transparent_outside(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
@@ -369,7 +355,8 @@ _EOI = b"\xff\xd9"
 def _load_jpeg(data: bytes, im: Image.Image, draft: tuple[int, int] | None) -> Image.Image:
     """Load a JPEG; one whose scans are complete but whose EOI marker is missing loads too.
 
-    libjpeg (and so browsers and libvips) shows such a file whole. With EOI appended, a
+    libvips shows such a file whole (Chromium all but its last row of MCUs, which its
+    suspending decoder waits for; test_imaging_browser). With EOI appended, a
     complete last scan decodes the same whatever filler bits come before the EOI, while a
     really truncated scan takes the filler as coded data and changes: so the file is decoded
     with three fillers, at full scale (a drafted decode skips the high frequencies a cut
@@ -418,13 +405,15 @@ def make_thumbnails(data: bytes, options: Sequence[ThumbnailOptions], limits: Li
     if not options:
         raise BadRequest("at least one set of thumbnail options is needed")
     started = time.perf_counter()
-    info, image = _decode(data, options, limits)
+    info, image, transform = _decode(data, options, limits)
     shared_ms = (time.perf_counter() - started) * 1000
     made: dict[int, Thumbnail] = {}
     for index in sorted(range(len(options)), key=lambda i: -_area(options[i])):
         option = options[index]
         began = time.perf_counter()
-        thumb = _resize(image, option)
+        resized_image = _resize(image, option)
+        with _guard():  # a profile LittleCMS accepted but cannot apply is the file's fault
+            thumb = colour.finish(resized_image, transform)
         resized = time.perf_counter()
         encoded = _encode(thumb, option)
         finished = time.perf_counter()

@@ -612,10 +612,30 @@ class JobStore:
             args=[job_id, repr(time.time()), TOMBSTONE_TTL]))
 
     @redis_errors
-    def forget(self, job_id: str, index_entry: str) -> None:
-        """The job's objects are gone: drop its index entry (`index_member`); a second
-        delete() of a tombstone then returns False."""
+    def forget(self, job_id: str, index_entry: str, client: str = "") -> None:
+        """The job's objects are gone: drop its index entry (`index_member`), and its API
+        client's when known; a second delete() of a tombstone then returns False."""
         self._forget(keys=[job_key(job_id), INDEX_KEY], args=[index_entry])
+        if client:
+            self.redis.zrem(client_index_key(client), index_entry)
+
+    @redis_errors
+    def prune_client_indexes(self, created_before: float, batch: int = 100) -> int:
+        """Drop the API clients' index entries of jobs created before `created_before` (epoch
+        seconds) whose record is gone (expired, or its tombstone too); how many. The records
+        that expired no longer say their client, so each client's index is walked here."""
+        upper, removed = "(" + index_member(created_before, ""), 0
+        for key in self.redis.scan_iter(match=client_index_key("*"), count=100):
+            members = self.redis.zrangebylex(key, "-", upper, start=0, num=batch)
+            if not members:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for member in members:
+                pipe.exists(job_key(member.decode().split(":", 1)[1]))
+            gone = [m for m, there in zip(members, pipe.execute(), strict=True) if not there]
+            if gone:
+                removed += self.redis.zrem(key, *gone)
+        return removed
 
     @redis_errors
     def index_entry(self, job_id: str) -> str | None:
@@ -732,7 +752,8 @@ def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
             if not value:  # single-thumbnail jobs' records stay as they were
                 continue
             yield name, json.dumps([asdict(v) if is_dataclass(v) and not isinstance(v, type)
-                                    else v for v in value], sort_keys=True, separators=(",", ":"))
+                                    else v for v in value], sort_keys=True,
+                                   separators=(",", ":"))
         elif isinstance(value, Enum):
             yield name, value.value
         else:

@@ -32,12 +32,13 @@ def delete_job(services: Services, job_id: str) -> bool:
     no such job (or it is deleted already). Safe while resize works on it: its finish is
     refused, and it deletes what it wrote."""
     jobs = services.jobs
+    job = jobs.get(job_id)  # its API client's index entry goes too (a tombstone has none)
     if not jobs.delete(job_id):
         return False
     entry = jobs.index_entry(job_id)
     purge_objects(services, job_id)
     if entry is not None:
-        jobs.forget(job_id, entry)
+        jobs.forget(job_id, entry, job.client if job else "")
     metrics.JOBS_DELETED.labels("request").inc()
     log.info("job %s deleted on request", job_id, extra={"job_id": job_id})
     return True
@@ -60,6 +61,7 @@ def sweep_expired(services: Services, batch: int = 100) -> int:
                 removed += 1
             if len(found) < batch:
                 break
+        jobs.prune_client_indexes(time.time() - retention, batch)
     except StorageUnavailable as exc:  # the rest of the sweep still runs; next round retries
         log.warning("sweep: expired jobs left for the next round: %s", exc)
     if removed:

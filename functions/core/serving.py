@@ -16,6 +16,10 @@ FUNCTIONS = ("upload", "status", "resize")  # what a container serves; the broke
 # serves them (thumbnails.web), and WORKER_CLASS answers them on threads of their own.
 LIVENESS_PATH, READINESS_PATH = "/health", "/ready"
 PROBE_PATHS = (LIVENESS_PATH, READINESS_PATH)
+# gthread whose event loop reads each request whole before a thread sees it, so slow clients
+# hold no thread (thumbnails.buffering), plus threads that serve only the probes, so they are
+# answered while every request slot is busy (thumbnails.probeworker, its base class).
+WORKER_CLASS = "thumbnails.buffering.BufferingWorker"
 # glibc malloc: keep big image buffers in the heap instead of mapping and unmapping them on
 # every request (each fresh mapping costs page faults).
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
@@ -24,10 +28,6 @@ MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD
 # gunicorn's settings module: the metrics directory of the workers (prometheus_client's
 # multiprocess mode), a JSON logger for its own and access lines (stderr).
 GUNICORN_CONF = "python:thumbnails.gunicorn_conf"
-# gthread whose event loop reads each request whole first (slow clients hold no thread:
-# thumbnails.buffering), built on the worker whose probes have threads of their own (they
-# are answered while every request slot is busy: thumbnails.probeworker).
-WORKER_CLASS = "thumbnails.buffering.BufferingWorker"
 
 
 def gunicorn_command(part: str, bind: str, workers: int, threads: int,
@@ -35,9 +35,9 @@ def gunicorn_command(part: str, bind: str, workers: int, threads: int,
                      worker_tmp_dir: str | None = None, log_level: str = "info",
                      worker_class: str = WORKER_CLASS) -> list[str]:
     """The gunicorn command line for one part: `threads` request threads in each of
-    `workers` processes (WORKER_CLASS: each request read whole before a thread sees it, and
-    probes answered on threads of their own), no control socket, JSON logs on stderr (access
-    lines too when access_log), metrics shared by the workers. timeout in seconds."""
+    `workers` processes (WORKER_CLASS: requests read whole before a thread takes them, probes
+    answered on threads of their own), no control socket, JSON logs on stderr (access lines
+    too when access_log), metrics shared by the workers. timeout in seconds."""
     args = [
         sys.executable, "-m", "gunicorn", APPS[part],
         "--config", GUNICORN_CONF,

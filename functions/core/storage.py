@@ -28,12 +28,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-# Key prefixes of the objects the service itself writes: the S3 lifecycle rule's filters, and
-# what bucket notifications ignore (a thumbnail written into a notified bucket never starts a
-# job of its own).
-OWN_PREFIXES = ("originals/", "thumbnails/")
-
-
 def original_key(job_id: str) -> str:
     """Where a job's original image is stored (never derived from the client's filename)."""
     return f"originals/{job_id}"
@@ -42,10 +36,13 @@ def original_key(job_id: str) -> str:
 def thumbnail_key(job_id: str, attempt: int, extension: str,
                   rendition: str | None = None) -> str:
     """Where one processing attempt of a job stores its thumbnail, or with a rendition name
-    (thumbnails.renditions.NAME, safe in a key) that rendition. Each attempt has keys of its
-    own, so an attempt that lost its lease can delete what it wrote without touching the
-    winner's; all of a job's thumbnails are under thumbnails_prefix(job_id)."""
-    if rendition is not None:  # in the same folder (delete_prefix is one level deep)
+    (thumbnails.renditions.NAME, safe in a key) that rendition:
+    thumbnails/<job id>/<attempt>.<extension> or thumbnails/<job id>/<attempt>-<name>.<extension>
+    (one flat folder per job, which delete_prefix empties).
+    Each attempt has keys of its own, so an attempt that lost its lease can delete what it
+    wrote without touching the winner's; all of a job's thumbnails are under
+    thumbnails_prefix(job_id)."""
+    if rendition is not None:
         return f"{thumbnails_prefix(job_id)}{attempt}-{rendition}.{extension}"
     return f"{thumbnails_prefix(job_id)}{attempt}.{extension}"
 
@@ -53,6 +50,10 @@ def thumbnail_key(job_id: str, attempt: int, extension: str,
 def thumbnails_prefix(job_id: str) -> str:
     """The folder of every thumbnail any attempt of a job wrote."""
     return f"thumbnails/{job_id}/"
+
+
+# Key prefixes of the objects the service itself writes (the S3 lifecycle rule's filters).
+OWN_PREFIXES = ("originals/", "thumbnails/")
 
 
 # The service's own objects: never a valid reference in another producer's event.

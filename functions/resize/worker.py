@@ -88,12 +88,12 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
     key, bucket = data.get("key"), data.get("bucket", services.store.bucket)
     if not isinstance(key, str) or not key or bucket != services.store.bucket:
         raise InvalidEvent(f"data.key must name an object in bucket {services.store.bucket!r}")
-    raw_options = data.get("options") or {}
-    if not isinstance(raw_options, dict):
-        raise InvalidEvent("data.options must be a JSON object")
     prefix = services.config.incoming_prefix
     if not incoming_key_ok(key, prefix):  # never another job's original or thumbnail
         raise ForgedEvent(f"data.key must name an object under {prefix!r} in plain segments")
+    raw_options = data.get("options") or {}
+    if not isinstance(raw_options, dict):
+        raise InvalidEvent("data.options must be a JSON object")
     try:
         request = renditions.parse_request(raw_options, services.config.max_dimension)
     except BadRequest as exc:
@@ -120,11 +120,13 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
 
 
 def _process(services: Services, job: Job, token: str) -> Job:
-    """Fetch, decode once, make every output, store, renewing the lease meanwhile; finish the
-    job (returned); release the lease on an outage. Success is logged and counted once the
-    finish is recorded; an attempt whose finish is refused deletes what it wrote."""
+    """Fetch, decode once, make every output and store them, renewing the lease meanwhile;
+    finish the job (returned); release the lease on an outage. Success is logged and counted
+    once the finish is recorded; an attempt whose finish is refused deletes what it wrote
+    (each attempt writes under keys of its own, so the winner's objects are untouched)."""
     job_id, config = job.job_id, services.config
     started = time.perf_counter()
+    written: list[str] = []
     with Heartbeat(services.jobs, job_id, token, config.lease_seconds,
                    config.job_deadline_seconds) as heartbeat:
         try:
@@ -136,6 +138,7 @@ def _process(services: Services, job: Job, token: str) -> Job:
             stored_at = time.perf_counter()
             for key, _, thumb in outputs:
                 services.store.put(key, thumb.data, thumb.content_type)
+                written.append(key)
         # BadRequest: options the record holds but this deployment refuses (MAX_DIMENSION
         # lowered since the upload, say); retrying cannot help, so the job fails.
         except (InvalidImage, UnsupportedMediaType, ObjectNotFound, BadRequest) as exc:
@@ -144,18 +147,20 @@ def _process(services: Services, job: Job, token: str) -> Job:
             log.info("job %s failed: %s: %s", job_id, exc.code, exc.message)
             return finished
         except DependencyUnavailable:
+            for key in written:  # a later attempt writes under its own keys
+                _delete_quietly(services, key)
             services.jobs.release(job_id, token)
             raise
         done = time.perf_counter()
         thumbs = [thumb for _, _, thumb in outputs]
-        # make_thumbnails decodes once for all outputs: the sums are this job's whole cost.
-        decode_ms = sum(t.decode_ms for t in thumbs)
-        encode_ms = sum(t.encode_ms for t in thumbs)
         records = [RenditionRecord(name=name, key=key, content_type=t.content_type,
                                    width=t.width, height=t.height, size=len(t.data),
                                    etag=_etag(t.data))
                    for key, name, t in outputs if name is not None]
         first_key, _, first = outputs[0]  # with renditions, /thumbnail serves the first one
+        # make_thumbnails decodes once for all outputs: the sums are this job's whole cost.
+        decode_ms = sum(t.decode_ms for t in thumbs)
+        encode_ms = sum(t.encode_ms for t in thumbs)
         try:
             finished = _finish(
                 services, job, token, JobStatus.SUCCEEDED, started,
@@ -168,7 +173,7 @@ def _process(services: Services, job: Job, token: str) -> Job:
                 stage_encode_ms=round(encode_ms, 3), stage_store_ms=_ms(done - stored_at),
             )
         except JobBusy:
-            for key, _, _ in outputs:  # the winner's thumbnails have keys of their own
+            for key in written:
                 _delete_quietly(services, key)
             raise
     for stage, seconds in (("fetch", fetched - started), ("decode", decode_ms / 1000),

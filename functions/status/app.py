@@ -72,7 +72,11 @@ def show_job(job_id: str) -> Any:
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Any:
-    """Remove the job, its original and its thumbnails: 204, then 404."""
+    """Remove the job, its original and its thumbnails: 204, then 404 (also for another API
+    client's job)."""
+    job = services_of().jobs.get(job_id)
+    if job is not None and job.client and job.client != current_client():
+        raise NotFound(f"no job {job_id[:64]!r}")
     if not retention.delete_job(services_of(), job_id):
         raise NotFound(f"no job {job_id[:64]!r}")
     return Response(status=204)

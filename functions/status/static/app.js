@@ -25,8 +25,8 @@
     keyPanel: $("key-panel"), keyForm: $("key-form"), keyInput: $("api-key"),
     keyMessage: $("key-message"), form: $("upload-form"), files: $("files"),
     dropzone: $("dropzone"), width: $("opt-width"), height: $("opt-height"),
-    format: $("opt-format"), fit: $("opt-fit"), renditions: $("opt-renditions"),
-    uploads: $("uploads"),
+      format: $("opt-format"), fit: $("opt-fit"), gravity: $("opt-gravity"),
+      quality: $("opt-quality"), renditions: $("opt-renditions"), uploads: $("uploads"),
     uploadsEmpty: $("uploads-empty"), jobs: $("jobs"), jobsEmpty: $("jobs-empty"),
     jobsError: $("jobs-error"), summary: $("jobs-summary"), refresh: $("refresh"),
     detail: $("detail"), detailBody: $("detail-body"), detailClose: $("detail-close"),
@@ -206,11 +206,15 @@
       const valid = Number.isInteger(value) && value >= 1 && value <= settings.maxDimension;
       input.setCustomValidity(valid ? "" : `A whole number from 1 to ${settings.maxDimension}.`);
     }
+    const lossless = el.format.value === "png";
+    el.quality.disabled = lossless;  // the service refuses a quality for PNG
     if (!el.form.reportValidity()) return null;
-    return {
+    const options = {
       width: el.width.value, height: el.height.value,
-      format: el.format.value, fit: el.fit.value,
+      format: el.format.value, fit: el.fit.value, gravity: el.gravity.value,
     };
+    if (el.quality.value && !lossless) options.quality = el.quality.value;
+    return options;
   }
 
   function addFiles(fileList) {
@@ -320,6 +324,9 @@
       xhr.send(form);
     });
   }
+
+  el.format.addEventListener("change", () => { el.quality.disabled = el.format.value === "png"; });
+  el.quality.disabled = el.format.value === "png";
 
   el.files.addEventListener("change", () => {
     addFiles(el.files.files);
@@ -583,7 +590,10 @@
       if (debug) row("Processing time", h("span", { class: "processing-time" }, formatMs(debug.processing_time_ms)));
       if (debug && debug.attempts) row("Attempts", String(debug.attempts));
       const o = doc.options || {};
-      if (o.width) row("Options", `${o.width}×${o.height} ${o.format}, ${o.fit}`);
+      if (o.width) {
+        const extra = [o.gravity && `gravity ${o.gravity}`, o.quality && `quality ${o.quality}`];
+        row("Options", [`${o.width}×${o.height} ${o.format}, ${o.fit}`, ...extra.filter(Boolean)].join(", "));
+      }
       if (o.renditions) {
         row("Renditions", o.renditions.map((r) => `${r.name}: ${r.width}×${r.height} ${r.format}, ${r.fit}`).join("; "));
       }
@@ -682,7 +692,8 @@
 
   el.renditions.addEventListener("input", () => {
     const given = el.renditions.value.trim() !== "";
-    for (const input of [el.width, el.height, el.format, el.fit]) input.disabled = given;
+    for (const input of [el.width, el.height, el.format, el.fit, el.gravity]) input.disabled = given;
+    el.quality.disabled = given || el.format.value === "png";
     el.renditions.setCustomValidity("");
   });
 
