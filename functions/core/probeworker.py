@@ -25,6 +25,12 @@ formula (images in flight = workers x threads) are unchanged. A request line spl
 before its PROBE_HEAD_BYTES-th byte takes the usual pool: Go's net/http, which both the
 kubelet and the queue-proxy use, writes a request's head in one write.
 
+Which worker takes a connection: stock gthread accepts whenever its poller wakes, so a worker
+whose threads are all busy can take a real request that then waits for one of them while
+another worker sits idle. This worker stops accepting while all of its `threads` are busy,
+and takes a waiting connection only once it has waited ACCEPT_GRACE_SECONDS (no idle worker
+took it: every worker is busy, and it may be a probe).
+
 Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
 on_pending_socket_readable); pyproject.toml bounds the version and
 tests/test_probes.py fails if a gunicorn release changes them.
@@ -33,6 +39,7 @@ tests/test_probes.py fails if a gunicorn release changes them.
 from __future__ import annotations
 
 import re
+import select
 import selectors
 import socket
 import time
@@ -45,6 +52,9 @@ from gunicorn.workers import gthread
 from .serving import PROBE_PATHS
 
 PROBE_THREADS = 2  # liveness and readiness at once; /ready waits on Redis and the store
+# How long a connection may wait for an idle worker before a busy one takes it: well under
+# Knative's 100 ms aggressive-probe timeout (pkg/queue/readiness/probe.go).
+ACCEPT_GRACE_SECONDS = 0.02
 PROBE_HEAD_BYTES = 32  # "HEAD /health?" and a little more
 PROBE_REQUEST = re.compile(
     rb"(?:GET|HEAD) (?:" + b"|".join(re.escape(p.encode()) for p in PROBE_PATHS) + rb")[ ?]")
@@ -62,7 +72,34 @@ class ProbeThreadWorker(gthread.ThreadWorker):
     def init_process(self) -> None:
         self.probe_pool = futures.ThreadPoolExecutor(max_workers=PROBE_THREADS,
                                                      thread_name_prefix="probe")
+        self.in_flight = 0  # real requests handed to the usual pool and not yet finished
+        self.waiting_since: float | None = None  # a connection seen waiting while busy
         super().init_process()
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gthread's poll, but while every request thread is busy the listeners are polled
+        only to see whether a connection waits, and one is taken once it has waited
+        ACCEPT_GRACE_SECONDS (an idle worker would have taken it by then)."""
+        busy = self.in_flight >= self.cfg.threads
+        if not busy or not self._accepting:
+            self.waiting_since = None
+            super().wait_for_and_dispatch_events(timeout)
+            return
+        now = time.monotonic()
+        waiting = bool(select.select(self.sockets, [], [], 0)[0])
+        if not waiting:
+            self.waiting_since = None
+        elif self.waiting_since is None:
+            self.waiting_since = now
+        if self.waiting_since is not None and now - self.waiting_since >= ACCEPT_GRACE_SECONDS:
+            self.waiting_since = None
+            super().wait_for_and_dispatch_events(0)  # accept it with everything else due
+            return
+        self.set_accept_enabled(False)
+        try:
+            super().wait_for_and_dispatch_events(min(timeout, ACCEPT_GRACE_SECONDS / 2))
+        finally:
+            self.set_accept_enabled(True)
 
     def run(self) -> None:
         try:
@@ -81,10 +118,19 @@ class ProbeThreadWorker(gthread.ThreadWorker):
         if head is None:
             self._wait_for_request(conn)
             return
-        pool = self.probe_pool if is_probe(head) else self.tpool
-        future = pool.submit(self.handle, conn)
+        if is_probe(head):
+            future = self.probe_pool.submit(self.handle, conn)
+            future.add_done_callback(
+                lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            return
+        self.in_flight += 1
+        future = self.tpool.submit(self.handle, conn)
         future.add_done_callback(
-            lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            lambda fut: self.method_queue.defer(self._finish_real, conn, fut))
+
+    def _finish_real(self, conn: gthread.TConn, fut: futures.Future[Any]) -> None:
+        self.in_flight -= 1
+        self.finish_request(conn, fut)
 
     def _head(self, conn: gthread.TConn) -> bytes | None:
         """The request's first bytes without consuming them; None if a new connection has
