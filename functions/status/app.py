@@ -66,7 +66,7 @@ def delete_job(job_id: str) -> Any:
     """Remove the job, its original and its thumbnails: 204, then 404 (also for another API
     client's job)."""
     job = services_of().jobs.get(job_id)
-    if job is not None and job.client and job.client != current_client():
+    if job is not None and _another_clients(job):
         raise NotFound(f"no job {job_id[:64]!r}")
     if not retention.delete_job(services_of(), job_id):
         raise NotFound(f"no job {job_id[:64]!r}")
@@ -128,9 +128,16 @@ def _job(job_id: str) -> Job:
     """The job, or NotFound: also when another API client created it (keys on). A job made
     by another producer's event belongs to no client: every key sees it."""
     job = services_of().jobs.get(job_id)
-    if job is None or (job.client and job.client != current_client()):
+    if job is None or _another_clients(job):
         raise NotFound(f"no job {job_id[:64]!r}")
     return job
+
+
+def _another_clients(job: Job) -> bool:
+    """Whether another API client created the job (only while keys are on: with them off,
+    every job is everyone's, as the list shows)."""
+    keys_on = bool(services_of().config.api_keys)
+    return keys_on and bool(job.client) and job.client != current_client()
 
 
 def _limit(raw: str | None) -> int:
