@@ -70,7 +70,9 @@ def delete_job(job_id: str) -> Any:
         raise NotFound(f"no job {job_id[:64]!r}")
     if not retention.delete_job(services_of(), job_id):
         raise NotFound(f"no job {job_id[:64]!r}")
-    return Response(status=204)
+    deleted = Response(status=204)
+    del deleted.headers["Content-Type"]  # no body, so no Content-Type
+    return deleted
 
 
 @bp.get("/jobs/<job_id>/thumbnail")
