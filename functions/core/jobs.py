@@ -32,6 +32,13 @@ PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its origi
 SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
 #                                              interval runs: POST /outbox/sweep
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
+# Stream of every job state change (fields job_id, status), XADDed by the scripts below in
+# the same step that changes the status: long polls and GET /events read it
+# (thumbnails.changes). The one key every job touches: on Redis Cluster it would become one
+# stream per hash slot range. Capped near EVENTS_MAXLEN entries (about 100 B each): at 100
+# jobs a second (3 changes each) that keeps about 5 minutes for Last-Event-ID resumption.
+EVENTS_KEY = f"{PREFIX}:events"
+EVENTS_MAXLEN = 100_000
 
 
 def job_key(job_id: str) -> str:
@@ -160,7 +167,17 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 
-# KEYS: job, outbox, outbox due, watch. ARGV: job id, token, now, lease until, max attempts.
+# Every script that changes a job's status gets this first and the events stream as its
+# last key, and calls changed() in the step that changes the status: no change is missed.
+_CHANGED = f"""
+local function changed(id, status)
+  redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', {EVENTS_MAXLEN}, '*', 'job_id', id,
+    'status', status)
+end
+"""
+
+# KEYS: job, outbox, outbox due, watch, events. ARGV: job id, token, now, lease until,
+# max attempts.
 _CLAIM = """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', {}} end
@@ -178,16 +195,18 @@ if attempts >= tonumber(ARGV[5]) then
     'error_message', 'gave up after ' .. attempts .. ' attempts', 'finished_at', ARGV[3],
     'lease_token', '', 'lease_until', '0')
   redis.call('ZREM', KEYS[4], ARGV[1])
+  changed(ARGV[1], 'failed')
   return {'exhausted', redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'processing', 'lease_token', ARGV[2],
   'lease_until', ARGV[4], 'attempts', attempts + 1)
+changed(ARGV[1], 'processing')
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])  -- the sweep looks again when the lease ends
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[3])
 return {'claimed', redis.call('HGETALL', KEYS[1])}
 """
 
-# Finish a job this worker holds. KEYS: job, watch. ARGV: job id, token, status, then
+# Finish a job this worker holds. KEYS: job, watch, events. ARGV: job id, token, status, then
 # field/value pairs.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
@@ -195,11 +214,12 @@ if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'lease_token', '', 'lease_until', '0')
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
+changed(ARGV[1], ARGV[3])
 return 1
 """
 
 # Fail a job that is not finished, whoever holds it (dead letters). KEYS: job, watch, outbox,
-# outbox due. ARGV: job id, then field/value pairs.
+# outbox due, events. ARGV: job id, then field/value pairs.
 _FAIL_UNFINISHED = """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s or s == 'succeeded' or s == 'failed' then return 0 end
@@ -208,11 +228,12 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+changed(ARGV[1], 'failed')
 return 1
 """
 
 # Create a job (unless its Idempotency-Key already names one: return that job's id).
-# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key.
+# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key, events.
 # ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
 # outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
 # nothing if the job exists (then its id is returned), field/values.
@@ -232,12 +253,13 @@ if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
   redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
 end
+changed(ARGV[1], redis.call('HGET', KEYS[1], 'status'))
 return false
 """
 
 # The sweep over unfinished jobs the watch list says are due. A job past its deadline fails
 # (timed_out); one still queued, or whose worker's lease ran out, has its event put back in
-# the outbox. KEYS: watch, outbox, outbox due. ARGV: now, when to look again, deadline
+# the outbox. KEYS: watch, outbox, outbox due, events. ARGV: now, when to look again, deadline
 # (jobs created before it are failed), batch size, job key prefix.
 # (It reads job keys it is not handed: fine on one Redis, not on Redis Cluster.)
 _RECOVER = """
@@ -259,12 +281,16 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
+    changed(id, 'failed')
     table.insert(out, 'timed_out')
   else
     redis.call('ZADD', KEYS[1], ARGV[2], id)
     local event = redis.call('HGET', key, 'event')
     if event then
-      if s == 'processing' then redis.call('HSET', key, 'status', 'queued') end
+      if s == 'processing' then
+        redis.call('HSET', key, 'status', 'queued')
+        changed(id, 'queued')
+      end
       redis.call('HSET', KEYS[2], id, event)
       redis.call('ZADD', KEYS[3], ARGV[1], id)
       table.insert(out, 'requeued')
@@ -313,13 +339,13 @@ class JobStore:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._claim = client.register_script(_CLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._fail_unfinished = client.register_script(_FAIL_UNFINISHED)
+        self._claim = client.register_script(_CHANGED + _CLAIM)
+        self._finish = client.register_script(_CHANGED + _FINISH)
+        self._fail_unfinished = client.register_script(_CHANGED + _FAIL_UNFINISHED)
         self._release = client.register_script(_RELEASE)
         self._outbox_due = client.register_script(_OUTBOX_DUE)
-        self._create = client.register_script(_CREATE)
-        self._recover = client.register_script(_RECOVER)
+        self._create = client.register_script(_CHANGED + _CREATE)
+        self._recover = client.register_script(_CHANGED + _RECOVER)
 
     @redis_errors
     def create(self, job: Job, event_json: bytes, *, check_at: float,
@@ -331,7 +357,7 @@ class JobStore:
         Idempotency-Key already names one, or (`unless_exists`) when this job exists."""
         existing = self._create(
             keys=[job_key(job.job_id), INDEX_KEY, WATCH_KEY, PENDING_UPLOADS_KEY, OUTBOX_KEY,
-                  OUTBOX_DUE_KEY, idempotency_key(idempotency or "")],
+                  OUTBOX_DUE_KEY, idempotency_key(idempotency or ""), EVENTS_KEY],
             args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
                   event_json, "" if send_by is None else repr(send_by),
                   IDEMPOTENCY_TTL if idempotency else "", "1" if unless_exists else "0",
@@ -355,7 +381,7 @@ class JobStore:
         counts = {"requeued": 0, "timed_out": 0}
         while True:
             outcomes = self._recover(
-                keys=[WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
+                keys=[WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY, EVENTS_KEY],
                 args=[repr(now), repr(now + requeue_after), repr(now - deadline), batch,
                       job_key("")])
             for outcome in outcomes:
@@ -403,7 +429,7 @@ class JobStore:
         """Atomically take the job's processing lease if it is free; the record as it is now."""
         now = time.time()
         outcome, flat = self._claim(
-            keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY, WATCH_KEY],
+            keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY, WATCH_KEY, EVENTS_KEY],
             args=[job_id, token, repr(now), repr(now + lease_seconds), max_attempts],
         )
         record = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -412,14 +438,14 @@ class JobStore:
     @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
         """Move a job this worker holds to a terminal status; False if the lease was lost."""
-        return bool(self._finish(keys=[job_key(job_id), WATCH_KEY],
+        return bool(self._finish(keys=[job_key(job_id), WATCH_KEY, EVENTS_KEY],
                                  args=[job_id, token, status.value, *_flat(values)]))
 
     @redis_errors
     def fail_unfinished(self, job_id: str, **values: Any) -> bool:
         """Fail a job whoever holds it, unless it already finished; True if it changed."""
         return bool(self._fail_unfinished(
-            keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
+            keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY, EVENTS_KEY],
             args=[job_id, *_flat(values)]))
 
     @redis_errors
