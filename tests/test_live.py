@@ -3,7 +3,10 @@ the event stream (GET /events), fed by the scripts that change a job's status.""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,8 +20,10 @@ import redis
 import requests
 from images import encode
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 from stackutil import poll, running_stack, submit
 
+from thumbnails.client import Client
 from thumbnails.config import Config
 from thumbnails.jobs import Job, JobStatus, JobStore
 
@@ -230,7 +235,6 @@ def test_stream_refuses_a_bad_last_event_id(urls: dict[str, str]) -> None:
 
 
 def test_stream_needs_a_key_when_keys_are_on(tmp_path: Path) -> None:
-    import hashlib
     digest = hashlib.sha256(b"secret-key").hexdigest()
     with running_stack(Config(api_key_hashes=digest), tmp_path, workers=1) as stack:
         refused = requests.get(f"{stack['status']}/events", timeout=10)
@@ -239,3 +243,42 @@ def test_stream_needs_a_key_when_keys_are_on(tmp_path: Path) -> None:
                                headers={"X-API-Key": "secret-key"})
         assert allowed.status_code == 200
         allowed.close()
+
+
+def job_gets(urls: dict[str, str]) -> float:
+    """GET /jobs/<job_id> answers status has counted (its Prometheus counter)."""
+    text = requests.get(f"{urls['status']}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "thumbnails_http_requests_total"
+               and sample.labels.get("route") == "/jobs/<job_id>"
+               and sample.labels.get("method") == "GET")
+
+
+def test_cli_wait_and_watch_do_not_poll(urls: dict[str, str], store: JobStore,
+                                        tmp_path: Path) -> None:
+    """A job that takes 3 s: polling at the old 100 ms-1 s would GET it several times."""
+    job_id = quiet_job(store)
+    environ = {"THUMBNAILS_UPLOAD_URL": urls["upload"], "THUMBNAILS_STATUS_URL": urls["status"],
+               "PATH": "/usr/bin:/bin"}
+    before = job_gets(urls)
+    thumbnails = Path(sys.executable).with_name("thumbnails")
+    watch = subprocess.Popen([str(thumbnails), "watch", job_id],
+                             env=environ, stdout=subprocess.PIPE, text=True)
+    time.sleep(3.0)  # the job stays queued this long: a poller would ask again and again
+    drive(store, job_id)
+    out, _ = watch.communicate(timeout=30)
+    assert watch.returncode == 0
+    assert [line.split()[1] for line in out.splitlines()] == ["queued", "processing",
+                                                              "succeeded"]
+    # One GET to show it, one for the finished job's document.
+    assert job_gets(urls) - before == 2
+
+    job_id = quiet_job(store)
+    before = job_gets(urls)
+    timer = threading.Timer(3.0, drive, (store, job_id))
+    timer.start()
+    docs = Client(urls["upload"], urls["status"]).wait([job_id], timeout=30)
+    timer.join()
+    assert docs[job_id]["status"] == "succeeded"
+    assert job_gets(urls) - before == 1  # one long poll

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from .jobs import EVENTS_KEY, Job, JobStatus, redis_errors
+from .probeworker import when_stopping
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ChangeHub:
         self._generation = 0  # how many stream reads brought entries
         self._pid = 0
         self._last_id = "0-0"
+        self.closed = False  # the process stops: waiting requests answer now
 
     @redis_errors
     def start(self) -> None:
@@ -71,7 +73,18 @@ class ChangeHub:
             newest = self.redis.xrevrange(EVENTS_KEY, count=1)
             self._last_id = newest[0][0].decode() if newest else "0-0"
             self._pid = os.getpid()
+            self.closed = False
             threading.Thread(target=self._listen, name="changes", daemon=True).start()
+        when_stopping(self.close)
+
+    def close(self) -> None:
+        """Wake every waiter for good: long polls answer, streams end (process shutdown)."""
+        with self._cond:
+            self.closed = True
+            for events in self._watchers.values():
+                for event in events:
+                    event.set()
+            self._cond.notify_all()
 
     def _listen(self) -> None:
         pid = os.getpid()
@@ -104,6 +117,8 @@ class ChangeHub:
         event = threading.Event()
         with self._lock:
             self._watchers.setdefault(job_id, set()).add(event)
+            if self.closed:
+                event.set()
         try:
             yield event
         finally:
@@ -133,7 +148,7 @@ class ChangeHub:
         """Block until the listener reads changes past `generation`, at most `seconds`;
         the generation now."""
         with self._cond:
-            self._cond.wait_for(lambda: self._generation != generation, seconds)
+            self._cond.wait_for(lambda: self._generation != generation or self.closed, seconds)
             return self._generation
 
     @redis_errors
@@ -170,7 +185,7 @@ class ChangeHub:
                 if len(changes) == READ_BATCH:
                     continue  # more waiting: read on before blocking
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or self.closed:
                 return
             if now - quiet_since >= keepalive:
                 yield ": keep-alive\n\n"

@@ -42,6 +42,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from functools import partial
 from typing import Any
@@ -61,6 +62,20 @@ WAIT_THREAD_PREFIX = "wait"
 WAIT_HEAD_BYTES = 160  # "GET /jobs/<36-character id>?wait=60" with room for other parameters
 WAIT_REQUEST = re.compile(
     rb"GET (?:/events[ ?]|/jobs/[^/?# ]+\?(?:[^ ]*&)?wait=)")
+
+
+_stopping: list[Callable[[], None]] = []
+
+
+def when_stopping(callback: Callable[[], None]) -> None:
+    """Call `callback` when this worker process is told to stop (SIGTERM, SIGQUIT, SIGINT),
+    so waiting requests end at once instead of holding the graceful shutdown."""
+    _stopping.append(callback)
+
+
+def _stop_waiting() -> None:
+    for callback in _stopping:
+        callback()
 
 
 def is_waiting(head: bytes) -> bool:
@@ -98,7 +113,12 @@ class ProbeThreadWorker(gthread.ThreadWorker):
             self.probe_pool.shutdown(wait=False)
             self.wait_pool.shutdown(wait=False)
 
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        _stop_waiting()
+        super().handle_exit(sig, frame)
+
     def handle_quit(self, sig: Any, frame: Any) -> None:
+        _stop_waiting()
         self.probe_pool.shutdown(wait=False)
         self.wait_pool.shutdown(wait=False)
         super().handle_quit(sig, frame)
