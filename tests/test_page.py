@@ -13,12 +13,14 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from images import encode, marked
 from PIL import Image, ImageDraw
@@ -33,6 +35,7 @@ from werkzeug.serving import make_server
 
 from thumbnails import status
 from thumbnails.config import Config
+from thumbnails.jobs import Job, JobStatus, JobStore
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,3 +379,58 @@ def test_the_page_asks_for_renditions_and_shows_each(
     area.clear()
     browser.execute_script("arguments[0].dispatchEvent(new Event('input'))", area)
     assert browser.find_element(By.ID, "opt-width").is_enabled()
+
+
+# Recorded before the page's own script runs: every EventSource it opens, every fetch.
+RECORD = """
+window.__streams = []; window.__fetches = [];
+const Original = window.EventSource;
+window.EventSource = function (url, init) {
+  const source = new Original(url, init);
+  window.__streams.push(source);
+  return source;
+};
+window.EventSource.prototype = Original.prototype;
+const originalFetch = window.fetch;
+window.fetch = function (input, init) {
+  window.__fetches.push(String(input));
+  return originalFetch.call(this, input, init);
+};
+"""
+
+
+def test_the_page_follows_the_event_stream_without_polling(browser: WebDriver,
+                                                           urls: dict[str, str]) -> None:
+    """A job sent from elsewhere shows up and changes on the page through its EventSource;
+    the page reads the job list once and never again."""
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD})
+    store = JobStore(redis.Redis.from_url(urls["redis"]))
+    try:
+        browser.get(urls["status"] + "/")
+        wait_for(lambda: browser.execute_script(
+            "return window.__streams.length === 1 && window.__streams[0].readyState === 1"),
+            "the page's EventSource open")
+        assert browser.execute_script("return window.__streams[0].url") == \
+            urls["status"] + "/events"
+        job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+        store.create(job, b"", check_at=time.time() + 3600)
+
+        def badge() -> str | None:
+            return browser.execute_script(  # type: ignore[no-any-return]
+                "const li = document.querySelector(`li[data-job-id='${arguments[0]}']`);"
+                "return li ? li.dataset.status : null;", job.job_id)
+
+        wait_for(lambda: badge() == "queued", "the new job listed, queued")
+        time.sleep(2.5)  # not waiting for state: time in which a poller would ask again
+        store.claim(job.job_id, "t", 60, 3)
+        store.finish(job.job_id, "t", JobStatus.FAILED, error_code="x", error_message="y",
+                     finished_at=time.time())
+        wait_for(lambda: badge() == "failed", "the job shown failed")
+        lists = [url for url in browser.execute_script("return window.__fetches")
+                 if url.startswith("jobs?")]
+        assert lists == ["jobs?limit=48"], lists
+        assert page_errors(browser) == []
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                                {"identifier": added["identifier"]})
+        store.redis.close()
