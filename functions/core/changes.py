@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 60  # the largest `wait` a long poll takes (GET /jobs/{id}?wait=S)
 KEEPALIVE_SECONDS = 15  # an SSE comment line this often keeps proxies from closing the stream
-STREAM_SECONDS = 240  # one SSE response's length; the client reconnects with Last-Event-ID
 RETRY_MS = 1000  # SSE `retry:` the client waits before it reconnects
 READ_BLOCK_MS = 5000  # the listener's XREAD BLOCK
 READ_BATCH = 1000  # entries per stream read

@@ -151,7 +151,7 @@ class Client:
     def events(self, job_ids: Iterable[str] = (), read_timeout: float = 60.0) -> EventStream:
         """GET /events, connected now: iterate it for each job state change ({"job_id",
         "status", "at"}) as it happens, None for each keep-alive (every 15 s) and after
-        `read_timeout` quiet seconds. `job_ids` (at most 100) filters."""
+        `read_timeout` quiet seconds. `job_ids` (at most 50) filters."""
         return EventStream(self, list(job_ids), read_timeout)
 
     def _job_url(self, job_id: str) -> str:

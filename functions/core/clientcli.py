@@ -15,7 +15,7 @@ from typing import TextIO
 from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
 
 COMMANDS = ("submit", "status", "list", "get", "watch")
-MAX_STREAM_FILTER = 100  # job ids GET /events filters by; more: the whole stream, sifted here
+MAX_STREAM_FILTER = 50  # job ids GET /events filters by; more: the whole stream, sifted here
 WATCH_READ_SECONDS = 20.0  # above the stream's 15 s keep-alives
 # Where the settings come from; cli.py reads them at the process boundary and hands them in.
 ENVIRONMENT = {"upload_url": "THUMBNAILS_UPLOAD_URL", "status_url": "THUMBNAILS_STATUS_URL",

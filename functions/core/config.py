@@ -53,6 +53,7 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "ORPHAN_AFTER_SECONDS": ("orphan_after_seconds", float),
     "CORS_ORIGINS": ("cors_origins", str),
     "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
+    "EVENTS_STREAM_SECONDS": ("events_stream_seconds", float),
     "LOG_LEVEL": ("log_level", str),
     "KNATIVE_DIR": ("knative_dir", Path),
     "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
@@ -94,6 +95,9 @@ class Config:
     orphan_after_seconds: float = 900.0  # beyond any upload request's own time limit
     cors_origins: str = ""  # comma-separated origins that may call upload and status
     dependency_timeout_seconds: float = 5.0
+    # How long one GET /events response lasts before the client reconnects with
+    # Last-Event-ID: below status's Knative timeoutSeconds (300 in the chart).
+    events_stream_seconds: float = 240.0
     log_level: str = "INFO"
     # Local broker only: where the Trigger manifests are, and Service name -> local URL.
     knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
@@ -131,7 +135,7 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
                      "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
-                     "DEPENDENCY_TIMEOUT_SECONDS"):
+                     "DEPENDENCY_TIMEOUT_SECONDS", "EVENTS_STREAM_SECONDS"):
             if getattr(self, ENVIRONMENT[name][0]) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
         if any(len(h) != 64 or h.strip(_HEX) for h in self.api_keys):

@@ -12,30 +12,29 @@ proxy with Go's httputil.ReverseProxy, which flushes text/event-stream at once. 
 poll answers within MAX_WAIT_SECONDS, under the chart's responseStartTimeoutSeconds for
 status (75); an event stream writes `retry:` at once, a keep-alive comment every
 KEEPALIVE_SECONDS (under any idle timeout of 15 s or more) and ends itself after
-STREAM_SECONDS (240), under status's timeoutSeconds (300); the client reconnects with
+EVENTS_STREAM_SECONDS (240), under status's timeoutSeconds (300); the client reconnects with
 Last-Event-ID and misses nothing. The queue-proxy counts each waiting request against
 containerConcurrency, so the chart adds waitingSlots to status's.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request, stream_with_context
 
-from thumbnails.changes import (
-    MAX_WAIT_SECONDS,
-    STREAM_SECONDS,
-    ChangeHub,
-    hub_client,
-)
-from thumbnails.errors import BadRequest
+from thumbnails.changes import MAX_WAIT_SECONDS, ChangeHub, hub_client
+from thumbnails.errors import BadRequest, RedisUnavailable
 from thumbnails.jobs import JOB_ID, Job
 from thumbnails.probeworker import waiting_slot
 from thumbnails.web import services_of
 
+log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
-MAX_FILTER_IDS = 100  # job_id parameters one stream takes
+U64_MAX = 2**64 - 1
+MAX_FILTER_IDS = 50  # job_id parameters one stream takes (a request line under 4 KiB)
 # A stream on a usual request thread (every waiting slot taken) sends what is there and
 # ends: the client reconnects (SSE retry) and may find a waiting slot then.
 SHORT_STREAM_SECONDS = 0.0
@@ -92,13 +91,27 @@ def events() -> Any:
         raise BadRequest("Last-Event-ID must be an event id this stream sent (<ms>-<seq>)")
     changes = hub()
     changes.start()  # a Redis outage is a 503 here, before the stream starts
-    seconds = STREAM_SECONDS if waiting_slot() else SHORT_STREAM_SECONDS
-    body = changes.stream(last_id, frozenset(job_ids), seconds)
+    seconds = services_of().config.events_stream_seconds if waiting_slot() \
+        else SHORT_STREAM_SECONDS
+    body = _ended_on_outage(changes.stream(last_id, frozenset(job_ids), seconds))
     return Response(stream_with_context(body), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _stream_id(text: str) -> bool:
+    """A Redis stream id `<ms>-<seq>`, each part an unsigned 64-bit number, below the
+    largest (after which nothing can come)."""
     ms, dash, seq = text.partition("-")
-    return bool(dash) and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit() \
-        and len(text) <= 41
+    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()
+            and len(text) <= 41):
+        return False
+    return (int(ms), int(seq)) < (U64_MAX, U64_MAX) and int(seq) <= U64_MAX
+
+
+def _ended_on_outage(body: Iterator[str]) -> Iterator[str]:
+    """The stream, ended cleanly if Redis fails after it started (the client reconnects
+    with Last-Event-ID then) instead of a broken chunked response."""
+    try:
+        yield from body
+    except RedisUnavailable as exc:
+        log.warning("event stream ended: %s", exc.message)
