@@ -8,7 +8,12 @@ notes the wall-clock time it learnt that. The latency is that time minus the job
 `finished_at` (written by resize on this machine's clock, just before the state change).
 Prints p50, p99 and max in milliseconds, and the GET /jobs/{id} requests per job.
 
-Usage: python scripts/live_latency.py [--jobs 50] [--workers 2]
+Then: how fast status answers GET /health, GET /jobs?limit=20 and GET /jobs/{id} (p50, p99
+over --probes requests each) with no long poll waiting and with --waiting long polls parked
+on jobs that never end (thumbnails.probeworker gives them threads of their own).
+
+Usage: python scripts/live_latency.py [--jobs 50] [--workers 2] [--waiting 100]
+       [--probes 200]
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import redis
 import requests
 from PIL import Image
 
@@ -32,6 +40,7 @@ from stackutil import free_port_block  # noqa: E402
 
 from thumbnails import devstack  # noqa: E402
 from thumbnails.config import Config  # noqa: E402
+from thumbnails.jobs import Job, JobStatus, JobStore  # noqa: E402
 
 TERMINAL = ("succeeded", "failed")
 POLL_INTERVAL = 0.1  # seconds: the polling client the others are compared with
@@ -121,11 +130,59 @@ def measure(urls: dict[str, str], count: int, data: bytes,
     return latencies, jobs.requests / count
 
 
-def report(name: str, latencies: list[float], per_job: float) -> None:
+def report(name: str, latencies: list[float], per_job: float | None) -> None:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    print(f"{name:<22} p50 {statistics.median(ordered):7.1f} ms   p99 {p99:7.1f} ms   "
-          f"max {ordered[-1]:7.1f} ms   GET /jobs/{{id}} per job {per_job:5.1f}", flush=True)
+    tail = "" if per_job is None else f"   GET /jobs/{{id}} per job {per_job:5.1f}"
+    print(f"{name:<32} p50 {statistics.median(ordered):7.1f} ms   p99 {p99:7.1f} ms   "
+          f"max {ordered[-1]:7.1f} ms{tail}", flush=True)
+
+
+def quiet_job(urls: dict[str, str]) -> str:
+    """A queued job no event announces (nothing will change it)."""
+    client = redis.Redis.from_url(urls["redis"])
+    job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+    JobStore(client).create(job, b"", check_at=time.time() + 3600)
+    client.close()
+    return job.job_id
+
+
+def answer_times(urls: dict[str, str], job_id: str, probes: int) -> dict[str, list[float]]:
+    """ms per answer of each kind of ordinary request, one at a time."""
+    session = requests.Session()
+    paths = {"GET /health": "/health", "GET /jobs?limit=20": "/jobs?limit=20",
+             "GET /jobs/{id}": f"/jobs/{job_id}"}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(probes):
+        for name, path in paths.items():
+            started = time.perf_counter()
+            session.get(urls["status"] + path, timeout=30).raise_for_status()
+            times[name].append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def starvation(urls: dict[str, str], waiting: int, probes: int) -> None:
+    """Ordinary requests' answer times with no long poll and with `waiting` parked."""
+    job_id = quiet_job(urls)
+    for name, values in answer_times(urls, job_id, probes).items():
+        report(f"{name}, 0 waiting", values, None)
+    parked = [quiet_job(urls) for _ in range(waiting)]
+    with ThreadPoolExecutor(max_workers=waiting) as pool:
+        held = [pool.submit(requests.get, f"{urls['status']}/jobs/{j}?wait=60", timeout=90)
+                for j in parked]
+        time.sleep(2)  # lets every long poll reach status and park
+        if any(f.done() for f in held):
+            raise RuntimeError("a long poll answered before its job changed")
+        for name, values in answer_times(urls, job_id, probes).items():
+            report(f"{name}, {waiting} waiting", values, None)
+        still = sum(not f.done() for f in held)
+        print(f"long polls still waiting after the probes: {still} of {waiting}", flush=True)
+        client = redis.Redis.from_url(urls["redis"])
+        store = JobStore(client)
+        for j in parked:  # end them, so the pool closes at once
+            store.claim(j, "t", 60, 3)
+            store.finish(j, "t", JobStatus.SUCCEEDED, finished_at=time.time())
+        client.close()
 
 
 def main() -> int:
@@ -133,6 +190,9 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=50, help="jobs per way (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per part")
+    parser.add_argument("--waiting", type=int, default=100, help="long polls parked (100)")
+    parser.add_argument("--probes", type=int, default=200,
+                        help="ordinary requests of each kind, per phase (200)")
     args = parser.parse_args()
     data = png()
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,6 +213,7 @@ def main() -> int:
                                                 lambda j, c: stream.ended(j)))
             finally:
                 stream.response.close()
+            starvation(urls, args.waiting, args.probes)
         finally:
             stack.stop()
     return 0
