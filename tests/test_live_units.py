@@ -80,3 +80,27 @@ def test_status_concurrency_counts_its_waiting_slots(source: str) -> None:
     template = status_svc["spec"]["template"]["spec"]
     assert template["timeoutSeconds"] > 240  # a stream's EVENTS_STREAM_SECONDS default
     assert template["responseStartTimeoutSeconds"] > 60  # the longest long poll
+
+
+def test_stream_text_keepalive_filter_and_ids(redis_client: redis.Redis,
+                                              redis_url: str) -> None:
+    """ChangeHub.stream as text: where it starts, what the filter leaves out, the
+    keep-alive comment after a quiet spell, and the id it ends at."""
+    from thumbnails.changes import ChangeHub, hub_client
+
+    store = JobStore(redis_client)
+    wanted, other = (Job(job_id=str(uuid.uuid4()), created_at=time.time()) for _ in range(2))
+    store.create(other, b"", check_at=time.time() + 3600)
+    start = redis_client.xrevrange(EVENTS_KEY, count=1)[0][0].decode()
+    store.create(wanted, b"", check_at=time.time() + 3600)
+    store.claim(other.job_id, "t", 60, 3)
+    end = redis_client.xrevrange(EVENTS_KEY, count=1)[0][0].decode()
+    hub = ChangeHub(hub_client(redis_url, 2))
+    text = "".join(hub.stream(start, frozenset({wanted.job_id}), seconds=0.6, keepalive=0.2))
+    blocks = text.split("\n\n")
+    assert blocks[0] == f"retry: 1000\nid: {start}"
+    assert blocks[1].startswith("id: ") and "event: job" in blocks[1]
+    assert f'"job_id": "{wanted.job_id}", "status": "queued"' in blocks[1]
+    assert other.job_id not in text
+    assert ": keep-alive" in blocks[2:]
+    assert blocks[-2] == f"id: {end}" and blocks[-1] == ""

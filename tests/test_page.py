@@ -331,6 +331,14 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
             "return Array.from(document.querySelectorAll('#jobs li.job img'))"
             ".filter(img => img.complete && img.naturalWidth > 0).length") == 3,
             "the three thumbnails fetched with the key")
+        # Live changes come through the fetch() stream that sends the key.
+        store = JobStore(redis.Redis.from_url(urls["redis"]))
+        job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+        store.create(job, b"", check_at=time.time() + 3600)
+        wait_for(lambda: browser.execute_script(
+            "return !!document.querySelector(`li[data-job-id='${arguments[0]}']`)",
+            job.job_id), "a new job shown from the keyed event stream")
+        store.redis.close()
         assert page_errors(browser, 401) == []
     finally:
         server.shutdown()

@@ -163,15 +163,19 @@ class ChangeHub:
 
     def stream(self, last_id: str | None, job_ids: frozenset[str], seconds: float,
                keepalive: float = KEEPALIVE_SECONDS) -> Iterator[str]:
-        """Server-Sent Events text for `seconds`: `retry:`, then each change after `last_id`
-        (None: from now) whose job is in `job_ids` (empty: all), a `: keep-alive` comment
-        after `keepalive` quiet seconds. Resuming from an id older than the stream keeps
-        (EVENTS_MAXLEN) starts at its oldest entry."""
+        """Server-Sent Events text for `seconds`: `retry:` and the `id:` it starts from,
+        then each change after `last_id` (None: from now) whose job is in `job_ids` (empty:
+        all), a `: keep-alive` comment after `keepalive` quiet seconds, and last the `id:`
+        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN) starts
+        at its oldest entry. Raises RedisUnavailable."""
         self.start()
         generation = self.generation()
         cursor = self.newest_id() if last_id is None else last_id
         deadline = time.monotonic() + seconds
-        yield f"retry: {RETRY_MS}\n\n"
+        # An `id:` without data sets the client's last event id (HTML Living Standard,
+        # 9.2.6: dispatch sets it before it drops an empty event): a reconnection resumes
+        # here, not at its own "now", even when no event of its filter came.
+        yield f"retry: {RETRY_MS}\nid: {cursor}\n\n"
         quiet_since = time.monotonic()
         while True:
             changes = self.since(cursor)
@@ -185,6 +189,7 @@ class ChangeHub:
                     continue  # more waiting: read on before blocking
             now = time.monotonic()
             if now >= deadline or self.closed:
+                yield f"id: {cursor}\n\n"  # past the changes the filter left out
                 return
             if now - quiet_since >= keepalive:
                 yield ": keep-alive\n\n"

@@ -200,8 +200,8 @@ class EventStream:
                         name, _, value = line.partition(":")
                         fields[name] = value.removeprefix(" ")
                         continue
+                    self.last_id = fields.get("id", self.last_id)
                     if fields.get("event") == "job" and "data" in fields:
-                        self.last_id = fields.get("id", self.last_id)
                         yield json.loads(fields["data"])
                     fields = {}
             except requests.ConnectionError as exc:  # urllib3 reports a read timeout so

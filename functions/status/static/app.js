@@ -381,6 +381,17 @@
       return job;
     },
 
+    /** Keep the newest `limit` cards. */
+    trim(limit) {
+      while (el.jobs.children.length > limit) {
+        const item = el.jobs.lastElementChild;
+        const job = this.byId.get(item.dataset.jobId);
+        if (job && job.blobUrl) URL.revokeObjectURL(job.blobUrl);
+        this.byId.delete(item.dataset.jobId);
+        item.remove();
+      }
+    },
+
     /** Show the file name this browser now knows for a job already listed. */
     label(jobId) {
       const job = this.byId.get(jobId);
@@ -502,6 +513,7 @@
     const known = jobs.byId.get(change.job_id);
     if (known && TERMINAL.has(known.status)) return;  // final already
     jobs.upsert(change.job_id, change.status);
+    if (!known) jobs.trim(LIST_LIMIT);  // a new job on top: the oldest shown drops off
     jobs.render();
   }
 
@@ -573,7 +585,10 @@
     async parse(stream) {
       let buffer = "";
       let fields = {};
-      for await (const chunk of stream) {
+      const reader = stream.getReader();
+      for (;;) {
+        const { value: chunk, done } = await reader.read();
+        if (done) return;
         buffer += chunk;
         const lines = buffer.split(/\r\n|\r|\n/);
         buffer = lines.pop();
