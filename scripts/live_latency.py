@@ -36,7 +36,7 @@ import requests
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stackutil import free_port_block  # noqa: E402
+from stackutil import child_pids, free_port_block  # noqa: E402
 
 from thumbnails import devstack  # noqa: E402
 from thumbnails.config import Config  # noqa: E402
@@ -161,9 +161,23 @@ def answer_times(urls: dict[str, str], job_id: str, probes: int) -> dict[str, li
     return times
 
 
-def starvation(urls: dict[str, str], waiting: int, probes: int) -> None:
+def status_memory(stack: devstack.Stack) -> str:
+    """Resident memory and threads of status's gunicorn workers, from /proc."""
+    rss_kib, threads = 0, 0
+    for pid in child_pids(stack.processes["status"].pid):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss_kib += int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads += int(line.split()[1])
+    return f"status workers: {rss_kib / 1024:.1f} MiB resident, {threads} threads"
+
+
+def starvation(stack: devstack.Stack, waiting: int, probes: int) -> None:
     """Ordinary requests' answer times with no long poll and with `waiting` parked."""
+    urls = stack.urls
     job_id = quiet_job(urls)
+    print(status_memory(stack) + ", 0 waiting", flush=True)
     for name, values in answer_times(urls, job_id, probes).items():
         report(f"{name}, 0 waiting", values, None)
     parked = [quiet_job(urls) for _ in range(waiting)]
@@ -175,6 +189,7 @@ def starvation(urls: dict[str, str], waiting: int, probes: int) -> None:
             raise RuntimeError("a long poll answered before its job changed")
         for name, values in answer_times(urls, job_id, probes).items():
             report(f"{name}, {waiting} waiting", values, None)
+        print(status_memory(stack) + f", {waiting} waiting", flush=True)
         still = sum(not f.done() for f in held)
         print(f"long polls still waiting after the probes: {still} of {waiting}", flush=True)
         client = redis.Redis.from_url(urls["redis"])
@@ -213,7 +228,7 @@ def main() -> int:
                                                 lambda j, c: stream.ended(j)))
             finally:
                 stream.response.close()
-            starvation(urls, args.waiting, args.probes)
+            starvation(stack, args.waiting, args.probes)
         finally:
             stack.stop()
     return 0
