@@ -78,7 +78,7 @@ def test_long_poll_wakes_on_the_change(urls: dict[str, str], store: JobStore) ->
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    time.sleep(1.0)  # lets the request start waiting: the change must come during the wait
+    until_waiting(urls, "long_poll", 1)  # the change comes while it waits
     store.claim(job_id, "token", 60, 3)
     assert store.finish(job_id, "token", JobStatus.FAILED, error_code="x", error_message="y",
                         finished_at=time.time())
@@ -117,7 +117,7 @@ def test_hundred_waiting_clients_do_not_starve_other_requests(urls: dict[str, st
     with ThreadPoolExecutor(max_workers=100) as pool:
         waits = [pool.submit(requests.get, f"{status}/jobs/{job_id}?wait=20", timeout=40)
                  for job_id in job_ids]
-        time.sleep(2.0)  # lets all 100 reach the server and park
+        until_waiting(urls, "long_poll", 100)
         assert not any(w.done() for w in waits), "a long poll answered before its job changed"
         for path in ("/health", "/jobs?limit=5", f"/jobs/{job_ids[0]}"):
             started = time.monotonic()
@@ -139,6 +139,8 @@ class EventReader:
         self.response = response
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.comments = 0
+        self.started = threading.Event()  # the first block (retry:, id:) came: the server
+        #                                   reads changes from here on
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -147,6 +149,7 @@ class EventReader:
         try:
             for line in self.response.iter_lines(decode_unicode=True):
                 if line == "":
+                    self.started.set()
                     if "data" in fields:
                         self.events.append((fields.get("id", ""), fields.get("event", ""),
                                             json.loads(fields["data"])))
@@ -158,6 +161,9 @@ class EventReader:
                     fields[name] = value.removeprefix(" ")
         except (requests.RequestException, ValueError, AttributeError):
             pass  # closed by the test (http.client drops its file while a read waits)
+
+    def wait_started(self) -> None:
+        assert self.started.wait(30), "no first block from GET /events"
 
     def of(self, job_id: str) -> list[str]:
         return [data["status"] for _, _, data in self.events if data["job_id"] == job_id]
@@ -181,7 +187,7 @@ def drive(store: JobStore, job_id: str, end: JobStatus = JobStatus.SUCCEEDED) ->
 def test_stream_sends_every_state_change_of_a_real_job(urls: dict[str, str]) -> None:
     reader = open_events(urls)
     try:
-        time.sleep(0.5)  # the stream starts at "now": let it start before the job does
+        reader.wait_started()  # the stream starts at "now": before the job
         job_id = submit(urls, image_bytes()).json()["job_id"]
         poll(lambda: True if "succeeded" in reader.of(job_id) else None, timeout=30)
         assert reader.of(job_id) == ["queued", "processing", "succeeded"]
@@ -193,7 +199,7 @@ def test_stream_filter_and_resumption(urls: dict[str, str], store: JobStore) -> 
     wanted, other = quiet_job(store), quiet_job(store)
     reader = open_events(urls, params={"job_id": wanted})
     try:
-        time.sleep(0.5)
+        reader.wait_started()
         drive(store, other)
         drive(store, wanted, JobStatus.FAILED)
         poll(lambda: True if "failed" in reader.of(wanted) else None, timeout=15)
@@ -243,6 +249,20 @@ def test_stream_needs_a_key_when_keys_are_on(tmp_path: Path) -> None:
                                headers={"X-API-Key": "secret-key"})
         assert allowed.status_code == 200
         allowed.close()
+
+
+def metric(urls: dict[str, str], name: str, **labels: str) -> float:
+    """The sum of a metric's samples with these labels in status's GET /metrics."""
+    text = requests.get(f"{urls['status']}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == name
+               and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def until_waiting(urls: dict[str, str], kind: str, count: int) -> None:
+    """Poll status's gauge until `count` requests of `kind` wait there."""
+    poll(lambda: True if metric(urls, "thumbnails_waiting_requests", kind=kind) == count
+         else None, timeout=30)
 
 
 def job_gets(urls: dict[str, str]) -> float:

@@ -25,6 +25,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request, stream_with_context
 
+from thumbnails import metrics
 from thumbnails.changes import MAX_WAIT_SECONDS, ChangeHub, hub_client
 from thumbnails.errors import BadRequest, RedisUnavailable
 from thumbnails.jobs import JOB_ID, Job
@@ -75,7 +76,8 @@ def long_poll(job_id: str, seconds: float) -> Job | None:
     jobs = services_of().jobs
     if not waiting_slot() or not JOB_ID.match(job_id):
         return jobs.get(job_id)
-    return hub().wait_finished(job_id, seconds, lambda: jobs.get(job_id))
+    with metrics.WAITING.labels("long_poll").track_inprogress():
+        return hub().wait_finished(job_id, seconds, lambda: jobs.get(job_id))
 
 
 @bp.get("/events")
@@ -111,7 +113,11 @@ def _stream_id(text: str) -> bool:
 def _ended_on_outage(body: Iterator[str]) -> Iterator[str]:
     """The stream, ended cleanly if Redis fails after it started (the client reconnects
     with Last-Event-ID then) instead of a broken chunked response."""
+    waiting = metrics.WAITING.labels("stream")
+    waiting.inc()
     try:
         yield from body
     except RedisUnavailable as exc:
         log.warning("event stream ended: %s", exc.message)
+    finally:
+        waiting.dec()
