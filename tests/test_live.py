@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import requests
 from images import encode
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
-from stackutil import poll, running_stack, submit
+from stackutil import poll, running_stack, started_stack, submit
 
 from thumbnails.client import Client
 from thumbnails.config import Config
@@ -302,3 +303,27 @@ def test_cli_wait_and_watch_do_not_poll(urls: dict[str, str], store: JobStore,
     timer.join()
     assert docs[job_id]["status"] == "succeeded"
     assert job_gets(urls) - before == 1  # one long poll
+
+
+def test_waiting_requests_end_at_once_when_status_stops(tmp_path: Path) -> None:
+    """SIGTERM to status: open streams end and long polls answer at once, instead of
+    holding the workers for gunicorn's 20 s graceful timeout."""
+    with started_stack(Config(), tmp_path, workers=1) as stack:
+        urls = stack.urls
+        client = redis.Redis.from_url(urls["redis"])
+        job_id = quiet_job(JobStore(client))
+        reader = open_events(urls)
+        reader.wait_started()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            held = pool.submit(requests.get, f"{urls['status']}/jobs/{job_id}?wait=60",
+                               timeout=90)
+            until_waiting(urls, "long_poll", 1)
+            started = time.monotonic()
+            stack.processes["status"].send_signal(signal.SIGTERM)
+            answer = held.result(timeout=30)
+            assert answer.status_code == 200 and answer.json()["status"] == "queued"
+            reader.thread.join(30)
+            assert not reader.thread.is_alive(), "the stream did not end"
+            took = time.monotonic() - started
+            assert took < 10, f"waiting requests took {took:.1f}s to end"
+        client.close()
