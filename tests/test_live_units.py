@@ -104,3 +104,24 @@ def test_stream_text_keepalive_filter_and_ids(redis_client: redis.Redis,
     assert other.job_id not in text
     assert ": keep-alive" in blocks[2:]
     assert blocks[-2] == f"id: {end}" and blocks[-1] == ""
+
+
+def test_resuming_after_trimmed_changes_sends_reset(redis_client: redis.Redis,
+                                                    redis_url: str) -> None:
+    """A Last-Event-ID older than what the stream still keeps: a `reset` event first (the
+    client reads the jobs again); an id it keeps: none."""
+    from thumbnails.changes import ChangeHub, hub_client
+
+    store = JobStore(redis_client)
+    for _ in range(3):
+        store.create(Job(job_id=str(uuid.uuid4()), created_at=time.time()), b"",
+                     check_at=time.time() + 3600)
+    oldest, _, newest = (e[0].decode() for e in redis_client.xrange(EVENTS_KEY)[-3:])
+    hub = ChangeHub(hub_client(redis_url, 2))
+    fresh = "".join(hub.stream(oldest, frozenset(), seconds=0))
+    assert "event: reset" not in fresh and fresh.count("event: job") == 2
+    redis_client.xtrim(EVENTS_KEY, maxlen=1, approximate=False)
+    resumed = "".join(hub.stream(oldest, frozenset(), seconds=0)).split("\n\n")
+    assert resumed[1].startswith("event: reset\ndata: ")
+    assert sum(block.startswith("id: ") and "event: job" in block for block in resumed) == 1
+    assert "event: reset" not in "".join(hub.stream(newest, frozenset(), seconds=0))

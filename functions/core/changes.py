@@ -43,6 +43,16 @@ class Change:
         return f"id: {self.id}\nevent: job\ndata: {data}\n\n"
 
 
+# Sent first when resuming from an id the stream no longer keeps: changes may be missing,
+# so the client reads the jobs again (GET /jobs, GET /jobs/{id}).
+RESET = 'event: reset\ndata: {"reason": "changes after Last-Event-ID are no longer kept"}\n\n'
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _changes(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Change]:
     return [Change(entry_id.decode(), fields[b"job_id"].decode(), fields[b"status"].decode())
             for entry_id, fields in entries]
@@ -156,6 +166,19 @@ class ChangeHub:
         return _changes(self.redis.xrange(EVENTS_KEY, min=f"({last_id}", count=count))
 
     @redis_errors
+    def missed_after(self, last_id: str) -> bool:
+        """Whether changes after `last_id` may be gone: the stream was trimmed and its
+        oldest entry is newer than `last_id` (a client away longer than the stream keeps)."""
+        try:
+            info = self.redis.xinfo_stream(EVENTS_KEY)
+        except redis.ResponseError:  # no stream yet: nothing was ever trimmed
+            return False
+        first = info.get("first-entry")
+        if not first or int(info.get("entries-added", 0)) <= int(info["length"]):
+            return False
+        return _id_key(last_id) < _id_key(first[0].decode())
+
+    @redis_errors
     def newest_id(self) -> str:
         """The id of the stream's newest entry ("0-0" when empty)."""
         newest = self.redis.xrevrange(EVENTS_KEY, count=1)
@@ -166,8 +189,8 @@ class ChangeHub:
         """Server-Sent Events text for `seconds`: `retry:` and the `id:` it starts from,
         then each change after `last_id` (None: from now) whose job is in `job_ids` (empty:
         all), a `: keep-alive` comment after `keepalive` quiet seconds, and last the `id:`
-        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN) starts
-        at its oldest entry. Raises RedisUnavailable."""
+        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN) sends a
+        `reset` event first, then starts at its oldest entry. Raises RedisUnavailable."""
         self.start()
         generation = self.generation()
         cursor = self.newest_id() if last_id is None else last_id
@@ -176,6 +199,8 @@ class ChangeHub:
         # 9.2.6: dispatch sets it before it drops an empty event): a reconnection resumes
         # here, not at its own "now", even when no event of its filter came.
         yield f"retry: {RETRY_MS}\nid: {cursor}\n\n"
+        if last_id is not None and self.missed_after(last_id):
+            yield RESET
         quiet_since = time.monotonic()
         while True:
             changes = self.since(cursor)

@@ -150,8 +150,9 @@ class Client:
 
     def events(self, job_ids: Iterable[str] = (), read_timeout: float = 60.0) -> EventStream:
         """GET /events, connected now: iterate it for each job state change ({"job_id",
-        "status", "at"}) as it happens, None for each keep-alive (every 15 s) and after
-        `read_timeout` quiet seconds. `job_ids` (at most 50) filters."""
+        "status", "at"}) as it happens, {"reset": True} when changes were lost (read the
+        jobs again), None for each keep-alive (every 15 s) and after `read_timeout` quiet
+        seconds. `job_ids` (at most 50) filters."""
         return EventStream(self, list(job_ids), read_timeout)
 
     def _job_url(self, job_id: str) -> str:
@@ -203,6 +204,8 @@ class EventStream:
                     self.last_id = fields.get("id", self.last_id)
                     if fields.get("event") == "job" and "data" in fields:
                         yield json.loads(fields["data"])
+                    elif fields.get("event") == "reset":
+                        yield {"reset": True}
                     fields = {}
             except requests.ConnectionError as exc:  # urllib3 reports a read timeout so
                 if "timed out" not in str(exc):

@@ -352,6 +352,10 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
             change = next(changes)
             if change is None:  # a keep-alive, or quiet for a while
                 continue
+            if change.get("reset"):  # the stream lost changes: read the pending jobs again
+                rows.update((k, client.status(k)) for k in pending)
+                view.show(list(rows.values()))
+                continue
             job_id = change["job_id"]
             row = rows.get(job_id)
             if (row is None and ids) or (row is not None and row["status"] in TERMINAL):

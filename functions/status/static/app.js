@@ -530,6 +530,7 @@
       if (!settings.keyRequired) {
         this.source = new EventSource("events");
         this.source.addEventListener("job", (event) => onChange(event.data));
+        this.source.addEventListener("reset", () => refresh());  // changes were lost: re-read
         this.source.addEventListener("open", () => this.opened());
         this.source.addEventListener("error", () => this.failed());
       } else {
@@ -596,6 +597,7 @@
           if (line === "") {
             if (fields.id !== undefined) this.lastId = fields.id;
             if (fields.event === "job" && fields.data !== undefined) onChange(fields.data);
+            if (fields.event === "reset") refresh();  // changes were lost: re-read the list
             fields = {};
           } else if (!line.startsWith(":")) {
             const at = line.indexOf(":");
