@@ -101,12 +101,14 @@ class ChangeHub:
             try:
                 read = self.redis.xread({EVENTS_KEY: self._last_id}, count=READ_BATCH,
                                         block=READ_BLOCK_MS)
+                if read:
+                    self._deliver(_changes(read[0][1]))
             except redis.RedisError as exc:
                 log.warning("reading job changes failed, retrying: %s", exc)
                 time.sleep(1)  # a pause between reconnections, not a wait for state
-                continue
-            if read:
-                self._deliver(_changes(read[0][1]))
+            except Exception:  # never let the one listener die: waiters would only time out
+                log.exception("job changes listener failed, going on")
+                time.sleep(1)
 
     def _deliver(self, changes: list[Change]) -> None:
         with self._cond:
