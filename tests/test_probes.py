@@ -6,7 +6,8 @@ containerConcurrency real requests in flight: each sends its headers and its bod
 transfer coding without the last chunk, so the real handler blocks reading the body, for as
 long as the test likes, without using CPU. (A body with a Content-Length would not do: the
 worker reads such a body whole in its event loop before a thread sees the request,
-thumbnails.buffering; a chunked one of unknown length goes to a thread after its headers.) It then probes /health as the kubelet does (one GET, the
+thumbnails.buffering; a chunked one of unknown length goes to a thread after its headers.)
+It then probes /health as the kubelet does (one GET, the
 livenessProbe's timeoutSeconds) and /ready as the queue-proxy does (knative/serving
 knative-v1.23.0 pkg/queue/readiness/probe.go: with periodSeconds 0, attempts of 100 ms every
 50 ms for 10 s; else one attempt of timeoutSeconds).

@@ -23,7 +23,7 @@ from thumbnails.web import (
     services_of,
 )
 
-from . import page
+from . import live, page
 from .views import debug_document, job_document
 
 bp = Blueprint("status", __name__)
@@ -57,8 +57,10 @@ def list_jobs() -> Any:
 
 @bp.get("/jobs/<job_id>")
 def show_job(job_id: str) -> Any:
-    """One job's document."""
-    return job_document(_job(job_id), services_of().config.status_base_url)
+    """One job's document; with `wait=S`, a long poll (thumbnails.status.live)."""
+    seconds = live.wait_seconds(request.args.get("wait"))
+    job = live.long_poll(job_id, seconds) if seconds else None
+    return job_document(job or _job(job_id), services_of().config.status_base_url)
 
 
 @bp.delete("/jobs/<job_id>")
@@ -156,6 +158,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.register_blueprint(bp)
     app.register_blueprint(apidocs.blueprint("status"))  # /openapi.json, /docs
     app.register_blueprint(page.bp)  # GET /: the web page
+    live.install(app)  # GET /events, and the listener behind ?wait=
     allow_cors(app, app.extensions["services"].config.allowed_origins)
     require_api_key(app, app.extensions["services"].config.api_keys,
                     open_paths=(*OPEN_PATHS, *page.OPEN_PATHS))
