@@ -127,7 +127,8 @@ def seaweedfs_s3_server(timeout: float = 60.0, access_key: str = "thumbnails-tes
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
         (data / "s3.json").write_text(json.dumps(identities))
         # Each bucket is a collection with volumes of its own (7 by default), and the volume
-        # server holds at most -volume.max: one volume per bucket, and room for many buckets.
+        # server holds at most -volume.max: one volume per bucket, and room for many buckets
+        # (weed reads master.toml from its working directory, data).
         (data / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
         # Every port given: by default gRPC listens on port + 10000, which may not exist.
         ports = {name: free_port() for name in (
@@ -139,7 +140,8 @@ def seaweedfs_s3_server(timeout: float = 60.0, access_key: str = "thumbnails-tes
                 # no other listeners: Iceberg, Lance, IAM, WebDAV, SFTP, MQ stay off
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
                 f"-filer.localSocket={data / 'filer.sock'}",
-                f"-s3.localSocket={data / 's3.sock'}", "-volume.max=200", "-master.volumeSizeLimitMB=64",
+                f"-s3.localSocket={data / 's3.sock'}",
+                "-volume.max=200", "-master.volumeSizeLimitMB=64",  # small tests, many buckets
                 *(f"-{name}={port}" for name, port in ports.items())]
         output = stack.enter_context(open(data / "weed.log", "wb"))
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
