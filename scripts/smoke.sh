@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end check through the Knative routes: upload a 2:1 PNG to `upload`, poll `status`
-# until the job has succeeded, download the thumbnail and check that it is a 100x50 PNG.
+# End-to-end check through the Knative routes: upload a 2:1 PNG to `upload`, long-poll
+# `status` (GET /jobs/{id}?wait=30) until the job has succeeded, download the thumbnail and check that it is a 100x50 PNG.
 #
 # Usage: scripts/smoke.sh
 # Environment: NAMESPACE (thumbnails), KUBE_CONTEXT (kind-thumbnails), SMOKE_TIMEOUT
@@ -128,10 +128,11 @@ main() {
     job_id=$(json_field job_id <<<"$body")
     [[ -n "$job_id" ]] || die "upload's answer has no job_id: $body"
 
-    log "polling $status/jobs/$job_id (up to ${SMOKE_TIMEOUT}s)"
+    log "waiting on $status/jobs/$job_id?wait=30 (up to ${SMOKE_TIMEOUT}s)"
     local deadline=$((SECONDS + SMOKE_TIMEOUT)) doc="" state=""
     while :; do
-        doc=$(http "$status/jobs/$job_id" || true)
+        # A long poll answers when the job ends or after 30 s, so no polling interval.
+        doc=$(http "$status/jobs/$job_id?wait=30" || true)
         state=$(json_field status <<<"$doc")
         case "$state" in
         succeeded) break ;;
@@ -140,7 +141,7 @@ main() {
         if ((SECONDS >= deadline)); then
             die "job $job_id has not succeeded within ${SMOKE_TIMEOUT}s (status '${state:-unknown}'): $doc"
         fi
-        sleep 2
+        [[ -n "$state" ]] || sleep 2 # no answer (a route not ready yet): try again shortly
     done
 
     log "GET $status/jobs/$job_id/thumbnail"

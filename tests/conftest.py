@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Valkey server for the session and a clean client per test."""
+"""Shared fixtures: a real Valkey server for the session and a clean client per test, and a
+real S3 server (SeaweedFS) for the session."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import engine
 import pytest
 import redis
-from servers import free_port, moto_s3_server, seaweedfs_s3_server
+from servers import S3Server, free_port, seaweedfs_s3_server
 from subscriber import Subscriber, serving
 
 from thumbnails.localredis import start_valkey
@@ -38,15 +39,9 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port: a real HTTP S3 endpoint ("host:port")."""
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[tuple[str, str, str]]:
-    """SeaweedFS's S3 server on loopback: (endpoint "host:port", access key, secret key)."""
+def seaweedfs() -> Iterator[S3Server]:
+    """The session's S3 server: SeaweedFS on loopback, ready to store objects
+    (endpoint "host:port", access key, secret key). Tests share it: each uses its own bucket."""
     with seaweedfs_s3_server() as server:
         yield server
 

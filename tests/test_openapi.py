@@ -227,7 +227,8 @@ def test_edge_requests_answer_as_documented(function: str, method: str, path: st
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    config = Config(max_upload_bytes=256 * 1024)
+    # Bounded event streams: each GET /events ends within the run's request timeout.
+    config = Config(max_upload_bytes=256 * 1024, events_stream_seconds=0.3)
     with running_stack(config, Path(tmp_path_factory.mktemp("stack"))) as urls:
         yield urls
 
@@ -266,7 +267,8 @@ MUST_SEE = {
                ("GET", r"/jobs/[0-9a-f-]{36}/debug", 200),
                ("GET", rf"/jobs/[0-9a-f-]{{36}}/thumbnails/{RENDITION}", 200),
                ("GET", rf"/jobs/[0-9a-f-]{{36}}/thumbnails/{RENDITION}", 409),
-               ("GET", r"/jobs/[0-9a-f-]{36}/thumbnails/[^/]+", 404)],
+               ("GET", r"/jobs/[0-9a-f-]{36}/thumbnails/[^/]+", 404),
+               ("GET", r"/events", 200), ("GET", r"/events", 400)],
 }
 
 

@@ -13,12 +13,14 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from browser import chromium
 from images import encode, heic, marked
@@ -32,6 +34,7 @@ from werkzeug.serving import make_server
 
 from thumbnails import status, upload
 from thumbnails.config import Config
+from thumbnails.jobs import Job, JobStatus, JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "build" / "screenshot.png"
@@ -315,6 +318,14 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
             "return Array.from(document.querySelectorAll('#jobs li.job img'))"
             ".filter(img => img.complete && img.naturalWidth > 0).length") == 3,
             "the three thumbnails fetched with the key")
+        # Live changes come through the fetch() stream that sends the key.
+        store = JobStore(redis.Redis.from_url(urls["redis"]))
+        job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+        store.create(job, b"", check_at=time.time() + 3600)
+        wait_for(lambda: browser.execute_script(
+            "return !!document.querySelector(`li[data-job-id='${arguments[0]}']`)",
+            job.job_id), "a new job shown from the keyed event stream")
+        store.redis.close()
         assert page_errors(browser, 401) == []
     finally:
         server.shutdown()
@@ -398,3 +409,58 @@ def test_the_page_sends_format_gravity_and_quality(
                               "gravity": "west", "quality": 70}
     assert doc["thumbnail"]["content_type"] == "image/avif"
     assert page_errors(browser) == []
+
+
+# Recorded before the page's own script runs: every EventSource it opens, every fetch.
+RECORD = """
+window.__streams = []; window.__fetches = [];
+const Original = window.EventSource;
+window.EventSource = function (url, init) {
+  const source = new Original(url, init);
+  window.__streams.push(source);
+  return source;
+};
+window.EventSource.prototype = Original.prototype;
+const originalFetch = window.fetch;
+window.fetch = function (input, init) {
+  window.__fetches.push(String(input));
+  return originalFetch.call(this, input, init);
+};
+"""
+
+
+def test_the_page_follows_the_event_stream_without_polling(browser: WebDriver,
+                                                           urls: dict[str, str]) -> None:
+    """A job sent from elsewhere shows up and changes on the page through its EventSource;
+    the page reads the job list once and never again."""
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD})
+    store = JobStore(redis.Redis.from_url(urls["redis"]))
+    try:
+        browser.get(urls["status"] + "/")
+        wait_for(lambda: browser.execute_script(
+            "return window.__streams.length === 1 && window.__streams[0].readyState === 1"),
+            "the page's EventSource open")
+        assert browser.execute_script("return window.__streams[0].url") == \
+            urls["status"] + "/events"
+        job = Job(job_id=str(uuid.uuid4()), created_at=time.time())
+        store.create(job, b"", check_at=time.time() + 3600)
+
+        def badge() -> str | None:
+            return browser.execute_script(  # type: ignore[no-any-return]
+                "const li = document.querySelector(`li[data-job-id='${arguments[0]}']`);"
+                "return li ? li.dataset.status : null;", job.job_id)
+
+        wait_for(lambda: badge() == "queued", "the new job listed, queued")
+        time.sleep(2.5)  # not waiting for state: time in which a poller would ask again
+        store.claim(job.job_id, "t", 60, 3)
+        store.finish(job.job_id, "t", JobStatus.FAILED, error_code="x", error_message="y",
+                     finished_at=time.time())
+        wait_for(lambda: badge() == "failed", "the job shown failed")
+        lists = [url for url in browser.execute_script("return window.__fetches")
+                 if url.startswith("jobs?")]
+        assert lists == ["jobs?limit=48"], lists
+        assert page_errors(browser) == []
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                                {"identifier": added["identifier"]})
+        store.redis.close()

@@ -11,6 +11,7 @@ import pytest
 import requests
 from images import GREEN, RED, encode, kinds, marked, png_bomb
 from PIL import Image
+from servers import S3Server
 from stackutil import running_stack, submit, wait_terminal
 
 from thumbnails import events
@@ -218,9 +219,10 @@ def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int =
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=False))
 
 
-def test_s3_backend_end_to_end(s3_endpoint: str, tmp_path: Path) -> None:
-    config = Config(storage_backend="s3", s3_endpoint=s3_endpoint, s3_access_key="test",
-                    s3_secret_key="test-secret", s3_bucket="pipeline")
+def test_s3_backend_end_to_end(seaweedfs: S3Server, tmp_path: Path) -> None:
+    config = Config(storage_backend="s3", s3_endpoint=seaweedfs.endpoint,
+                    s3_access_key=seaweedfs.access_key, s3_secret_key=seaweedfs.secret_key,
+                    s3_bucket="pipeline")
     with running_stack(config, tmp_path) as s3_urls:
         job_id = submit(s3_urls, KINDS["exif_rotated"][0], format="webp").json()["job_id"]
         doc = wait_terminal(s3_urls, job_id)

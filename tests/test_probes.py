@@ -2,9 +2,12 @@
 
 Each function runs as its container does (`thumbnails serve <fn>` with the workers and
 threads of the rendered chart's Service, knative/). The test holds exactly
-containerConcurrency real requests in flight: each sends its headers and all but the last
-byte of its body, so the real handler blocks reading the body, for as long as the test
-likes, without using CPU. It then probes /health as the kubelet does (one GET, the
+containerConcurrency real requests in flight: each sends its headers and its body in chunked
+transfer coding without the last chunk, so the real handler blocks reading the body, for as
+long as the test likes, without using CPU. (A body with a Content-Length would not do: the
+worker reads such a body whole in its event loop before a thread sees the request,
+thumbnails.buffering; a chunked one of unknown length goes to a thread after its headers.)
+It then probes /health as the kubelet does (one GET, the
 livenessProbe's timeoutSeconds) and /ready as the queue-proxy does (knative/serving
 knative-v1.23.0 pkg/queue/readiness/probe.go: with periodSeconds 0, attempts of 100 ms every
 50 ms for 10 s; else one attempt of timeoutSeconds).
@@ -98,8 +101,9 @@ def queue_proxy_readiness(base: str, probe: dict[str, Any]) -> bool:
 
 
 def held_request(function: str, config: Config) -> bytes:
-    """A real request of the function, whole: resize gets an image.uploaded event, upload a
-    multipart PNG. The test sends all of it but the last byte."""
+    """A real request of the function, all but its end: resize gets an image.uploaded event,
+    upload a multipart PNG, each body in one chunk (RFC 9112 section 7.1) without the last
+    chunk that would end it."""
     if function == "resize":
         job = upload.create_app(config).test_client().post(
             "/jobs", data={"file": (io.BytesIO(kinds()["png"][0]), "a.png")}).json["job_id"]
@@ -110,9 +114,9 @@ def held_request(function: str, config: Config) -> bytes:
         body, content_type = encode_multipart_formdata(
             {"file": ("a.png", kinds()["png"][0], "image/png")})
         headers, path = {"Content-Type": content_type}, "/jobs"
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    return (head + "\r\n").encode() + body
+    return (head + "\r\n").encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n"
 
 
 @contextmanager
@@ -123,7 +127,7 @@ def slots_held(port: int, workers: list[int], threads: int, request: bytes) -> I
         while sum(per_worker.values()) < len(workers) * threads:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             client = sock.getsockname()[1]
-            sock.sendall(request[:-1])
+            sock.sendall(request)
             owner = poll(lambda c=client: next(
                 (w for w in workers if holds_connection(w, port, c)), None), timeout=10)
             if per_worker[owner] == threads:  # queued behind that worker's busy threads

@@ -18,6 +18,7 @@ import redis
 import requests
 from images import RED, encode, marked
 from PIL import Image
+from servers import S3Server
 from stackutil import poll, running_stack, submit, wait_terminal
 from subscriber import Subscriber, serving
 
@@ -324,13 +325,14 @@ def test_renditions_this_deployment_refuses_fail_the_job(redis_url: str,
 
 
 @pipeline
-def test_renditions_are_stored_in_s3(s3_endpoint: str, tmp_path: Path) -> None:
-    """The S3 path (the session's S3 endpoint: moto's server, as for the pipeline's S3 test):
-    each rendition is its own object under thumbnails/<job id>/, and is what status serves."""
+def test_renditions_are_stored_in_s3(seaweedfs: S3Server, tmp_path: Path) -> None:
+    """The S3 path (the session's SeaweedFS, as for the pipeline's S3 test): each rendition
+    is its own object under thumbnails/<job id>/, and is what status serves."""
     from thumbnails.storage import open_store
 
-    config = Config(storage_backend="s3", s3_endpoint=s3_endpoint, s3_access_key="test",
-                    s3_secret_key="test-secret", s3_bucket="renditions")
+    config = Config(storage_backend="s3", s3_endpoint=seaweedfs.endpoint,
+                    s3_access_key=seaweedfs.access_key, s3_secret_key=seaweedfs.secret_key,
+                    s3_bucket="renditions")
     asked = {name: ASKED[name] for name in ("avatar", "small")}
     with running_stack(config, tmp_path) as s3_urls:
         accepted = submit(s3_urls, encode(SOURCE, "JPEG", quality=90),

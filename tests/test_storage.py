@@ -1,4 +1,4 @@
-"""Both object store backends: the filesystem and S3 (moto's server over real HTTP)."""
+"""Both object store backends: the filesystem and S3 (SeaweedFS, a real S3 server, over HTTP)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from servers import free_port, moto_s3_server
+from minio.error import S3Error
+from servers import S3Server, free_port, seaweedfs_s3_server
 
 from thumbnails.config import Config
 from thumbnails.errors import ObjectNotFound, StorageUnavailable
@@ -27,11 +28,16 @@ from thumbnails.storage import (
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB with every byte value
 
 
-def s3_config(endpoint: str, bucket: str, region: str = "us-east-1") -> Config:
-    """An S3 configuration for moto (which accepts any credentials)."""
-    return Config(storage_backend="s3", s3_endpoint=endpoint, s3_access_key="test",
-                  s3_secret_key="test-secret", s3_bucket=bucket, s3_region=region,
-                  dependency_timeout_seconds=2)
+def s3_config(server: S3Server, bucket: str) -> Config:
+    """An S3 configuration for this server and bucket."""
+    return Config(storage_backend="s3", s3_endpoint=server.endpoint,
+                  s3_access_key=server.access_key, s3_secret_key=server.secret_key,
+                  s3_bucket=bucket, dependency_timeout_seconds=2)
+
+
+def nowhere() -> S3Server:
+    """An S3 endpoint where nothing listens (any keys)."""
+    return S3Server(f"127.0.0.1:{free_port()}", "test", "test-secret")
 
 
 def fresh_bucket() -> str:
@@ -43,7 +49,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """A store of each backend on a bucket that does not exist yet."""
     if request.param == "filesystem":
         return open_store(Config(data_dir=tmp_path, s3_bucket=fresh_bucket()))
-    return open_store(s3_config(request.getfixturevalue("s3_endpoint"), fresh_bucket()))
+    return open_store(s3_config(request.getfixturevalue("seaweedfs"), fresh_bucket()))
 
 
 def bucket_exists(store: ObjectStore) -> bool:
@@ -97,20 +103,24 @@ def test_bucket_created_when_missing(store: ObjectStore) -> None:
     assert store.get("originals/a") == b"a"
 
 
-def test_s3_tolerates_a_bucket_created_meanwhile(s3_endpoint: str,
+def test_s3_tolerates_a_bucket_created_meanwhile(seaweedfs: S3Server,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    # Outside us-east-1 moto (like S3) answers a second make_bucket with BucketAlreadyOwnedByYou.
-    config = s3_config(s3_endpoint, fresh_bucket(), region="eu-west-1")
+    config = s3_config(seaweedfs, fresh_bucket())
     open_store(config).ping()  # another process wins the race
     late = open_store(config)
     assert isinstance(late, S3Store)
+    # What the real server answers the loser's make_bucket (S3 itself does so outside
+    # us-east-1; SeaweedFS in every region): the store must take it as success.
+    with pytest.raises(S3Error) as refused:
+        late.client.make_bucket(config.s3_bucket)
+    assert refused.value.code == "BucketAlreadyOwnedByYou"
     monkeypatch.setattr(late.client, "bucket_exists", lambda name: False)
     late.put("originals/a", b"a", "image/png")
     assert late.get("originals/a") == b"a"
 
 
-def test_s3_keeps_content_type(s3_endpoint: str) -> None:
-    store = open_store(s3_config(s3_endpoint, fresh_bucket()))
+def test_s3_keeps_content_type(seaweedfs: S3Server) -> None:
+    store = open_store(s3_config(seaweedfs, fresh_bucket()))
     assert isinstance(store, S3Store)
     store.put("thumbnails/t.webp", b"data", "image/webp")
     assert store.client.stat_object(store.bucket, "thumbnails/t.webp").content_type == "image/webp"
@@ -118,7 +128,7 @@ def test_s3_keeps_content_type(s3_endpoint: str) -> None:
 
 def test_s3_outage_is_unavailable_quickly() -> None:
     started = time.monotonic()
-    store = open_store(s3_config(f"127.0.0.1:{free_port()}", "down"))  # nothing listens
+    store = open_store(s3_config(nowhere(), "down"))
     for call in (lambda: store.get("originals/x"), lambda: store.exists("originals/x"),
                  lambda: store.put("originals/x", b"x", "image/png"),
                  lambda: store.delete("originals/x"), store.ping):
@@ -146,7 +156,8 @@ def test_s3_server_errors_are_unavailable() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        store = open_store(s3_config(f"127.0.0.1:{server.server_port}", "busy"))
+        busy = S3Server(f"127.0.0.1:{server.server_port}", "test", "test-secret")
+        store = open_store(s3_config(busy, "busy"))
         with pytest.raises(StorageUnavailable):
             store.get("originals/x")
         with pytest.raises(StorageUnavailable):
@@ -158,8 +169,8 @@ def test_s3_server_errors_are_unavailable() -> None:
 
 
 def test_s3_ping_notices_a_later_outage() -> None:
-    with moto_s3_server() as endpoint:
-        store = open_store(s3_config(endpoint, fresh_bucket()))
+    with seaweedfs_s3_server() as server:  # its own server, to stop: not the session's
+        store = open_store(s3_config(server, fresh_bucket()))
         store.put("originals/a", b"a", "image/png")
         store.ping()
     with pytest.raises(StorageUnavailable):
@@ -218,7 +229,7 @@ def test_open_store_follows_config(tmp_path: Path) -> None:
     local = open_store(Config(data_dir=tmp_path, s3_bucket="pics"))
     assert isinstance(local, FilesystemStore)
     assert local.bucket == "pics" and local.base == tmp_path / "pics"
-    remote = open_store(s3_config(f"127.0.0.1:{free_port()}", "pics"))  # no connection yet
+    remote = open_store(s3_config(nowhere(), "pics"))  # no connection yet
     assert isinstance(remote, S3Store) and remote.bucket == "pics"
     with pytest.raises(ValueError):  # S3 would refuse the name: fail at startup
-        open_store(s3_config(f"127.0.0.1:{free_port()}", "Not_A_Bucket"))
+        open_store(s3_config(nowhere(), "Not_A_Bucket"))

@@ -207,8 +207,12 @@ def test_revision_spec_set_defaults_keeps_what_the_chart_sets(source: str) -> No
             assert spec["timeoutSeconds"] == rendered["timeoutSeconds"], where
         else:
             assert spec["timeoutSeconds"] == 300, where
-        # responseStartTimeoutSeconds defaults to 300 only below the revision's timeout.
-        if spec["timeoutSeconds"] > 300:
+        # responseStartTimeoutSeconds: kept when set (status's, for its long polls);
+        # else defaults to 300 only below the revision's timeout.
+        if "responseStartTimeoutSeconds" in rendered:
+            assert spec["responseStartTimeoutSeconds"] == \
+                rendered["responseStartTimeoutSeconds"], where
+        elif spec["timeoutSeconds"] > 300:
             assert spec.get("responseStartTimeoutSeconds") == 300, where
         else:
             assert "responseStartTimeoutSeconds" not in spec, where

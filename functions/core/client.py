@@ -18,6 +18,8 @@ TERMINAL = frozenset({"succeeded", "failed"})
 # Thumbnail Content-Type -> file extension.
 EXTENSIONS = {mime: FORMAT_EXTENSIONS[name] for name, (_, mime) in OUTPUT_FORMATS.items()}
 Doc = dict[str, Any]
+LONG_POLL_SECONDS = 30.0  # each long poll's `wait` (the service takes up to 60)
+MIN_WAIT_SECONDS = 0.05  # less time left than this: one plain GET, then give up
 
 
 class ClientError(Exception):
@@ -71,9 +73,15 @@ class Client:
         doc: Doc = response.json()
         return doc
 
-    def status(self, job_id: str) -> Doc:
-        """GET /jobs/{id}."""
-        doc: Doc = self._request("GET", self._job_url(job_id)).json()
+    def status(self, job_id: str, wait: float | None = None) -> Doc:
+        """GET /jobs/{id}; with `wait` (seconds, at most 60), a long poll that answers as
+        soon as the job has ended, or after `wait` seconds."""
+        if wait is None:
+            doc: Doc = self._request("GET", self._job_url(job_id)).json()
+            return doc
+        seconds = f"{wait:.3f}"
+        doc = self._request("GET", self._job_url(job_id), params={"wait": seconds},
+                            timeout=(self.timeout, wait + self.timeout)).json()
         return doc
 
     def delete(self, job_id: str) -> None:
@@ -114,22 +122,26 @@ class Client:
     def wait(self, job_ids: Iterable[str], timeout: float, interval: float = 1.0,
              on_done: Callable[[Doc], None] | None = None,
              on_poll: Callable[[Doc], None] | None = None) -> dict[str, Doc]:
-        """Poll the jobs until every one is terminal; their documents. on_done sees each as it
-        ends; on_poll sees every answer. Past the deadline: WaitTimeout, or the last
-        Unavailable if the service was down then (a blip before it is only retried)."""
+        """Wait until every job is terminal, with long polls (GET /jobs/{id}?wait=S, one job
+        at a time: those that ended meanwhile answer at once); their documents. on_done sees
+        each ended job, on_poll every answer. A failed request is retried after `interval`
+        seconds. Past the deadline: WaitTimeout, or the last Unavailable if the service was
+        down then."""
         deadline = time.monotonic() + timeout
         pending: dict[str, Doc] = {job_id: {"job_id": job_id, "status": "queued"}
                                    for job_id in job_ids}
         done: dict[str, Doc] = {}
-        delay = min(0.1, interval)
-        while True:
-            outage: Unavailable | None = None
-            for job_id in list(pending):
+        for job_id in list(pending):
+            while True:
+                remaining = deadline - time.monotonic()
                 try:
-                    doc = self.status(job_id)
-                except Unavailable as exc:
-                    outage = exc
-                    break
+                    doc = self.status(job_id, wait=min(remaining, LONG_POLL_SECONDS)
+                                      if remaining > MIN_WAIT_SECONDS else None)
+                except Unavailable:
+                    if remaining <= 0:
+                        raise
+                    time.sleep(min(interval, remaining))  # the service is down: back off
+                    continue
                 if on_poll is not None:
                     on_poll(doc)
                 if doc["status"] in TERMINAL:
@@ -137,24 +149,26 @@ class Client:
                     del pending[job_id]
                     if on_done is not None:
                         on_done(doc)
-                else:
-                    pending[job_id] = doc
-            if not pending:
-                return done
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if outage is not None:
-                    raise outage
-                raise WaitTimeout(pending, timeout)
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, interval)  # quick for fast jobs, gentle for slow ones
+                    break
+                pending[job_id] = doc
+                if remaining <= MIN_WAIT_SECONDS:
+                    raise WaitTimeout(pending, timeout)
+        return done
+
+    def events(self, job_ids: Iterable[str] = (), read_timeout: float = 60.0) -> EventStream:
+        """GET /events, connected now: iterate it for each job state change ({"job_id",
+        "status", "at"}) as it happens, {"reset": True} when changes were lost (read the
+        jobs again), None for each keep-alive (every 15 s) and after `read_timeout` quiet
+        seconds. `job_ids` (at most 50) filters."""
+        return EventStream(self, list(job_ids), read_timeout)
 
     def _job_url(self, job_id: str) -> str:
         return f"{self.status_url}/jobs/{requests.utils.quote(job_id, safe='')}"
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            kwargs.setdefault("timeout", self.timeout)
+            response = self.session.request(method, url, **kwargs)
         except requests.RequestException as exc:
             raise Unavailable(f"{method} {url}: cannot reach the service ({_reason(exc)})"
                               ) from exc
@@ -164,6 +178,53 @@ class Client:
         if response.status_code >= 500:
             raise Unavailable(f"{method} {url}: {response.status_code} {code}: {message}")
         raise Refused(response.status_code, code, message)
+
+
+class EventStream:
+    """A Server-Sent Events stream of job changes that reconnects with Last-Event-ID when
+    the server ends it (it does every few minutes), so no change is missed."""
+
+    def __init__(self, client: Client, job_ids: list[str], read_timeout: float) -> None:
+        self.client, self.read_timeout = client, read_timeout
+        self.params = [("job_id", job_id) for job_id in job_ids]
+        self.last_id = ""
+        self.response = self._connect()
+
+    def _connect(self) -> requests.Response:
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        return self.client._request(
+            "GET", f"{self.client.status_url}/events", params=self.params, headers=headers,
+            stream=True, timeout=(self.client.timeout, self.read_timeout))
+
+    def __iter__(self) -> Iterator[Doc | None]:
+        while True:
+            fields: dict[str, str] = {}
+            try:
+                for line in self.response.iter_lines(decode_unicode=True):
+                    if line.startswith(":"):
+                        yield None  # a keep-alive comment: the caller may look at the clock
+                        continue
+                    if line:
+                        name, _, value = line.partition(":")
+                        fields[name] = value.removeprefix(" ")
+                        continue
+                    self.last_id = fields.get("id", self.last_id)
+                    if fields.get("event") == "job" and "data" in fields:
+                        yield json.loads(fields["data"])
+                    elif fields.get("event") == "reset":
+                        yield {"reset": True}
+                    fields = {}
+            except requests.ConnectionError as exc:  # urllib3 reports a read timeout so
+                if "timed out" not in str(exc):
+                    raise Unavailable(f"GET /events: {_reason(exc)}") from exc
+                yield None
+            finally:
+                self.response.close()
+            self.response = self._connect()  # the server ended this stream: resume
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.response.close()
 
 
 def _error_of(response: requests.Response) -> tuple[str, str]:

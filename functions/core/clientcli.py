@@ -16,6 +16,8 @@ from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, Wai
 from .formats import FITS, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
 
 COMMANDS = ("submit", "status", "list", "get", "watch", "delete")
+MAX_STREAM_FILTER = 50  # job ids GET /events filters by; more: the whole stream, sifted here
+WATCH_READ_SECONDS = 20.0  # above the stream's 15 s keep-alives
 # Where the settings come from; cli.py reads them at the process boundary and hands them in.
 ENVIRONMENT = {"upload_url": "THUMBNAILS_UPLOAD_URL", "status_url": "THUMBNAILS_STATUS_URL",
                "api_key": "THUMBNAILS_API_KEY"}
@@ -97,8 +99,6 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     watch = add("watch", "follow jobs live until all have ended")
     watch.add_argument("job_ids", nargs="*", metavar="ID",
                        help="jobs to follow (default: the newest, until Ctrl-C or all ended)")
-    watch.add_argument("--interval", type=_seconds, default=1.0, metavar="S",
-                       help="seconds between refreshes (default 1)")
     watch.add_argument("--limit", type=_positive, default=20, metavar="N",
                        help="without IDs: how many of the newest jobs (default 20)")
     watch.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds")
@@ -345,37 +345,56 @@ def _get(client: Client, args: argparse.Namespace) -> int:
 # --- watch ------------------------------------------------------------------------------
 
 def _watch(client: Client, args: argparse.Namespace) -> int:
+    """Show the jobs, then follow GET /events (no polling): a row changes when its job does;
+    without ids, new jobs join at the top (the newest `--limit` are shown)."""
     ids = list(dict.fromkeys(args.job_ids))  # once each, in the given order
-    ended: dict[str, Doc] = {}  # a terminal job's document never changes: fetch it once
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    view = LiveView(sys.stdout, args.interval)
+    view = LiveView(sys.stdout)
+    # Connected before the jobs are read: a change between the two is not missed.
+    stream = client.events(ids if 0 < len(ids) <= MAX_STREAM_FILTER else (),
+                           read_timeout=WATCH_READ_SECONDS if args.timeout is None
+                           else min(WATCH_READ_SECONDS, args.timeout))
     try:
-        while True:
-            if ids:
-                rows = [ended.get(job_id) or client.status(job_id) for job_id in ids]
-            else:
-                items, _ = client.page(args.limit)
-                rows = [ended.get(item["job_id"])
-                        or (client.status(item["job_id"]) if item["status"] in TERMINAL
-                            else item) for item in items]
-            ended.update((row["job_id"], row) for row in rows if row["status"] in TERMINAL)
-            view.show(rows)
-            pending = {row["job_id"]: row for row in rows if row["status"] not in TERMINAL}
-            if not pending:
-                return FAILED if any(r["status"] == "failed" for r in rows) else OK
+        if ids:
+            rows = {job_id: client.status(job_id) for job_id in ids}
+        else:
+            items, _ = client.page(args.limit)
+            rows = {item["job_id"]: client.status(item["job_id"]) if item["status"] in TERMINAL
+                    else item for item in items}
+        view.show(list(rows.values()))
+        changes = iter(stream)
+        while pending := {k: row for k, row in rows.items() if row["status"] not in TERMINAL}:
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(pending, args.timeout)
-            time.sleep(args.interval if deadline is None
-                       else max(0.0, min(args.interval, deadline - time.monotonic())))
+            change = next(changes)
+            if change is None:  # a keep-alive, or quiet for a while
+                continue
+            if change.get("reset"):  # the stream lost changes: read the pending jobs again
+                rows.update((k, client.status(k)) for k in pending)
+                view.show(list(rows.values()))
+                continue
+            job_id = change["job_id"]
+            row = rows.get(job_id)
+            if (row is None and ids) or (row is not None and row["status"] in TERMINAL):
+                continue  # not shown, or already final (a stale change)
+            doc = client.status(job_id) if change["status"] in TERMINAL else \
+                {**(row or {"job_id": job_id}), "status": change["status"]}
+            if row is None:  # a new job: at the top, the oldest shown drops off
+                rows = dict(list({job_id: doc, **rows}.items())[:args.limit])
+            else:
+                rows[job_id] = doc
+            view.show(list(rows.values()))
+        return FAILED if any(r["status"] == "failed" for r in rows.values()) else OK
     finally:
+        stream.close()
         view.close()
 
 
 class LiveView:
     """Jobs as a table redrawn in place on a terminal; elsewhere, a line per change."""
 
-    def __init__(self, stream: TextIO, interval: float) -> None:
-        self.stream, self.interval = stream, interval
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
         self.tty = stream.isatty()
         self.lines = 0  # drawn last time, to move back over
         self.seen: dict[str, str] = {}  # job id -> the status last printed (not a terminal)
@@ -392,7 +411,7 @@ class LiveView:
         counts = {s: sum(r["status"] == s for r in rows)
                   for s in ("queued", "processing", "succeeded", "failed")}
         header = (f"{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-                  + f"  (every {self.interval:g}s, Ctrl-C stops)")
+                  + "  (live, Ctrl-C stops)")
         shown = rows[:max(size.lines - 3, 1)]
         lines = [header, *(watch_row(row) for row in shown)]
         if len(shown) < len(rows):

@@ -58,6 +58,7 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
     "HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", float),
     "MIN_BODY_RATE": ("min_body_rate", int),
+    "EVENTS_STREAM_SECONDS": ("events_stream_seconds", float),
     "LOG_LEVEL": ("log_level", str),
     "KNATIVE_DIR": ("knative_dir", Path),
     "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
@@ -116,6 +117,9 @@ class Config:
     # and its body at this many bytes a second at least (after the same allowance).
     header_timeout_seconds: float = 10.0
     min_body_rate: int = 100 * 1024
+    # How long one GET /events response lasts before the client reconnects with
+    # Last-Event-ID: below status's Knative timeoutSeconds (300 in the chart).
+    events_stream_seconds: float = 240.0
     log_level: str = "INFO"
     # Local broker only: where the Trigger manifests are, and Service name -> local URL.
     knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
@@ -163,7 +167,8 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
                      "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
-                     "DEPENDENCY_TIMEOUT_SECONDS", "HEADER_TIMEOUT_SECONDS", "MIN_BODY_RATE"):
+                     "DEPENDENCY_TIMEOUT_SECONDS", "HEADER_TIMEOUT_SECONDS", "MIN_BODY_RATE",
+                     "EVENTS_STREAM_SECONDS"):
             if getattr(self, ENVIRONMENT[name][0]) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
         if self.retention_seconds < 0:

@@ -61,8 +61,11 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
         sink_url=urls["broker"],
         status_base_url=urls["status"],
         upload_base_url=urls["upload"],
-        # status's web page uploads to upload, another origin
-        cors_origins=",".join(filter(None, (config.cors_origins, urls["status"]))),
+        # status's web page uploads to upload, another origin; the page may be opened at
+        # localhost as well as at 127.0.0.1
+        cors_origins=",".join(filter(None, (
+            config.cors_origins, urls["status"],
+            urls["status"].replace("//127.0.0.1:", "//localhost:")))),
         debug_endpoint=True,
         # resize, status (webhooks), plus any Service the caller maps (a test's recording
         # subscriber, say)

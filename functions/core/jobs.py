@@ -35,6 +35,13 @@ READY_PROBE_KEY = f"{PREFIX}:ready"  # written by every readiness probe; expires
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late finish or re-create
 DELETED = "deleted"  # the status field of a tombstone (never shown: get() answers None)
+# Stream of every job state change (fields job_id, status), XADDed by the scripts below in
+# the same step that changes the status: long polls and GET /events read it
+# (thumbnails.changes). The one key every job touches: on Redis Cluster it would become one
+# stream per hash slot range. Capped near EVENTS_MAXLEN entries (about 100 B each): at 100
+# jobs a second (3 changes each) that keeps about 5 minutes for Last-Event-ID resumption.
+EVENTS_KEY = f"{PREFIX}:events"
+EVENTS_MAXLEN = 100_000
 
 
 def job_key(job_id: str) -> str:
@@ -237,9 +244,18 @@ local function settle(key, retention)
 end
 """
 
-# KEYS: job, outbox, outbox due, watch. ARGV: job id, token, now, lease until, max attempts,
-# retention seconds (0: keep forever).
-_CLAIM = _SETTLE + """
+# Every script that changes a job's status gets this first and the events stream as its
+# last key, and calls changed() in the step that changes the status: no change is missed.
+_CHANGED = f"""
+local function changed(id, status)
+  redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', {EVENTS_MAXLEN}, '*', 'job_id', id,
+    'status', status)
+end
+"""
+
+# KEYS: job, outbox, outbox due, watch, events. ARGV: job id, token, now, lease until, max
+# attempts, retention seconds (0: keep forever).
+_CLAIM = _CHANGED + _SETTLE + """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', {}} end
 if s == 'succeeded' or s == 'failed' then
@@ -258,25 +274,28 @@ if attempts >= tonumber(ARGV[5]) then
     'lease_token', '', 'lease_until', '0')
   redis.call('ZREM', KEYS[4], ARGV[1])
   settle(KEYS[1], tonumber(ARGV[6]))
+  changed(ARGV[1], 'failed')
   return {'exhausted', redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', 'processing', 'lease_token', ARGV[2],
   'lease_until', ARGV[4], 'attempts', attempts + 1)
+if s ~= 'processing' then changed(ARGV[1], 'processing') end  -- a takeover changes no status
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])  -- the sweep looks again when the lease ends
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[3])
 return {'claimed', redis.call('HGETALL', KEYS[1])}
 """
 
 # Finish a job this worker holds (refused once it lost the lease, or the job was deleted: a
-# tombstone's status is 'deleted'). KEYS: job, watch. ARGV: job id, token, status, retention
-# seconds, then field/value pairs.
-_FINISH = _SETTLE + """
+# tombstone's status is 'deleted'). KEYS: job, watch, events. ARGV: job id, token, status,
+# retention seconds, then field/value pairs.
+_FINISH = _CHANGED + _SETTLE + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[3])
 for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 settle(KEYS[1], tonumber(ARGV[4]))
+changed(ARGV[1], ARGV[3])
 return 1
 """
 
@@ -334,8 +353,8 @@ return 1
 """
 
 # Fail a job that is not finished, whoever holds it (dead letters). KEYS: job, watch, outbox,
-# outbox due. ARGV: job id, retention seconds, then field/value pairs.
-_FAIL_UNFINISHED = _SETTLE + """
+# outbox due, events. ARGV: job id, retention seconds, then field/value pairs.
+_FAIL_UNFINISHED = _CHANGED + _SETTLE + """
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s or s == 'succeeded' or s == 'failed' or s == 'deleted' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed')
@@ -344,17 +363,18 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 settle(KEYS[1], tonumber(ARGV[2]))
+changed(ARGV[1], 'failed')
 return 1
 """
 
 # Create a job (unless its Idempotency-Key already names one: return that job's id).
 # KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key, the index of
-# the job's API client (written when the job has a `client` field).
+# the job's API client (written when the job has a `client` field), events.
 # ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
 # outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
 # nothing if the job exists (then its id is returned; a tombstone counts), job key prefix,
 # field/values. An Idempotency-Key naming a job that was deleted or expired names this one.
-_CREATE = """
+_CREATE = _CHANGED + """
 if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return ARGV[1] end
 if ARGV[6] ~= '' then
   local existing = redis.call('GET', KEYS[7])
@@ -375,16 +395,17 @@ if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
   redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
 end
+changed(ARGV[1], redis.call('HGET', KEYS[1], 'status'))
 return false
 """
 
 # The sweep over unfinished jobs the watch list says are due. A job past its deadline fails
 # (timed_out); one still queued, or whose worker's lease ran out, has its event put back in
-# the outbox. KEYS: watch, outbox, outbox due. ARGV: now, when to look again, deadline
+# the outbox. KEYS: watch, outbox, outbox due, events. ARGV: now, when to look again, deadline
 # (jobs created before it are failed), batch size, job key prefix, retention seconds.
 # A job whose lease ran out stays 'processing' (a job never moves backwards): the next claim
 # takes it over. (It reads job keys it is not handed: fine on one Redis, not on Redis Cluster.)
-_RECOVER = _SETTLE + """
+_RECOVER = _CHANGED + _SETTLE + """
 local now = tonumber(ARGV[1])
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
@@ -404,6 +425,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
     settle(key, tonumber(ARGV[6]))
+    changed(id, 'failed')
     table.insert(out, 'timed_out')
   else
     redis.call('ZADD', KEYS[1], ARGV[2], id)
@@ -494,7 +516,7 @@ class JobStore:
         existing = self._create(
             keys=[job_key(job.job_id), INDEX_KEY, WATCH_KEY, PENDING_UPLOADS_KEY, OUTBOX_KEY,
                   OUTBOX_DUE_KEY, idempotency_key(idempotency or "", job.client),
-                  client_index_key(job.client)],
+                  client_index_key(job.client), EVENTS_KEY],
             args=[job.job_id, index_member(job.created_at, job.job_id), repr(check_at),
                   event_json, "" if send_by is None else repr(send_by),
                   IDEMPOTENCY_TTL if idempotency else "", "1" if unless_exists else "0",
@@ -526,7 +548,7 @@ class JobStore:
         counts = {"requeued": 0, "timed_out": 0}
         while True:
             outcomes = self._recover(
-                keys=[WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
+                keys=[WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY, EVENTS_KEY],
                 args=[repr(now), repr(now + requeue_after), repr(now - deadline), batch,
                       job_key(""), self.retention])
             for outcome in outcomes:
@@ -576,7 +598,7 @@ class JobStore:
         """Atomically take the job's processing lease if it is free; the record as it is now."""
         now = time.time()
         outcome, flat = self._claim(
-            keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY, WATCH_KEY],
+            keys=[job_key(job_id), OUTBOX_KEY, OUTBOX_DUE_KEY, WATCH_KEY, EVENTS_KEY],
             args=[job_id, token, repr(now), repr(now + lease_seconds), max_attempts,
                   self.retention],
         )
@@ -587,7 +609,7 @@ class JobStore:
     @redis_errors
     def finish(self, job_id: str, token: str, status: JobStatus, **values: Any) -> bool:
         """Move a job this worker holds to a terminal status; False if the lease was lost."""
-        return bool(self._finish(keys=[job_key(job_id), WATCH_KEY],
+        return bool(self._finish(keys=[job_key(job_id), WATCH_KEY, EVENTS_KEY],
                                  args=[job_id, token, status.value, self.retention,
                                        *_flat(values)]))
 
@@ -674,7 +696,7 @@ class JobStore:
     def fail_unfinished(self, job_id: str, **values: Any) -> bool:
         """Fail a job whoever holds it, unless it already finished; True if it changed."""
         return bool(self._fail_unfinished(
-            keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY],
+            keys=[job_key(job_id), WATCH_KEY, OUTBOX_KEY, OUTBOX_DUE_KEY, EVENTS_KEY],
             args=[job_id, self.retention, *_flat(values)]))
 
     @redis_errors

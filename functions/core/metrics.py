@@ -21,6 +21,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -90,6 +91,12 @@ IMAGE_BYTES = Counter(
     "Image bytes: direction=in for originals accepted by upload, direction=out for "
     "thumbnails stored by resize.",
     ["direction"])
+
+WAITING = Gauge(
+    "thumbnails_waiting_requests",
+    "Requests status holds open now: kind=long_poll (GET /jobs/{id}?wait=S waiting for its "
+    "job) or stream (GET /events).",
+    ["kind"], multiprocess_mode="livesum")
 
 
 class _InProcess(Collector):

@@ -31,6 +31,11 @@ another worker sits idle. This worker stops accepting while all of its `threads`
 and takes a waiting connection only once it has waited ACCEPT_GRACE_SECONDS (no idle worker
 took it: every worker is busy, and it may be a probe).
 
+Waiting requests (long polls `GET /jobs/{id}?wait=S` and `GET /events`, see
+thumbnails.changes) go to a third pool of WAIT_THREADS threads, so clients that wait hold no
+request thread: with every waiting slot taken, a waiting request goes to the usual pool and
+its handler, seeing it is not on a waiting thread (waiting_slot()), answers without waiting.
+
 Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
 on_pending_socket_readable); pyproject.toml bounds the version and
 tests/test_probes.py fails if a gunicorn release changes them.
@@ -42,7 +47,9 @@ import re
 import select
 import selectors
 import socket
+import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from functools import partial
 from typing import Any
@@ -58,6 +65,37 @@ ACCEPT_GRACE_SECONDS = 0.02
 PROBE_HEAD_BYTES = 32  # "HEAD /health?" and a little more
 PROBE_REQUEST = re.compile(
     rb"(?:GET|HEAD) (?:" + b"|".join(re.escape(p.encode()) for p in PROBE_PATHS) + rb")[ ?]")
+# Waiting requests per worker process that hold no request thread: each sleeps on an Event
+# (thumbnails.changes), so idle ones cost memory (a thread's stack), not CPU.
+WAIT_THREADS = 256
+WAIT_THREAD_PREFIX = "wait"
+WAIT_HEAD_BYTES = 160  # "GET /jobs/<36-character id>?wait=60" with room for other parameters
+WAIT_REQUEST = re.compile(
+    rb"GET (?:/events[ ?]|/jobs/[^/?# ]+\?(?:[^ ]*&)?wait=)")
+
+
+_stopping: list[Callable[[], None]] = []
+
+
+def when_stopping(callback: Callable[[], None]) -> None:
+    """Call `callback` when this worker process is told to stop (SIGTERM, SIGQUIT, SIGINT),
+    so waiting requests end at once instead of holding the graceful shutdown."""
+    _stopping.append(callback)
+
+
+def _stop_waiting() -> None:
+    for callback in _stopping:
+        callback()
+
+
+def is_waiting(head: bytes) -> bool:
+    """Whether the first bytes of a request are a long poll's or an event stream's."""
+    return WAIT_REQUEST.match(head) is not None
+
+
+def waiting_slot() -> bool:
+    """Whether the current request runs on a waiting thread (may wait up to a minute)."""
+    return threading.current_thread().name.startswith(WAIT_THREAD_PREFIX)
 
 
 def is_probe(head: bytes) -> bool:
@@ -67,13 +105,17 @@ def is_probe(head: bytes) -> bool:
 
 
 class ProbeThreadWorker(gthread.ThreadWorker):
-    """gthread, plus PROBE_THREADS threads that serve only GET/HEAD of PROBE_PATHS."""
+    """gthread, plus PROBE_THREADS threads that serve only GET/HEAD of PROBE_PATHS and
+    WAIT_THREADS for waiting requests."""
 
     def init_process(self) -> None:
         self.probe_pool = futures.ThreadPoolExecutor(max_workers=PROBE_THREADS,
                                                      thread_name_prefix="probe")
         self.in_flight = 0  # real requests handed to the usual pool and not yet finished
         self.waiting_since: float | None = None  # a connection seen waiting while busy
+        self.wait_pool = futures.ThreadPoolExecutor(max_workers=WAIT_THREADS,
+                                                    thread_name_prefix=WAIT_THREAD_PREFIX)
+        self.waiting = 0  # requests in wait_pool; only the main thread changes it
         super().init_process()
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
@@ -106,9 +148,16 @@ class ProbeThreadWorker(gthread.ThreadWorker):
             super().run()
         finally:
             self.probe_pool.shutdown(wait=False)
+            self.wait_pool.shutdown(wait=False)
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        _stop_waiting()
+        super().handle_exit(sig, frame)
 
     def handle_quit(self, sig: Any, frame: Any) -> None:
+        _stop_waiting()
         self.probe_pool.shutdown(wait=False)
+        self.wait_pool.shutdown(wait=False)
         super().handle_quit(sig, frame)
 
     def enqueue_req(self, conn: gthread.TConn) -> None:
@@ -117,6 +166,12 @@ class ProbeThreadWorker(gthread.ThreadWorker):
         head = self._head(conn)
         if head is None:
             self._wait_for_request(conn)
+            return
+        if is_waiting(head) and self.waiting < WAIT_THREADS:
+            self.waiting += 1
+            future = self.wait_pool.submit(self.handle, conn)
+            future.add_done_callback(
+                lambda fut: self.method_queue.defer(self._finish_waiting, conn, fut))
             return
         if is_probe(head):
             future = self.probe_pool.submit(self.handle, conn)
@@ -132,18 +187,22 @@ class ProbeThreadWorker(gthread.ThreadWorker):
         self.in_flight -= 1
         self.finish_request(conn, fut)
 
+    def _finish_waiting(self, conn: gthread.TConn, fut: futures.Future[Any]) -> None:
+        self.waiting -= 1
+        self.finish_request(conn, fut)
+
     def _head(self, conn: gthread.TConn) -> bytes | None:
         """The request's first bytes without consuming them; None if a new connection has
         sent nothing yet. Bytes gunicorn has already read ahead come first."""
         whole = getattr(conn, "buffered_request", None)  # read by thumbnails.buffering
         if whole:
-            return bytes(whole[:PROBE_HEAD_BYTES])
+            return bytes(whole[:WAIT_HEAD_BYTES])
         parser = conn.parser
         buffered = parser.unreader.buf.getvalue() if hasattr(parser, "unreader") else b""
         if buffered:
-            return bytes(buffered[:PROBE_HEAD_BYTES])
+            return bytes(buffered[:WAIT_HEAD_BYTES])
         try:
-            return conn.sock.recv(PROBE_HEAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return conn.sock.recv(WAIT_HEAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
             # Only a new connection can have nothing to read: the poller woke up the others.
             return None if not conn.initialized and not conn.data_ready else b""

@@ -25,7 +25,7 @@ from thumbnails.web import (
     services_of,
 )
 
-from . import callbacks, page
+from . import callbacks, live, page
 from .views import debug_document, job_document
 
 bp = Blueprint("status", __name__)
@@ -63,11 +63,13 @@ def list_jobs() -> Any:
 
 @bp.get("/jobs/<job_id>")
 def show_job(job_id: str) -> Any:
-    """One job's document; with API keys on, signed links to its thumbnails too (the caller
-    got here with a key)."""
+    """One job's document; with `wait=S`, a long poll (thumbnails.status.live); with API
+    keys on, signed links to its thumbnails too (the caller got here with a key)."""
     config = services_of().config
+    seconds = live.wait_seconds(request.args.get("wait"))
+    job = live.long_poll(job_id, seconds) if seconds else None
     signer = _signer() if config.api_keys else None
-    return job_document(_job(job_id), config.status_base_url, signer)
+    return job_document(job or _job(job_id), config.status_base_url, signer)
 
 
 @bp.delete("/jobs/<job_id>")
@@ -75,11 +77,13 @@ def delete_job(job_id: str) -> Any:
     """Remove the job, its original and its thumbnails: 204, then 404 (also for another API
     client's job)."""
     job = services_of().jobs.get(job_id)
-    if job is not None and job.client and job.client != current_client():
+    if job is not None and _another_clients(job):
         raise NotFound(f"no job {job_id[:64]!r}")
     if not retention.delete_job(services_of(), job_id):
         raise NotFound(f"no job {job_id[:64]!r}")
-    return Response(status=204)
+    deleted = Response(status=204)
+    del deleted.headers["Content-Type"]  # no body, so no Content-Type
+    return deleted
 
 
 @bp.get("/jobs/<job_id>/thumbnail")
@@ -183,11 +187,17 @@ def _job(job_id: str) -> Job:
     signed link for this path admitted the request. A job made by another producer's event
     belongs to no client: every key sees it."""
     job = services_of().jobs.get(job_id)
-    mine = not job or not job.client or job.client == current_client() \
-        or bool(request.environ.get(ADMITTED))
-    if job is None or not mine:
+    # A signed link for this path admits the request whoever's job it is.
+    if job is None or (_another_clients(job) and not request.environ.get(ADMITTED)):
         raise NotFound(f"no job {job_id[:64]!r}")
     return job
+
+
+def _another_clients(job: Job) -> bool:
+    """Whether another API client created the job (only while keys are on: with them off,
+    every job is everyone's, as the list shows)."""
+    keys_on = bool(services_of().config.api_keys)
+    return keys_on and bool(job.client) and job.client != current_client()
 
 
 def _limit(raw: str | None) -> int:
@@ -209,6 +219,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
         app.extensions["link_signer"] = LinkSigner(config.link_signing_key,
                                                    config.link_ttl_seconds)
         app.before_request(_check_signed_link)  # before the key check, which it may waive
+    live.install(app)  # GET /events, and the listener behind ?wait=
     allow_cors(app, app.extensions["services"].config.allowed_origins)
     require_api_key(app, app.extensions["services"].config.api_keys,
                     open_paths=(*OPEN_PATHS, *page.OPEN_PATHS, *WEBHOOK_PATHS))

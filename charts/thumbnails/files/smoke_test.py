@@ -69,11 +69,14 @@ def main(upload_url: str, status_url: str, deadline_seconds: str, key_file: str 
     deadline = time.monotonic() + float(deadline_seconds)
     status = "queued"
     while time.monotonic() < deadline:
-        code, _, answer = request(f"{status_url}/jobs/{job_id}", headers=auth)
+        # A long poll: answers when the job ends, or after `wait` seconds.
+        wait = max(1, min(20, int(deadline - time.monotonic())))
+        code, _, answer = request(f"{status_url}/jobs/{job_id}?wait={wait}", headers=auth)
         status = json.loads(answer).get("status", "") if code == 200 else f"HTTP {code}"
         if status in ("succeeded", "failed"):
             break
-        time.sleep(2)
+        if code != 200:
+            time.sleep(2)  # no answer from status yet: try again shortly
     print(f"job {job_id}: {status} ({answer[:300]!r})")
     if status != "succeeded":
         return 1

@@ -234,8 +234,11 @@ spec:
         prometheus.io/port: "8080"
         prometheus.io/path: /metrics
     spec:
-      containerConcurrency: {{ mul (int $v.workers) (int $v.threads) }}
+      containerConcurrency: {{ mul (int $v.workers) (add (int $v.threads) (int ($v.waitingSlots | default 0))) }}
       timeoutSeconds: {{ $v.timeoutSeconds }}
+      {{- with $v.responseStartTimeoutSeconds }}
+      responseStartTimeoutSeconds: {{ . }}
+      {{- end }}
       {{- with $.Values.image.pullSecrets }}
       imagePullSecrets:
         {{- range . }}

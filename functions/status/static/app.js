@@ -13,8 +13,7 @@
   };
   const UPLOAD_ENDPOINT = settings.uploadUrl ? `${settings.uploadUrl}/jobs` : "jobs";
   const LIST_LIMIT = 48;
-  const BUSY_POLL_MS = 1000;  // while any job is queued or processing
-  const IDLE_POLL_MS = 10000;  // otherwise, to see jobs sent from elsewhere
+  const RECONNECT_MS = 1000;  // after a keyed stream (fetch) ends or fails; EventSource's own
   const UPLOADS_AT_ONCE = 3;
   const TERMINAL = new Set(["succeeded", "failed"]);
   const NAMES_KEY = "thumbnails.names";
@@ -277,9 +276,10 @@
         const jobId = answer.body.job_id;
         rememberName(jobId, file.name);
         entry.accept(jobId);
-        jobs.upsert(jobId, answer.body.status || "queued");
+        // The stream may have brought this job (and a newer status) before this answer.
+        if (jobs.byId.has(jobId)) jobs.label(jobId);
+        else jobs.upsert(jobId, answer.body.status || "queued");
         jobs.render();
-        refreshSoon();
         return;
       }
       const retryable = answer.status === 503 || answer.status === 0;
@@ -388,6 +388,25 @@
       return job;
     },
 
+    /** Keep the newest `limit` cards. */
+    trim(limit) {
+      while (el.jobs.children.length > limit) {
+        const item = el.jobs.lastElementChild;
+        const job = this.byId.get(item.dataset.jobId);
+        if (job && job.blobUrl) URL.revokeObjectURL(job.blobUrl);
+        this.byId.delete(item.dataset.jobId);
+        item.remove();
+      }
+    },
+
+    /** Show the file name this browser now knows for a job already listed. */
+    label(jobId) {
+      const job = this.byId.get(jobId);
+      const name = job.button.querySelector(".job-name");
+      name.textContent = name.title = jobLabel(jobId);
+      job.button.querySelector(".job-id").textContent = shortId(jobId);
+    },
+
     create(jobId) {
       const badge = h("span", { class: "badge" });
       const thumb = h("span", { class: "thumb" }, h("span", { class: "spinner", "aria-hidden": "true" }));
@@ -460,13 +479,12 @@
     },
   };
 
-  // ---- polling -------------------------------------------------------------------------
+  // ---- the list, then live changes (GET /events; no polling) ---------------------------
 
-  let timer = null;
   let inFlight = null;
 
+  /** Read the job list once (at start, on Refresh, after the stream was cut off). */
   async function refresh() {
-    clearTimeout(timer);
     if (settings.keyRequired && !apiKey) {
       askForKey();
       return;
@@ -479,29 +497,127 @@
       if (error instanceof Unauthorized) {
         apiKey = "";
         sessionStorage.removeItem(API_KEY);
+        live.stop();
         askForKey(`The key was refused (${error.message}).`);
         return;
       }
       el.jobsError.hidden = false;
-      el.jobsError.textContent = `Could not list jobs: ${error.message}. Retrying…`;
+      el.jobsError.textContent = `Could not list jobs: ${error.message}. Retrying when the service is back…`;
     }
-    const delay = jobs.unfinished() || !el.jobsError.hidden ? BUSY_POLL_MS : IDLE_POLL_MS;
-    if (!document.hidden) timer = setTimeout(refreshNow, delay);
   }
 
   function refreshNow() {
+    live.start();  // before the list: a change while the list loads is not missed
     if (!inFlight) inFlight = refresh().finally(() => { inFlight = null; });
     return inFlight;
   }
 
-  let soon = null;
-  function refreshSoon() {
-    clearTimeout(soon);
-    soon = setTimeout(refreshNow, 150);
+  /** One job's state change from the stream: {job_id, status, at}. */
+  function onChange(data) {
+    let change;
+    try { change = JSON.parse(data); } catch { return; }
+    if (typeof change.job_id !== "string" || typeof change.status !== "string") return;
+    const known = jobs.byId.get(change.job_id);
+    if (known && TERMINAL.has(known.status)) return;  // final already
+    jobs.upsert(change.job_id, change.status);
+    if (!known) jobs.trim(LIST_LIMIT);  // a new job on top: the oldest shown drops off
+    jobs.render();
   }
 
+  // EventSource reconnects by itself, sending Last-Event-ID, so no change is lost. It cannot
+  // send a header, so with API keys the page reads the stream with fetch() instead.
+  const live = {
+    source: null,  // the EventSource
+    reader: null,  // or the AbortController of the fetch() stream
+    lastId: "",
+    cutOff: false,  // the stream failed: read the list again when it is back
+
+    start() {
+      if (this.source || this.reader || (settings.keyRequired && !apiKey)) return;
+      if (!settings.keyRequired) {
+        this.source = new EventSource("events");
+        this.source.addEventListener("job", (event) => onChange(event.data));
+        this.source.addEventListener("reset", () => refresh());  // changes were lost: re-read
+        this.source.addEventListener("open", () => this.opened());
+        this.source.addEventListener("error", () => this.failed());
+      } else {
+        this.reader = new AbortController();
+        this.readKeyed(this.reader.signal);
+      }
+    },
+
+    stop() {
+      if (this.source) this.source.close();
+      if (this.reader) this.reader.abort();
+      this.source = this.reader = null;
+    },
+
+    opened() {
+      el.jobsError.hidden = true;
+      if (this.cutOff) {
+        this.cutOff = false;
+        refresh();
+      }
+    },
+
+    failed() {
+      this.cutOff = true;
+      el.jobsError.hidden = false;
+      el.jobsError.textContent = "Lost the live updates from the service. Reconnecting…";
+    },
+
+    /** GET /events through fetch() with the key; reconnects with Last-Event-ID. */
+    async readKeyed(signal) {
+      while (!signal.aborted) {
+        try {
+          const headers = { Accept: "text/event-stream", ...authHeaders() };
+          if (this.lastId) headers["Last-Event-ID"] = this.lastId;
+          const response = await fetch("events", { headers, signal });
+          if (response.status === 401) {
+            this.stop();
+            refreshNow();  // asks for the key again
+            return;
+          }
+          if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+          this.opened();
+          await this.parse(response.body.pipeThrough(new TextDecoderStream()));
+        } catch (error) {
+          if (signal.aborted) return;
+          this.failed();
+        }
+        await sleep(RECONNECT_MS);
+      }
+    },
+
+    /** The text/event-stream format (HTML Living Standard, 9.2.6): fields until a blank line. */
+    async parse(stream) {
+      let buffer = "";
+      let fields = {};
+      const reader = stream.getReader();
+      for (;;) {
+        const { value: chunk, done } = await reader.read();
+        if (done) return;
+        buffer += chunk;
+        const lines = buffer.split(/\r\n|\r|\n/);
+        buffer = lines.pop();
+        for (const line of lines) {
+          if (line === "") {
+            if (fields.id !== undefined) this.lastId = fields.id;
+            if (fields.event === "job" && fields.data !== undefined) onChange(fields.data);
+            if (fields.event === "reset") refresh();  // changes were lost: re-read the list
+            fields = {};
+          } else if (!line.startsWith(":")) {
+            const at = line.indexOf(":");
+            const name = at < 0 ? line : line.slice(0, at);
+            const value = at < 0 ? "" : line.slice(at + 1).replace(/^ /, "");
+            fields[name] = name === "data" && fields.data !== undefined ? `${fields.data}\n${value}` : value;
+          }
+        }
+      }
+    },
+  };
+
   el.refresh.addEventListener("click", refreshNow);
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshNow(); });
 
   // ---- a job's detail ------------------------------------------------------------------
 
