@@ -1,5 +1,5 @@
 """MinIO bucket notifications as a producer (issue 12 §3): MinIO-shaped webhook payloads to
-upload's POST /notifications/s3, against the session's real S3 server, end to end to a
+upload's POST /notifications/s3, against the session's real S3 server (SeaweedFS), end to end to a
 succeeded job; redelivery makes no duplicate; the token is checked."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 import requests
 from images import encode, marked
 from PIL import Image
+from servers import S3Server
 from stackutil import all_jobs, running_stack, wait_terminal
 
 from thumbnails.config import Config
@@ -65,10 +66,11 @@ def minio_notification(bucket: str, key: str, etag: str, size: int,
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str
+def stack(tmp_path_factory: pytest.TempPathFactory, seaweedfs: S3Server
           ) -> Iterator[tuple[dict[str, str], Config]]:
-    config = Config(storage_backend="s3", s3_endpoint=s3_endpoint, s3_access_key="test",
-                    s3_secret_key="test-secret", s3_bucket=BUCKET, bucket_notify_token=TOKEN)
+    config = Config(storage_backend="s3", s3_endpoint=seaweedfs.endpoint,
+                    s3_access_key=seaweedfs.access_key, s3_secret_key=seaweedfs.secret_key,
+                    s3_bucket=BUCKET, bucket_notify_token=TOKEN)
     with running_stack(config, Path(tmp_path_factory.mktemp("notify"))) as urls:
         yield urls, config
 
