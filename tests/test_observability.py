@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import redis
 import requests
-from images import kinds
+from images import encode, kinds
+from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from servers import free_port
 from stackutil import free_port_block, poll, submit, wait_terminal
@@ -214,8 +215,11 @@ def test_metrics_add_up_across_workers_and_survive_a_dead_worker(dev: Dev) -> No
     start = value(scrape(urls["resize"]), "thumbnails_jobs_finished_total",
                   status="succeeded", error_code="")
     done: list[str] = []
+    # Images that take a while, so that deliveries overlap: a busy worker leaves new
+    # connections to the idle one (thumbnails.probeworker), and both make thumbnails.
+    slow = encode(Image.effect_noise((1200, 1200), 64).convert("RGB"), "PNG")
     for _ in range(6):  # until both resize workers have made thumbnails (bounded)
-        done += submit_all(urls, [KINDS["tiny"][0]] * 8)
+        done += submit_all(urls, [slow] * 8)
         for job_id in done:
             wait_terminal(urls, job_id)
         pids = {line["pid"] for job_id in done
