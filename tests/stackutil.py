@@ -138,3 +138,14 @@ def job_debug(urls: dict[str, str], job_id: str) -> dict[str, Any]:
     response.raise_for_status()
     doc: dict[str, Any] = response.json()
     return doc
+
+
+def scraped(base_url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with these labels in a function's GET /metrics (all its
+    workers), e.g. scraped(url, "thumbnails_http_requests_total", route="/", status="204")."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{base_url}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == name
+               and all(sample.labels.get(k) == v for k, v in labels.items()))

@@ -28,13 +28,13 @@ import yaml
 from images import encode, marked
 from PIL import Image, ImageCms
 from pingsource import ping_request
-from prometheus_client.parser import text_string_to_metric_families
 from servers import free_port
 from stackutil import (
     all_jobs,
     child_pids,
     job_debug,
     poll,
+    scraped,
     signal_group,
     started_stack,
     submit,
@@ -184,12 +184,8 @@ def stream_entries_of(client: redis.Redis, job_id: str) -> list[bytes]:
 
 def dead_letters_answered(resize_url: str) -> float:
     """How many dead letters resize has answered 204 (its /metrics, all workers)."""
-    text = requests.get(f"{resize_url}/metrics", timeout=10).text
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
-               if sample.name == "thumbnails_http_requests_total"
-               and sample.labels.get("route") == "/dead-letter"
-               and sample.labels.get("status") == "204")
+    return scraped(resize_url, "thumbnails_http_requests_total", route="/dead-letter",
+                   status="204")
 
 
 def redis_port(stack: devstack.Stack) -> int:

@@ -21,8 +21,7 @@ import redis
 import requests
 from images import encode
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
-from stackutil import poll, running_stack, started_stack, submit
+from stackutil import poll, running_stack, scraped, started_stack, submit
 
 from thumbnails.client import Client
 from thumbnails.config import Config
@@ -254,10 +253,7 @@ def test_stream_needs_a_key_when_keys_are_on(tmp_path: Path) -> None:
 
 def metric(urls: dict[str, str], name: str, **labels: str) -> float:
     """The sum of a metric's samples with these labels in status's GET /metrics."""
-    text = requests.get(f"{urls['status']}/metrics", timeout=10).text
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples if sample.name == name
-               and all(sample.labels.get(k) == v for k, v in labels.items()))
+    return scraped(urls["status"], name, **labels)
 
 
 def until_waiting(urls: dict[str, str], kind: str, count: int) -> None:
@@ -268,12 +264,7 @@ def until_waiting(urls: dict[str, str], kind: str, count: int) -> None:
 
 def job_gets(urls: dict[str, str]) -> float:
     """GET /jobs/<job_id> answers status has counted (its Prometheus counter)."""
-    text = requests.get(f"{urls['status']}/metrics", timeout=10).text
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
-               if sample.name == "thumbnails_http_requests_total"
-               and sample.labels.get("route") == "/jobs/<job_id>"
-               and sample.labels.get("method") == "GET")
+    return metric(urls, "thumbnails_http_requests_total", route="/jobs/<job_id>", method="GET")
 
 
 def test_cli_wait_and_watch_do_not_poll(urls: dict[str, str], store: JobStore,
