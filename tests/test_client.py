@@ -95,7 +95,8 @@ def test_submit_options_and_no_wait(urls: dict[str, str], tmp_path: Path) -> Non
     assert queued.stdout.startswith(f"{photo} -> ") and queued.stdout.split()[-1] == "queued"
     assert queued.stderr == ""  # one file: no progress
     done = run(urls, "submit", photo, "--out", tmp_path / "out", "--width", "40",
-               "--height", "30", "--format", "jpeg", "--fit", "cover")  # --out implies --wait
+               "--height", "30", "--format", "jpg", "--fit", "cover")  # --out implies --wait
+    # jpg: the API's alias for jpeg, which the CLI accepts too
     assert done.returncode == 0, done.stderr
     image = Image.open(tmp_path / "out" / "photo.jpg")
     assert (image.format, image.size) == ("JPEG", (40, 30))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
-from .formats import FITS, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
+from .formats import FITS, FORMAT_ALIASES, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
 
 COMMANDS = ("submit", "status", "list", "get", "watch", "delete")
 MAX_STREAM_FILTER = 50  # job ids GET /events filters by; more: the whole stream, sifted here
@@ -63,7 +63,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     submit.add_argument("--width", type=_positive, metavar="N", help="box width (default 100)")
     submit.add_argument("--height", type=_positive, metavar="N",
                         help="box height (default 100)")
-    submit.add_argument("--format", choices=tuple(OUTPUT_FORMATS), help="default png")
+    submit.add_argument("--format", choices=(*OUTPUT_FORMATS, *FORMAT_ALIASES),
+                        help="default png")
     submit.add_argument("--fit", choices=FITS, help="default contain")
     submit.add_argument("--gravity", choices=GRAVITIES,
                         help="where a cover crop sits (default center; smart: the subject)")

@@ -26,6 +26,8 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "avif": ("AVIF", "image/avif"),
 }
 EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
+# Other names a request may give an output format by -> the name in OUTPUT_FORMATS.
+FORMAT_ALIASES: dict[str, str] = {"jpg": "jpeg"}
 # Output formats a quality (1-100) applies to; PNG is lossless.
 LOSSY_FORMATS = ("jpeg", "webp", "avif")
 
