@@ -63,6 +63,7 @@ def assert_json_error(answer: Any, status_code: int, code: str | None = None) ->
     assert answer.status_code == status_code, (answer.status_code, answer.data[:300])
     assert answer.mimetype == "application/json"
     assert set(answer.json) == {"error", "message"} and answer.json["message"]
+    assert "object at 0x" not in answer.json["message"]  # for people: no Python reprs
     if code is not None:
         assert answer.json["error"] == code, answer.json
 
@@ -521,6 +522,7 @@ def test_hostile_file_end_to_end_is_422_or_a_finished_job_never_500(
     assert job is not None and job.status.terminal and job.status.value == doc["status"]
     if job.status is JobStatus.FAILED:
         assert job.error_code in ("invalid_image", "image_too_large"), job.error_code
+        assert "object at 0x" not in job.error_message  # shown to clients: no Python reprs
 
 
 # ---------------------------------------------------------------- filenames and keys

@@ -366,7 +366,8 @@ def test_fuzzed_files_only_raise_domain_errors(fmt: str) -> None:
         KeyError("k"),
         ZeroDivisionError(),
         MemoryError(),
-        Image.UnidentifiedImageError("cannot identify"),
+        Image.UnidentifiedImageError("cannot identify image file <_io.BytesIO object at 0x7f3>"),
+        OSError("broken data stream when reading image file <object object at 0xdeadbeef>"),
     ],
 )
 def test_any_pillow_exception_becomes_invalid_image(
@@ -382,6 +383,8 @@ def test_any_pillow_exception_becomes_invalid_image(
         make_thumbnail(data, DEFAULT, LIMITS)
     assert type(caught.value) is InvalidImage
     assert caught.value.__cause__ is error
+    assert "object at 0x" not in caught.value.message  # written for people, not a repr
+    assert caught.value.message.startswith("cannot decode image: ")
 
 
 def test_truncated_images_are_not_loaded_leniently() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from .formats import (
     ALLOWED_FORMATS,
     EXTENSIONS,
     FITS,
+    FORMAT_ALIASES,
     GRAVITIES,
     LOSSY_FORMATS,
     OUTPUT_FORMATS,
@@ -66,7 +68,7 @@ class ThumbnailOptions:
         width = _parse_dimension(values, "width", defaults.width, max_dimension)
         height = _parse_dimension(values, "height", defaults.height, max_dimension)
         fmt = _parse_choice(values, "format", defaults.format, tuple(OUTPUT_FORMATS),
-                            {"jpg": "jpeg"})
+                            FORMAT_ALIASES)
         fit = _parse_choice(values, "fit", defaults.fit, FITS)
         gravity = _parse_choice(values, "gravity", defaults.gravity, GRAVITIES,
                                 {"centre": "center"})
@@ -197,9 +199,23 @@ def _guard() -> Iterator[None]:
         except RuntimeError as exc:
             if "security limit" in str(exc).lower():  # libheif's own limits, when ours are lifted
                 raise ImageTooLarge(f"image too large: {exc}") from exc
-            raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
+            raise InvalidImage(_cannot_decode(exc)) from exc
         except Exception as exc:  # OSError, ValueError, SyntaxError, struct.error, MemoryError...
-            raise InvalidImage(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
+            raise InvalidImage(_cannot_decode(exc)) from exc
+
+
+# A Python object's repr inside a library's message, e.g. Pillow's "cannot identify image
+# file <_io.BytesIO object at 0x7f...>": noise to a client, so never part of a message.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _cannot_decode(exc: BaseException) -> str:
+    """The InvalidImage message for a decoder's exception, written for the client: no object
+    reprs, and Pillow's "cannot identify" said in words."""
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "cannot decode image: its contents are not a readable image of its type"
+    detail = _OBJECT_REPR.sub("", str(exc)).strip()
+    return f"cannot decode image: {type(exc).__name__}" + (f": {detail}" if detail else "")
 
 
 def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
