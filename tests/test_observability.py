@@ -186,7 +186,8 @@ def test_metrics_count_jobs_requests_stages_and_bytes(dev: Dev) -> None:
     assert delta("resize", "thumbnails_image_bytes_total", direction="out") == bytes_out
     assert delta("resize", "thumbnails_http_requests_total", function="resize", route="/",
                  method="POST", status="200") == n
-    for stage in ("fetch", "decode", "encode", "store"):
+    # the stage names of the debug view's stages_ms (openapi.yaml), one name for each stage
+    for stage in ("fetch", "decode_resize", "encode", "store"):
         assert delta("resize", "thumbnails_stage_duration_seconds_count", stage=stage) == n
         assert delta("resize", "thumbnails_stage_duration_seconds_sum", stage=stage) > 0
     # status: one label set per URL rule, whatever job id the path had

@@ -61,8 +61,8 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"])
 STAGE_DURATION = Histogram(
     "thumbnails_stage_duration_seconds",
-    "Time resize spends on each stage of a successful job: fetch, decode (with resize), "
-    "encode, store.",
+    "Time resize spends on each stage of a successful job: fetch, decode_resize, encode, "
+    "store (the names of the debug view's stages_ms).",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
              30.0))

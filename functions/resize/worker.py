@@ -176,7 +176,7 @@ def _process(services: Services, job: Job, token: str) -> Job:
             for key in written:
                 _delete_quietly(services, key)
             raise
-    for stage, seconds in (("fetch", fetched - started), ("decode", decode_ms / 1000),
+    for stage, seconds in (("fetch", fetched - started), ("decode_resize", decode_ms / 1000),
                            ("encode", encode_ms / 1000), ("store", done - stored_at)):
         metrics.STAGE_DURATION.labels(stage).observe(seconds)
     metrics.IMAGE_BYTES.labels("out").inc(sum(len(t.data) for t in thumbs))
