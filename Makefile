@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One virtualenv, two stamps: `make dev` installs the service and its local extras only;
+# everything else (tests, lint, bench) adds the test tools.
+DEV_STAMP := $(VENV)/.installed-dev
+STAMP     := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -12,18 +15,26 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[local]"
+	touch $(DEV_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,local]"
 	touch $(STAMP)
 
-dev: $(STAMP) ## start the whole service locally (Ctrl-C stops it)
+dev: $(DEV_STAMP) ## start the whole service locally (Ctrl-C stops it)
 	$(BIN)/thumbnails dev $(ARGS)
 
-test: $(STAMP) browser ## run every test (starts its own Valkey, S3 and functions)
-	$(BIN)/ruff check functions tests scripts
+test: lint browser ## run every test (starts its own Valkey, S3 and functions)
 	$(BIN)/pytest -q
+
+lint: $(STAMP) ## check the code with ruff
+	$(BIN)/ruff check functions tests scripts
 
 browser: ## Debian's Chromium and ChromeDriver, for the web page's browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
@@ -41,5 +52,5 @@ screenshot: $(STAMP) browser ## refresh docs/screenshot.png (the README's pictur
 	$(BIN)/pytest -q tests/test_page.py
 	cp build/screenshot.png docs/screenshot.png
 
-clean: ## remove the virtualenv and local data
-	rm -rf $(VENV) data
+clean: ## remove the virtualenv, local data, fetched tools and build and test caches
+	rm -rf $(VENV) data .tools build .hypothesis .pytest_cache .ruff_cache *.egg-info
