@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -505,6 +506,30 @@ def test_every_dockerfile_copy_source_exists_in_the_context() -> None:
         for file in files:
             relative = file.relative_to(ROOT).as_posix()
             assert not ignored(relative), f".dockerignore leaves out {relative}"
+
+
+def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) -> None:
+    """The wheel (what the image installs) holds status's static files, and building it
+    prints no setuptools warning (such as "Package 'thumbnails.status.static' is absent from
+    the `packages` configuration"). Built from a copy, so the tree gets no build/."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "functions", source / "functions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path / "wheels"), str(source)],
+        capture_output=True, text=True, timeout=300, check=False)
+    output = built.stdout + built.stderr
+    assert built.returncode == 0, output
+    assert "Warning" not in output and "!!" not in output, output
+    [wheel] = (tmp_path / "wheels").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    static = {p.name for p in (ROOT / "functions" / "status" / "static").iterdir()}
+    assert {f"thumbnails/status/static/{name}" for name in static} <= names, sorted(names)
+    assert "thumbnails/openapi.yaml" in names
 
 
 def test_build_requirements_have_the_floors_the_project_file_needs() -> None:
