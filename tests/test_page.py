@@ -458,9 +458,84 @@ def test_the_page_follows_the_event_stream_without_polling(browser: WebDriver,
         wait_for(lambda: badge() == "failed", "the job shown failed")
         lists = [url for url in browser.execute_script("return window.__fetches")
                  if url.startswith("jobs?")]
-        assert lists == ["jobs?limit=48"], lists
+        assert lists == ["jobs?limit=100"], lists  # one page: this stack has fewer jobs
         assert page_errors(browser) == []
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
                                 {"identifier": added["identifier"]})
         store.redis.close()
+
+
+def summary_from_the_api(status_url: str) -> str:
+    """The summary the page should show, from every page of GET /jobs (30 a page)."""
+    counts: dict[str, int] = {}
+    url: str | None = f"{status_url}/jobs?limit=30"
+    while url:
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200, answer.text
+        for job in answer.json():
+            counts[job["status"]] = counts.get(job["status"], 0) + 1
+        url = answer.links.get("next", {}).get("url")
+    return " · ".join(f"{counts[name]} {name}"
+                      for name in ("queued", "processing", "succeeded", "failed") if name in counts)
+
+
+def test_with_many_jobs_the_page_counts_them_all_and_shows_the_detail(
+        browser: WebDriver, urls: dict[str, str]) -> None:
+    """More jobs than one page holds: the summary counts every job (the page follows
+    X-Next-Cursor), and the oldest job's detail opens within the window."""
+    store = JobStore(redis.Redis.from_url(urls["redis"]))
+    try:
+        for n in range(120):
+            job = Job(job_id=str(uuid.uuid4()), created_at=time.time() - 3600 + n)
+            store.create(job, b"", check_at=time.time() + 3600)
+            store.claim(job.job_id, "t", 60, 3)
+            store.finish(job.job_id, "t", JobStatus.FAILED, error_code="x",
+                         error_message="y", finished_at=time.time())
+    finally:
+        store.redis.close()
+    expected = summary_from_the_api(urls["status"])
+    total = sum(int(part.split()[0]) for part in expected.split(" · "))
+    assert total > 100, expected  # more than the page's first GET /jobs page
+    browser.get(urls["status"] + "/")
+    wait_for(lambda: browser.find_element(By.ID, "jobs-summary").text == expected,
+             f"the summary {expected!r}")
+    cards = browser.find_elements(By.CSS_SELECTOR, "#jobs li.job")
+    assert len(cards) == total
+    browser.execute_script("window.scrollTo(0, 0); arguments[0].click();",
+                           cards[-1].find_element(By.TAG_NAME, "button"))
+
+    def detail_in_view() -> bool:
+        return bool(browser.execute_script(
+            "const d = document.getElementById('detail');"
+            "const r = d.querySelector('h2').getBoundingClientRect();"
+            "return !d.hidden && r.top >= 0 && r.bottom <= window.innerHeight"
+            " && document.querySelector('#detail .detail-content[data-job-id]') !== null;"))
+
+    wait_for(detail_in_view, "the detail's heading within the window")
+
+
+def test_file_names_outlast_the_tab(browser: WebDriver, urls: dict[str, str]) -> None:
+    """The names of files uploaded in the first test show in a new tab (kept in
+    localStorage by job id, not for the tab's life only)."""
+    listed = {}
+    url: str | None = f"{urls['status']}/jobs?limit=1000"
+    while url:
+        answer = requests.get(url, timeout=10)
+        listed |= {job["job_id"]: job for job in answer.json()}
+        url = answer.links.get("next", {}).get("url")
+    first_tab = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    try:
+        browser.get(urls["status"] + "/")
+        for name in ("sunset.png", "marked.jpg", "dot.png"):
+            card = wait_for(lambda n=name: job_card(browser, n),  # type: ignore[misc]
+                            f"the card named {name} in a new tab")
+            assert card.get_attribute("data-job-id") in listed
+        stored = browser.execute_script(
+            "return JSON.parse(localStorage.getItem('thumbnails.names'))")
+        assert {"dot.png", "marked.jpg", "sunset.png"} <= set(stored.values()), stored
+        assert set(stored) <= set(listed)
+    finally:
+        browser.close()
+        browser.switch_to.window(first_tab)

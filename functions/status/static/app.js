@@ -12,7 +12,8 @@
     maxDimension: Number(app.dataset.maxDimension) || 1024,
   };
   const UPLOAD_ENDPOINT = settings.uploadUrl ? `${settings.uploadUrl}/jobs` : "jobs";
-  const LIST_LIMIT = 48;
+  const PAGE_LIMIT = 100;  // jobs per GET /jobs page; the pages are followed by X-Next-Cursor
+  const LIST_LIMIT = 1000;  // the most jobs the page lists (and counts); newest first
   const RECONNECT_MS = 1000;  // after a keyed stream (fetch) ends or fails; EventSource's own
   const UPLOADS_AT_ONCE = 3;
   const TERMINAL = new Set(["succeeded", "failed"]);
@@ -90,15 +91,18 @@
     setTimeout(() => { el.announcer.textContent = text; }, 50);
   }
 
-  // Names of the files this browser uploaded, by job id (kept for the tab's life).
-  const names = new Map(Object.entries(readSession(NAMES_KEY, {})));
-  function readSession(key, fallback) {
-    try { return JSON.parse(sessionStorage.getItem(key)) ?? fallback; } catch { return fallback; }
+  // Names of the files this browser uploaded, by job id: kept in localStorage, so they
+  // outlast a reload and the tab; the newest NAMES_KEPT only.
+  const NAMES_KEPT = 500;
+  const names = new Map(Object.entries(readStored(NAMES_KEY, {})));
+  function readStored(key, fallback) {
+    try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
   }
   function rememberName(jobId, name) {
+    names.delete(jobId);  // re-added last: the newest
     names.set(jobId, name);
-    const recent = Array.from(names).slice(-200);
-    try { sessionStorage.setItem(NAMES_KEY, JSON.stringify(Object.fromEntries(recent))); }
+    while (names.size > NAMES_KEPT) names.delete(names.keys().next().value);  // the oldest
+    try { localStorage.setItem(NAMES_KEY, JSON.stringify(Object.fromEntries(names))); }
     catch { /* storage full or disabled: names last until reload */ }
   }
   const jobLabel = (jobId) => names.get(jobId) || `Job ${shortId(jobId)}`;
@@ -490,8 +494,7 @@
       return;
     }
     try {
-      const { body } = await getJson(`jobs?limit=${LIST_LIMIT}`);
-      jobs.sync(Array.isArray(body) ? body : []);
+      jobs.sync(await listAll());
       el.jobsError.hidden = true;
     } catch (error) {
       if (error instanceof Unauthorized) {
@@ -504,6 +507,20 @@
       el.jobsError.hidden = false;
       el.jobsError.textContent = `Could not list jobs: ${error.message}. Retrying when the service is back…`;
     }
+  }
+
+  /** GET /jobs page after page (X-Next-Cursor), newest first, up to LIST_LIMIT jobs: the
+   *  summary counts every job, not one page's. */
+  async function listAll() {
+    const all = [];
+    let cursor = null;
+    do {
+      const query = `limit=${PAGE_LIMIT}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
+      const { body, headers } = await getJson(`jobs?${query}`);
+      if (Array.isArray(body)) all.push(...body);
+      cursor = headers.get("X-Next-Cursor");
+    } while (cursor && all.length < LIST_LIMIT);
+    return all.slice(0, LIST_LIMIT);
   }
 
   function refreshNow() {
@@ -643,7 +660,7 @@
       if (!keepFocus) {
         el.detailBody.replaceChildren(h("p", { class: "hint" }, "Loading…"));
         el.detail.focus({ preventScroll: true });
-        el.detail.scrollIntoView({ block: "nearest", behavior: "smooth" });
+        el.detail.scrollIntoView({ block: "nearest" });  // pinned (sticky) if the list is long
       }
       let doc;
       let debug = null;
