@@ -365,6 +365,18 @@
 
   // ---- the job list --------------------------------------------------------------------
 
+  // A card's thumbnail is fetched when the card comes near the window: a list of up to
+  // LIST_LIMIT jobs asks only for the thumbnails someone can see.
+  const nearView = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      nearView.unobserve(entry.target);
+      const jobId = entry.target.dataset.jobId;
+      const job = jobs.byId.get(jobId);
+      if (job && job.status === "succeeded" && job.thumbState === "none") jobs.loadThumb(jobId, job);
+    }
+  }, { rootMargin: "300px" });
+
   const jobs = {
     byId: new Map(),  // job id -> { status, item, badge, thumb, thumbState }
 
@@ -384,7 +396,7 @@
         if (before && TERMINAL.has(status)) announce(`${jobLabel(jobId)}: ${status}`);
         if (detail.jobId === jobId && before) detail.show(jobId, { keepFocus: true });
       }
-      if (status === "succeeded" && job.thumbState === "none") this.loadThumb(jobId, job);
+      if (status === "succeeded" && job.thumbState === "none") nearView.observe(job.item);
       if (status === "failed" && job.thumbState === "none") {
         job.thumbState = "failed";
         job.thumb.replaceChildren(h("span", { class: "thumb-icon failed", "aria-hidden": "true" }, "!"));
@@ -399,6 +411,7 @@
         const job = this.byId.get(item.dataset.jobId);
         if (job && job.blobUrl) URL.revokeObjectURL(job.blobUrl);
         this.byId.delete(item.dataset.jobId);
+        nearView.unobserve(item);
         item.remove();
       }
     },
@@ -461,6 +474,7 @@
       }
       for (const [jobId, job] of this.byId) {
         if (!seen.has(jobId) && job.listed) {
+          nearView.unobserve(job.item);
           job.item.remove();
           if (job.blobUrl) URL.revokeObjectURL(job.blobUrl);
           this.byId.delete(jobId);
