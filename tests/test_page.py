@@ -539,3 +539,26 @@ def test_file_names_outlast_the_tab(browser: WebDriver, urls: dict[str, str]) ->
     finally:
         browser.close()
         browser.switch_to.window(first_tab)
+
+
+def test_kept_file_names_are_bounded(browser: WebDriver, urls: dict[str, str],
+                                     files: dict[str, Path]) -> None:
+    """localStorage keeps the newest 500 names: 600 old ones stored, one upload later 500
+    remain, the new one among them and the oldest gone."""
+    browser.get(urls["status"] + "/")
+    old = [f"00000000-0000-4000-8000-{n:012d}" for n in range(600)]
+    browser.execute_script(
+        "localStorage.setItem('thumbnails.names', JSON.stringify(Object.fromEntries("
+        "arguments[0].map((id, n) => [id, `old-${n}.png`]))))", old)
+    browser.get(urls["status"] + "/")  # the page reads the 600
+    browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(files["dot.png"]))
+
+    def kept() -> dict[str, str] | None:
+        stored = browser.execute_script(
+            "return JSON.parse(localStorage.getItem('thumbnails.names'))")
+        return stored if set(stored) - set(old) else None
+
+    stored = wait_for(kept, "the uploaded file's name kept")
+    [new] = set(stored) - set(old)
+    assert stored[new] == "dot.png" and len(stored) == 500
+    assert set(stored) - {new} == set(old[-499:])  # the newest of the old ones
