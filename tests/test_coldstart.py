@@ -8,36 +8,47 @@ import sys
 
 from images import heic, marked
 
-# Imported by every function's app, then asked which heavy packages came with them.
+# Imports the modules named in argv (and what gunicorn's workers import), opens the store,
+# then says which heavy packages came with them.
 PROBE = """
-import json, sys
-import thumbnails.resize, thumbnails.upload, thumbnails.status, thumbnails.gunicorn_conf
-import thumbnails.buffering
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+import thumbnails.gunicorn_conf, thumbnails.buffering
 from thumbnails.config import Config
 from thumbnails.storage import open_store
 store = open_store(Config.from_env())
 print(json.dumps({"store": type(store).__name__,
-                  "loaded": [m for m in ("minio", "pillow_heif") if m in sys.modules]}))
+                  "loaded": [m for m in ("minio", "pillow_heif", "urllib3") if m in sys.modules]}))
 """
 
 
-def loaded_after_start(backend: str, tmp_path) -> dict:
+ALL = ("thumbnails.resize", "thumbnails.upload", "thumbnails.status")
+
+
+def loaded_after_start(backend: str, tmp_path, modules=ALL) -> dict:
     env = {"STORAGE_BACKEND": backend, "DATA_DIR": str(tmp_path), "S3_ENDPOINT": "127.0.0.1:9",
            "S3_ACCESS_KEY": "key", "S3_SECRET_KEY": "secret-key",
            "REDIS_URL": "redis://127.0.0.1:9/0", "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", PROBE, *modules], env=env, capture_output=True,
                          text=True, check=True, timeout=60)
     return json.loads(run.stdout)
 
 
 def test_filesystem_store_imports_neither_minio_nor_pillow_heif(tmp_path):
     facts = loaded_after_start("filesystem", tmp_path)
+    # upload's outbox and status's callbacks POST with urllib3; minio comes with neither.
+    assert facts == {"store": "FilesystemStore", "loaded": ["urllib3"]}
+
+
+def test_resize_on_the_filesystem_imports_no_http_client(tmp_path):
+    facts = loaded_after_start("filesystem", tmp_path, ("thumbnails.resize",))
     assert facts == {"store": "FilesystemStore", "loaded": []}
 
 
 def test_s3_store_imports_minio(tmp_path):
     facts = loaded_after_start("s3", tmp_path)
-    assert facts == {"store": "S3Store", "loaded": ["minio"]}
+    assert facts == {"store": "S3Store", "loaded": ["minio", "urllib3"]}
 
 
 HEIF_PROBE = """
