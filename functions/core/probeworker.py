@@ -56,6 +56,7 @@ from typing import Any
 
 from gunicorn.workers import gthread
 
+from .memory import Trimmer
 from .serving import PROBE_PATHS
 
 PROBE_THREADS = 2  # liveness and readiness at once; /ready waits on Redis and the store
@@ -144,6 +145,8 @@ class ProbeThreadWorker(gthread.ThreadWorker):
             self.set_accept_enabled(True)
 
     def run(self) -> None:
+        # The app is loaded: what the worker holds now is its idle size (thumbnails.memory).
+        self.trimmer = Trimmer()
         try:
             super().run()
         finally:
@@ -186,6 +189,7 @@ class ProbeThreadWorker(gthread.ThreadWorker):
     def _finish_real(self, conn: gthread.TConn, fut: futures.Future[Any]) -> None:
         self.in_flight -= 1
         self.finish_request(conn, fut)
+        self.trimmer.after_request()  # a large upload or image freed: give it back
 
     def _finish_waiting(self, conn: gthread.TConn, fut: futures.Future[Any]) -> None:
         self.waiting -= 1
