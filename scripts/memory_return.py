@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -76,7 +77,8 @@ def large_png(side: int = 7000) -> bytes:
     return buffer.getvalue()
 
 
-def wait_all(status_url: str, job_ids: list[str], sample: callable, timeout: float) -> None:
+def wait_all(status_url: str, job_ids: list[str], sample: Callable[[], None],
+             timeout: float) -> None:
     """Poll every job until it has ended, calling sample() between rounds."""
     deadline = time.monotonic() + timeout
     pending = set(job_ids)
