@@ -36,6 +36,10 @@ thumbnails.changes) go to a third pool of WAIT_THREADS threads, so clients that 
 request thread: with every waiting slot taken, a waiting request goes to the usual pool and
 its handler, seeing it is not on a waiting thread (waiting_slot()), answers without waiting.
 
+Memory: when a real request has finished, the worker gives free heap memory back to the
+kernel if it holds more than it did idle by thumbnails.memory.TRIM_ABOVE_BYTES (a large
+upload or image), so a burst of large images does not leave it at its peak.
+
 Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
 on_pending_socket_readable); pyproject.toml bounds the version and
 tests/test_probes.py fails if a gunicorn release changes them.
