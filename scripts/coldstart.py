@@ -1,14 +1,17 @@
 """Cold start of one function, measured on this machine: process start to the first 200
-from GET /health, as a Knative cold start sees it once the container runs.
+from GET /ready (or --path /health), as a Knative cold start sees it once the container runs:
+the queue-proxy sends it traffic once its readiness probe passes.
 
 Starts a throwaway Valkey and a temporary DATA_DIR, then RUNS times starts
 `thumbnails serve FUNCTION --workers 1 --threads 1` on a free port (or, where `serve` is
-not there yet, `python -m gunicorn 'thumbnails.FUNCTION:create_app()'`), polls /health and
-stops it. Prints min/median/max, the same without any .pyc (as a python:slim image would
+not there yet, `python -m gunicorn 'thumbnails.FUNCTION:create_app()'`), polls the path and
+stops it (/ready: Redis takes a write and the store answers).
+Prints min/median/max, the same without any .pyc (as a python:slim image would
 start under readOnlyRootFilesystem had the Dockerfile not precompiled), and the heaviest
 imports of the function's app by `python -X importtime`.
 
-Usage: python scripts/coldstart.py [--function resize] [--runs 5] [--top 15] [--no-compare]
+Usage: python scripts/coldstart.py [--function resize] [--path /ready] [--runs 5] [--top 15]
+       [--no-compare]
 """
 
 from __future__ import annotations
@@ -58,11 +61,11 @@ def serve_command(function: str, port: int) -> tuple[list[str], str]:
     return command, f"python -m gunicorn 'thumbnails.{function}:create_app()' --workers 1"
 
 
-def healthy(port: int) -> bool:
-    """Whether GET /health answers 200 now."""
+def healthy(port: int, path: str) -> bool:
+    """Whether GET path answers 200 now."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
-        connection.request("GET", "/health")
+        connection.request("GET", path)
         return connection.getresponse().status == 200
     except OSError:
         return False
@@ -80,8 +83,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def one_start(function: str, env: dict[str, str], timeout: float = 60.0) -> float:
-    """Milliseconds from starting the server process to its first 200 from /health."""
+def one_start(function: str, env: dict[str, str], path: str, timeout: float = 60.0) -> float:
+    """Milliseconds from starting the server process to its first 200 from GET path."""
     port = free_port()
     command, _ = serve_command(function, port)
     env = {**env, "PORT": str(port)}
@@ -90,22 +93,22 @@ def one_start(function: str, env: dict[str, str], timeout: float = 60.0) -> floa
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
     try:
-        while not healthy(port):
+        while not healthy(port, path):
             if process.poll() is not None:
                 error = process.stderr.read().decode(errors="replace") if process.stderr else ""
                 raise RuntimeError(f"{command[:4]} exited with {process.returncode}:\n{error}")
             if time.perf_counter() - started > timeout:
-                raise RuntimeError(f"no 200 from /health within {timeout}s")
+                raise RuntimeError(f"no 200 from {path} within {timeout}s")
             time.sleep(0.005)
         return (time.perf_counter() - started) * 1000
     finally:
         stop(process)
 
 
-def measure(function: str, runs: int, env: dict[str, str]) -> list[float]:
+def measure(function: str, runs: int, env: dict[str, str], path: str) -> list[float]:
     """`runs` cold starts (after one unmeasured start that warms the page cache)."""
-    one_start(function, env)
-    return [one_start(function, env) for _ in range(runs)]
+    one_start(function, env, path)
+    return [one_start(function, env, path) for _ in range(runs)]
 
 
 def summary(samples: list[float]) -> str:
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--function", choices=FUNCTIONS, default="resize")
+    parser.add_argument("--path", choices=("/ready", "/health"), default="/ready",
+                        help="the probe whose first 200 ends the cold start")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--top", type=int, default=15, help="imports to list")
     parser.add_argument("--no-compare", action="store_true",
@@ -146,16 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                    "STORAGE_BACKEND": "filesystem", "DATA_DIR": str(Path(tmp) / "objects"),
                    "LOG_LEVEL": "WARNING"}
             _, described = serve_command(args.function, 0)
-            print(f"cold start of `{described}`: process start -> first 200 from /health, "
+            print(f"cold start of `{described}`: process start -> first 200 from {args.path}, "
                   f"{args.runs} runs")
-            warm = measure(args.function, args.runs, env)
+            warm = measure(args.function, args.runs, env, args.path)
             print(f"  with .pyc (the image precompiles):      {summary(warm)}")
             if not args.no_compare:
                 # An empty cache prefix and no writing: every import compiles its source,
                 # every time, as in a slim image under readOnlyRootFilesystem.
                 no_pyc = {**env, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "empty-pycache"),
                           "PYTHONDONTWRITEBYTECODE": "1"}
-                cold = measure(args.function, args.runs, no_pyc)
+                cold = measure(args.function, args.runs, no_pyc, args.path)
                 print(f"  without any .pyc (compiled each start): {summary(cold)}")
         finally:
             valkey.terminate()

@@ -7,16 +7,22 @@ import os
 import sys
 from pathlib import Path
 
-from . import clientcli
 from .config import Config, ConfigError
 from .serving import FUNCTIONS, MALLOC_TUNING, gunicorn_command
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = argparse.ArgumentParser(prog="thumbnails", description=__doc__,
-                                     epilog=f"client commands' {clientcli.EXIT_CODES}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = sys.argv[1:] if argv is None else argv
+    # `serve` is a container's entry point, on the cold start's path: its parser alone, as
+    # the client commands import requests (about 100 ms before gunicorn even starts).
+    serving = bool(argv) and argv[0] == "serve"
+    if not serving:
+        from . import clientcli
+    parser = argparse.ArgumentParser(
+        prog="thumbnails", description=__doc__,
+        epilog=None if serving else f"client commands' {clientcli.EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="run the whole service locally (Valkey, broker, functions)")
     dev.add_argument("--port", type=int, default=8080,
@@ -34,12 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.add_argument("--timeout", type=int, default=300,
                        help="seconds a request may take before its worker is restarted")
-    # Where the service is and the key to call it with are the client's settings, not the
-    # service's: read here, at the process boundary, and never part of Config.
-    clientcli.add_commands(sub, {field: os.environ.get(name, "")
-                                 for field, name in clientcli.ENVIRONMENT.items()})
+    if not serving:
+        # Where the service is and the key to call it with are the client's settings, not
+        # the service's: read here, at the process boundary, and never part of Config.
+        clientcli.add_commands(sub, {field: os.environ.get(name, "")
+                                     for field, name in clientcli.ENVIRONMENT.items()})
     args = parser.parse_args(argv)
-    if args.command in clientcli.COMMANDS:
+    if not serving and args.command in clientcli.COMMANDS:
         return clientcli.run(args)
     try:
         config = Config.from_env()

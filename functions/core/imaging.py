@@ -10,8 +10,8 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import cache
 
-import pillow_heif
 from PIL import Image, ImageChops, ImageCms, ImageOps
 
 from . import colour, containers, saliency
@@ -26,9 +26,17 @@ from .formats import (
     OUTPUT_FORMATS,
 )
 
-# HEIC/HEIF through libheif (pillow-heif); AVIF through Pillow's own plugin (libavif).
-# Thumbnails, depth and auxiliary images are never read: the primary picture is all we show.
-pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+@cache
+def _register_heif() -> None:
+    """HEIC/HEIF through libheif (pillow-heif), registered the first time a HEIF arrives
+    (importing pillow-heif costs a cold start about 15 ms); AVIF goes through Pillow's own
+    plugin (libavif). Thumbnails, depth and auxiliary images are never read: the primary
+    picture is all we show."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
 
 # No PNG optimize (speed); JPEG output is RGB or L after _encode composites any alpha.
 # "quality" is each lossy format's default when the options give none. AVIF speed 8 of 0-10:
@@ -221,6 +229,8 @@ def _cannot_decode(exc: BaseException) -> str:
 def _open(data: bytes, limits: Limits) -> tuple[ImageInfo, Image.Image]:
     """Open (header only) and check limits; call inside _guard."""
     fmt = sniff(data)
+    if fmt == "HEIF":
+        _register_heif()
     if fmt in ("HEIF", "AVIF"):
         # Checked from the container before libheif or libavif sees the file at all.
         for width, height in containers.heif_image_sizes(data):

@@ -36,6 +36,10 @@ thumbnails.changes) go to a third pool of WAIT_THREADS threads, so clients that 
 request thread: with every waiting slot taken, a waiting request goes to the usual pool and
 its handler, seeing it is not on a waiting thread (waiting_slot()), answers without waiting.
 
+Memory: when a real request has finished, the worker gives free heap memory back to the
+kernel if it holds more than it did idle by thumbnails.memory.TRIM_ABOVE_BYTES (a large
+upload or image), so a burst of large images does not leave it at its peak.
+
 Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
 on_pending_socket_readable); pyproject.toml bounds the version and
 tests/test_probes.py fails if a gunicorn release changes them.
@@ -56,6 +60,7 @@ from typing import Any
 
 from gunicorn.workers import gthread
 
+from .memory import Trimmer
 from .serving import PROBE_PATHS
 
 PROBE_THREADS = 2  # liveness and readiness at once; /ready waits on Redis and the store
@@ -144,6 +149,8 @@ class ProbeThreadWorker(gthread.ThreadWorker):
             self.set_accept_enabled(True)
 
     def run(self) -> None:
+        # The app is loaded: what the worker holds now is its idle size (thumbnails.memory).
+        self.trimmer = Trimmer()
         try:
             super().run()
         finally:
@@ -186,6 +193,7 @@ class ProbeThreadWorker(gthread.ThreadWorker):
     def _finish_real(self, conn: gthread.TConn, fut: futures.Future[Any]) -> None:
         self.in_flight -= 1
         self.finish_request(conn, fut)
+        self.trimmer.after_request()  # a large upload or image freed: give it back
 
     def _finish_waiting(self, conn: gthread.TConn, fut: futures.Future[Any]) -> None:
         self.waiting -= 1

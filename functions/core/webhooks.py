@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
 from standardwebhooks.webhooks import Webhook
 
 from .errors import BadRequest
@@ -161,6 +160,8 @@ def post(url: str, address: IPAddress, body: bytes, headers: Mapping[str, str],
     lookup, so no DNS rebinding window); TLS still verifies the URL's host name. No redirects
     are followed. Returns the status code; raises urllib3.exceptions.HTTPError when there is
     no answer."""
+    import urllib3  # here: resize only checks callback URLs, and urllib3 costs its cold start
+
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
