@@ -13,7 +13,10 @@ RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
 
 def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
-    """Save an image to bytes in the given Pillow format."""
+    """Save an image to bytes in the given Pillow format (HEIF through pillow-heif, which the
+    service registers with Pillow only once a HEIF arrives)."""
+    if fmt == "HEIF":
+        return heic(image, **params)  # type: ignore[arg-type]
     buffer = io.BytesIO()
     image.save(buffer, fmt, **params)
     return buffer.getvalue()

@@ -178,6 +178,7 @@ class Spy:
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     spy = Spy()
     Image.init()
+    imaging._register_heif()  # the service registers HEIF on first use: spy on its opener too
     for fmt, (factory, accept) in list(Image.OPEN.items()):
         monkeypatch.setitem(Image.OPEN, fmt, (
             spy.wrap(f"open:{fmt}", factory),
