@@ -20,7 +20,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[local]"
+	$(BIN)/pip install --quiet -e ".[local,client]"
 	touch $(DEV_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python

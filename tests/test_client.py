@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from PIL import Image
 from stackutil import all_jobs, running_stack, submit, wait_terminal
 
 from thumbnails.client import Client
-from thumbnails.clientcli import bar
+from thumbnails.clientcli import Progress
 from thumbnails.config import Config
 
 pytestmark = pytest.mark.integration
@@ -341,19 +342,42 @@ def test_progress_bar_and_live_view_on_a_terminal(urls: dict[str, str], tmp_path
     files = images(tmp_path, t1_png=(90, 90), t2_png=(90, 90), t3_png=(90, 90))
     code, out, err = run_on_terminal(urls, "submit", *files, "--wait")
     assert code == 0, err
-    assert "\rsubmitting [" in err and "\rwaiting    [" in err and "] 3/3" in err
+    drawn = visible(err)  # rich's bar: redrawn in place (\r, erase line)
+    assert "\rsubmitting " in drawn and "\rwaiting " in drawn and " 3/3 " in drawn
     assert "[submitting" not in err  # a bar, not the plain lines
-    assert err.endswith("\r\x1b[K")  # and taken away at the end
+    assert err.endswith("\x1b[2K")  # and taken away at the end (the line erased)
     assert out.count(" succeeded ") == 3
     ids = [line.split(" -> ")[1].split()[0] for line in out.splitlines()]
     code, out, err = run_on_terminal(urls, "watch", *ids)
     assert code == 0, err
-    assert out.startswith("\x1b[J3 jobs: 3 succeeded") and all(i in out for i in ids)
+    table = visible(out)
+    assert table.lstrip().startswith("3 jobs: 3 succeeded") and all(i in table for i in ids)
+    assert table.rstrip().endswith("255 B")  # the last drawing stays on screen
 
 
-def test_bar_fits_its_width() -> None:
-    line = bar("waiting", 7, 14, 1, 3.2, 60)
-    assert len(line) == 60 and line.endswith("] 7/14  1 failed  3.2s")
-    assert line.startswith("waiting    [" + "#" * 13 + "." * 13 + "]")
-    assert len(bar("submitting", 0, 3, 0, 0.0, 200)) == 200
-    assert bar("waiting", 3, 3, 0, 1.0, 40) == "waiting    [" + "#" * 17 + "] 3/3  1.0s"
+def visible(drawn: str) -> str:
+    """What a terminal shows of these bytes, but for colours and cursor moves (CSI
+    sequences); carriage returns and newlines stay."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)
+
+
+class Terminal(io.StringIO):
+    """What rich draws, kept: a stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_shows_phase_count_and_failures() -> None:
+    screen = Terminal()
+    progress = Progress(screen, enabled=True)
+    progress.begin("waiting", 14)
+    for n in range(7):
+        progress.advance(f"file {n}", failed=n == 3)
+    progress.bar.refresh()
+    drawn = screen.getvalue()
+    progress.close()
+    last = drawn.rsplit("waiting", 1)[1]
+    assert "7/14" in last and "1 failed" in last
+    assert "[waiting" not in screen.getvalue()  # a bar, not the plain lines
+    assert screen.getvalue().endswith("\x1b[2K")  # taken away at the end

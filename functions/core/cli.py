@@ -1,81 +1,98 @@
-"""The `thumbnails` command."""
+"""The `thumbnails` command: a click group whose subcommands each distribution registers in
+the `thumbnails.commands` entry-point group (pyproject.toml [project.entry-points])."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
+from importlib.metadata import EntryPoint, entry_points
+
+import click
 
 from .config import Config, ConfigError
 from .serving import FUNCTIONS, MALLOC_TUNING, gunicorn_command
 
+COMMANDS_GROUP = "thumbnails.commands"  # entry-point group: name -> a click.Command
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
-    argv = sys.argv[1:] if argv is None else argv
-    # `serve` is a container's entry point, on the cold start's path: its parser alone, as
-    # the client commands import requests (about 100 ms before gunicorn even starts).
-    serving = bool(argv) and argv[0] == "serve"
-    if not serving:
-        from . import clientcli
-    parser = argparse.ArgumentParser(
-        prog="thumbnails", description=__doc__,
-        epilog=None if serving else f"client commands' {clientcli.EXIT_CODES}",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="run the whole service locally (Valkey, broker, functions)")
-    dev.add_argument("--port", type=int, default=8080,
-                     help="first port; the parts take consecutive ports (default 8080)")
-    dev.add_argument("--data-dir", type=Path, default=Path("data"),
-                     help="where Redis data and stored images live (default ./data)")
-    dev.add_argument("--workers", type=int, default=2,
-                     help="gunicorn workers for resize; the other functions get half (default 2)")
-    serve = sub.add_parser("serve", help="serve one function under gunicorn (a container's "
-                                          "entry point; listens on $PORT, default 8080)")
-    serve.add_argument("function", choices=FUNCTIONS)
-    serve.add_argument("--host", default="0.0.0.0",
-                       help="address to listen on (default all: a container's)")
-    serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
-    serve.add_argument("--timeout", type=int, default=300,
-                       help="seconds a request may take before its worker is restarted")
-    if not serving:
-        # Where the service is and the key to call it with are the client's settings, not
-        # the service's: read here, at the process boundary, and never part of Config.
-        clientcli.add_commands(sub, {field: os.environ.get(name, "")
-                                     for field, name in clientcli.ENVIRONMENT.items()})
-    args = parser.parse_args(argv)
-    if not serving and args.command in clientcli.COMMANDS:
-        return clientcli.run(args)
+
+class EntryPointGroup(click.Group):
+    """A click group whose commands are the entry points of COMMANDS_GROUP, each imported
+    only when it runs (or when --help lists them): `thumbnails serve`, a container's entry
+    point on the cold start's path, never imports the client commands (and requests)."""
+
+    def _entry_points(self) -> dict[str, EntryPoint]:
+        return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every registered command's name, sorted (click's help lists them so)."""
+        return sorted({*super().list_commands(ctx), *self._entry_points()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command named `cmd_name`, its module imported now; None if none is."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry_point = self._entry_points().get(cmd_name)
+        if entry_point is None:
+            return None
+        loaded = entry_point.load()
+        if not isinstance(loaded, click.Command):
+            raise click.ClickException(f"entry point {entry_point.value} ({COMMANDS_GROUP}) "
+                                       "is not a click command")
+        return loaded
+
+
+@click.group(cls=EntryPointGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Run the thumbnail service (serve, dev) or talk to one (submit, status, list, get,
+    watch, delete)."""
+
+
+class BadConfiguration(click.ClickException):
+    """The service's environment is not a valid Config: exit status 2, as a usage error."""
+
+    exit_code = 2
+
+
+def service_config() -> Config:
+    """Config.from_env(), or BadConfiguration naming the bad setting."""
     try:
-        config = Config.from_env()
+        return Config.from_env()
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        return _serve(args, config)
-    from .devstack import run
-
-    try:
-        return run(config, args.port, args.data_dir, args.workers)
-    except RuntimeError as exc:
-        print(f"thumbnails dev: {exc}", file=sys.stderr)
-        return 1
+        raise BadConfiguration(f"configuration error: {exc}") from None
 
 
-def _serve(args: argparse.Namespace, config: Config) -> int:
-    """Replace this process with gunicorn, so that it gets Knative's signals directly."""
+@click.command()
+@click.argument("function", type=click.Choice(FUNCTIONS))
+@click.option("--host", default="0.0.0.0", show_default=True,
+              help="address to listen on (all: a container's)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="gunicorn worker processes")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="threads per worker")
+@click.option("--timeout", type=click.IntRange(min=1), default=300, show_default=True,
+              help="seconds a request may take before its worker is restarted")
+def serve(function: str, host: str, workers: int, threads: int, timeout: int) -> None:
+    """Serve one function under gunicorn (a container's entry point; listens on $PORT,
+    default 8080). Replaces this process, so that gunicorn gets Knative's signals."""
+    config = service_config()
     # Knative tells the container its port in PORT (a reserved name: never in Config).
     port = os.environ.get("PORT", "8080")
-    command = gunicorn_command(args.function, f"{args.host}:{port}", args.workers, args.threads,
-                               timeout=args.timeout,
+    command = gunicorn_command(function, f"{host}:{port}", workers, threads, timeout=timeout,
                                # One JSON line per request (probes and scrapes only at
                                # DEBUG): in a cluster nothing else records requests.
                                access_log=True, log_level=config.log_level,
                                worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     os.execve(command[0], command, {**MALLOC_TUNING, **os.environ})
-    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: its exit status."""
+    try:
+        cli.main(args=argv, prog_name="thumbnails", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,30 +1,33 @@
-"""The client half of `thumbnails`: submit, status, list, get, watch (over HTTP, any stack)."""
+"""The client half of `thumbnails`: submit, status, list, get, watch, delete (over HTTP, any
+stack), as click commands registered in the `thumbnails.commands` entry-point group.
+
+Self-contained: it imports the client, the plain-data formats and click; rich (the `client`
+extra) only to draw on a terminal."""
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 import os
-import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+import click
 
 from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
 from .formats import FITS, FORMAT_ALIASES, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
 
-COMMANDS = ("submit", "status", "list", "get", "watch", "delete")
 MAX_STREAM_FILTER = 50  # job ids GET /events filters by; more: the whole stream, sifted here
 WATCH_READ_SECONDS = 20.0  # above the stream's 15 s keep-alives
-# Where the settings come from; cli.py reads them at the process boundary and hands them in.
-ENVIRONMENT = {"upload_url": "THUMBNAILS_UPLOAD_URL", "status_url": "THUMBNAILS_STATUS_URL",
-               "api_key": "THUMBNAILS_API_KEY"}
-DEFAULTS = {"upload_url": "http://127.0.0.1:8080", "status_url": "http://127.0.0.1:8081"}
+REDRAWS_PER_SECOND = 5  # the progress bar's, while nothing else happens
 
 OK, FAILED, USAGE, REFUSED, UNAVAILABLE, TIMED_OUT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+# \b: click prints the paragraph as written instead of rewrapping it.
 EXIT_CODES = """\
+\b
 exit status:
   0    every request went through (and every job waited for succeeded)
   1    some job failed (its error is printed)
@@ -36,119 +39,150 @@ exit status:
 When several apply, the highest wins."""
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                 env: Mapping[str, str]) -> None:
-    """Add the client subcommands; `env` holds the THUMBNAILS_* values (see ENVIRONMENT)."""
-    common = argparse.ArgumentParser(add_help=False)
-    service = common.add_argument_group("service")
-    for field, flag, what in (("upload_url", "--upload-url", "upload's base URL"),
-                              ("status_url", "--status-url", "status's base URL")):
-        service.add_argument(flag, type=_url, default=env.get(field) or DEFAULTS[field],
-                             help=f"{what} (default ${ENVIRONMENT[field]}, else "
-                                  f"{DEFAULTS[field]}: the local stack's)")
-    service.add_argument("--api-key", default=env.get("api_key", ""),
-                         help=f"sent as X-API-Key (default ${ENVIRONMENT['api_key']}; "
-                              "prefer the variable: arguments show in `ps`)")
+class HttpUrl(click.ParamType):
+    """An http:// or https:// base URL."""
 
-    def add(name: str, summary: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=summary, description=summary,
-                              epilog=EXIT_CODES,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    name = "URL"
 
-    submit = add("submit", "upload images; print `FILE -> JOB_ID STATUS` per file")
-    submit.add_argument("files", nargs="+", metavar="FILE")
-    submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
-    submit.add_argument("--out", type=Path, metavar="DIR",
-                        help="save thumbnails as DIR/<file stem>.<ext> (implies --wait)")
-    submit.add_argument("--width", type=_positive, metavar="N", help="box width (default 100)")
-    submit.add_argument("--height", type=_positive, metavar="N",
-                        help="box height (default 100)")
-    submit.add_argument("--format", choices=(*OUTPUT_FORMATS, *FORMAT_ALIASES),
-                        help="default png")
-    submit.add_argument("--fit", choices=FITS, help="default contain")
-    submit.add_argument("--gravity", choices=GRAVITIES,
-                        help="where a cover crop sits (default center; smart: the subject)")
-    submit.add_argument("--quality", type=_quality, metavar="Q",
-                        help=f"1-100, for {', '.join(LOSSY_FORMATS)} (default: the format's)")
-    submit.add_argument("--rendition", action="append", type=rendition_spec,
-                        dest="renditions", metavar="NAME:WxH:FORMAT[:FIT]",
-                        help="one of several outputs, e.g. avatar:100x100:png:cover "
-                             "(repeatable, at most 8; instead of --width/--height/--format/"
-                             "--fit/--gravity/--quality); --out saves DIR/<file stem>/NAME.<ext>")
-    submit.add_argument("--idempotency-key", metavar="K",
-                        help="retry-safe submission: the same K gives the same job "
-                             "(with several files, file n uses K-n)")
-    submit.add_argument("--timeout", type=_seconds, default=300.0, metavar="S",
-                        help="with --wait: give up after S seconds (default 300)")
-
-    status = add("status", "print one job's document (JSON)")
-    status.add_argument("job_id", metavar="ID")
-
-    listing = add("list", "list jobs, newest first: `JOB_ID STATUS` per line")
-    listing.add_argument("--limit", type=_positive, default=20, metavar="N",
-                         help="the newest N (default 20)")
-    listing.add_argument("--all", action="store_true", help="every job, page by page")
-
-    get = add("get", "download a job's thumbnail (or one of its renditions)")
-    get.add_argument("job_id", metavar="ID")
-    get.add_argument("--rendition", metavar="NAME", help="this rendition instead")
-    get.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
-
-    delete = add("delete", "delete jobs with their originals and thumbnails")
-    delete.add_argument("job_ids", nargs="+", metavar="ID")
-
-    watch = add("watch", "follow jobs live until all have ended")
-    watch.add_argument("job_ids", nargs="*", metavar="ID",
-                       help="jobs to follow (default: the newest, until Ctrl-C or all ended)")
-    watch.add_argument("--limit", type=_positive, default=20, metavar="N",
-                       help="without IDs: how many of the newest jobs (default 20)")
-    watch.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds")
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        """The URL as given; a usage error (exit status 2) if it is not http(s)."""
+        if not str(value).startswith(("http://", "https://")):
+            self.fail(f"not an http(s) URL: {value!r}", param, ctx)
+        return str(value)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run a client subcommand; its exit status."""
-    client = Client(args.upload_url, args.status_url, args.api_key)
-    handlers: dict[str, Callable[[Client, argparse.Namespace], int]] = {
-        "submit": _submit, "status": _status, "list": _list, "get": _get, "watch": _watch,
-        "delete": _delete}
+class RenditionSpec(click.ParamType):
+    """`NAME:WxH:FORMAT[:FIT]` -> a `renditions` item; the service checks the values."""
+
+    name = "NAME:WxH:FORMAT[:FIT]"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> dict[str, object]:
+        """{"name", "width", "height", "format"[, "fit"]}; a usage error if malformed."""
+        if isinstance(value, dict):
+            return value
+        parts = str(value).split(":")
+        size = parts[1].lower().split("x") if len(parts) > 1 else []
+        if len(parts) not in (3, 4) or len(size) != 2 or not all(s.isdigit() for s in size):
+            self.fail(f"not NAME:WxH:FORMAT[:FIT], e.g. avatar:100x100:png:cover: {value!r}",
+                      param, ctx)
+        item: dict[str, object] = {"name": parts[0], "width": int(size[0]),
+                                   "height": int(size[1]), "format": parts[2]}
+        if len(parts) == 4:
+            item["fit"] = parts[3]
+        return item
+
+
+POSITIVE = click.IntRange(min=1)
+SECONDS = click.FloatRange(min=0, min_open=True)
+# Where the service is and the key to call it with: the client's settings, never the
+# service's Config. (flag, environment variable, default, help)
+SERVICE_OPTIONS = (
+    ("--upload-url", "THUMBNAILS_UPLOAD_URL", "http://127.0.0.1:8080",
+     "upload's base URL (the default: the local stack's)"),
+    ("--status-url", "THUMBNAILS_STATUS_URL", "http://127.0.0.1:8081",
+     "status's base URL (the default: the local stack's)"),
+)
+
+
+def client_command(name: str) -> Callable[[Callable[..., int]], click.Command]:
+    """A click command `name` with the service options (--upload-url, --status-url,
+    --api-key, each also read from its THUMBNAILS_* variable) that calls `handler(client,
+    **its own parameters)` and exits with the status it returns, or the one an error maps
+    to (EXIT_CODES), after printing `thumbnails NAME: message` on stderr."""
+
+    def decorate(handler: Callable[..., int]) -> click.Command:
+        @functools.wraps(handler)
+        def command(upload_url: str, status_url: str, api_key: str, **params: Any) -> None:
+            client = Client(upload_url, status_url, api_key)
+            sys.exit(_run(name, handler, client, params))
+
+        # Each option is added in front of those before it: the last added is listed first.
+        command = click.option("--api-key", envvar="THUMBNAILS_API_KEY", default="",
+                               show_envvar=True, metavar="KEY",
+                               help="sent as X-API-Key (prefer the variable: arguments show "
+                                    "in `ps`)")(command)
+        for flag, envvar, default, what in reversed(SERVICE_OPTIONS):
+            command = click.option(flag, type=HttpUrl(), envvar=envvar, default=default,
+                                   show_default=True, show_envvar=True, help=what)(command)
+        summary = (handler.__doc__ or "").split("\n\n")[0]
+        return click.command(name, help=handler.__doc__, short_help=summary,
+                             epilog=EXIT_CODES)(command)
+
+    return decorate
+
+
+def _run(name: str, handler: Callable[..., int], client: Client,
+         params: dict[str, Any]) -> int:
     try:
-        return handlers[args.command](client, args)
+        return handler(client, **params)
     except Refused as exc:
-        return _fail(args, str(exc), REFUSED)
+        return _fail(name, str(exc), REFUSED)
     except Unavailable as exc:
-        return _fail(args, str(exc), UNAVAILABLE)
+        return _fail(name, str(exc), UNAVAILABLE)
     except WaitTimeout as exc:
-        return _fail(args, str(exc), TIMED_OUT)
+        return _fail(name, str(exc), TIMED_OUT)
     except KeyboardInterrupt:
-        return _fail(args, "interrupted", INTERRUPTED)
+        return _fail(name, "interrupted", INTERRUPTED)
     except BrokenPipeError:  # `thumbnails list --all | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
 
 
-def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    print(f"thumbnails {args.command}: {message}", file=sys.stderr, flush=True)
+def _fail(name: str, message: str, code: int) -> int:
+    print(f"thumbnails {name}: {message}", file=sys.stderr, flush=True)
     return code
 
 
 # --- submit -----------------------------------------------------------------------------
 
-def _submit(client: Client, args: argparse.Namespace) -> int:
-    files = [Path(name) for name in args.files]
+@client_command("submit")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...",
+                type=click.Path(path_type=Path))
+@click.option("--wait", is_flag=True, help="wait until every job has ended")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="save thumbnails as DIR/<file stem>.<ext> (implies --wait)")
+@click.option("--width", type=POSITIVE, metavar="N", help="box width (default 100)")
+@click.option("--height", type=POSITIVE, metavar="N", help="box height (default 100)")
+@click.option("--format", "format_", type=click.Choice((*OUTPUT_FORMATS, *FORMAT_ALIASES),
+                                                       case_sensitive=False),
+              help="default png")
+@click.option("--fit", type=click.Choice(FITS), help="default contain")
+@click.option("--gravity", type=click.Choice(GRAVITIES),
+              help="where a cover crop sits (default center; smart: the subject)")
+@click.option("--quality", type=click.IntRange(1, 100), metavar="Q",
+              help=f"1-100, for {', '.join(LOSSY_FORMATS)} (default: the format's)")
+@click.option("--rendition", "renditions", multiple=True, type=RenditionSpec(),
+              metavar=RenditionSpec.name,
+              help="one of several outputs, e.g. avatar:100x100:png:cover (repeatable, at "
+                   "most 8; instead of --width/--height/--format/--fit/--gravity/--quality); "
+                   "--out saves DIR/<file stem>/NAME.<ext>")
+@click.option("--idempotency-key", metavar="K",
+              help="retry-safe submission: the same K gives the same job (with several "
+                   "files, file n uses K-n)")
+@click.option("--timeout", type=SECONDS, default=300.0, show_default=True, metavar="S",
+              help="with --wait: give up after S seconds")
+def submit(client: Client, files: tuple[Path, ...], wait: bool, out: Path | None,
+           width: int | None, height: int | None, format_: str | None, fit: str | None,
+           gravity: str | None, quality: int | None,
+           renditions: tuple[dict[str, object], ...], idempotency_key: str | None,
+           timeout: float) -> int:
+    """Upload images; print `FILE -> JOB_ID STATUS` per file."""
     problems = [f"{path}: no such file" for path in files if not path.is_file()]
-    wait = args.wait or args.out is not None
-    if args.out is not None:
+    wait = wait or out is not None
+    if out is not None:
         stems = [path.stem for path in files]
         problems += [f"{stem}: more than one FILE would be saved under this name"
                      for stem in sorted({s for s in stems if stems.count(s) > 1})]
-    single = {"width": args.width, "height": args.height, "format": args.format,
-              "fit": args.fit, "gravity": args.gravity, "quality": args.quality}
+    single = {"width": width, "height": height, "format": format_, "fit": fit,
+              "gravity": gravity, "quality": quality}
     options: dict[str, object] = dict(single)
-    if args.renditions:
+    if renditions:
         given = [f"--{name}" for name, value in single.items() if value is not None]
         if given:
             problems.append(f"--rendition replaces {', '.join(given)}: give one or the other")
-        options = {"renditions": args.renditions}
+        options = {"renditions": list(renditions)}
     if problems:
         for problem in problems:
             print(f"thumbnails submit: {problem}", file=sys.stderr)
@@ -160,7 +194,7 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
     try:
         progress.begin("submitting", len(files))
         for n, path in enumerate(files, 1):
-            key = args.idempotency_key
+            key = idempotency_key
             if key and len(files) > 1:
                 key = f"{key}-{n}"
             try:
@@ -183,18 +217,17 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
 
             def on_poll(doc: Doc) -> None:
                 unreported[doc["job_id"]] = doc
-                progress.tick()
 
             def on_done(doc: Doc) -> None:
                 path = sources[doc["job_id"]]
                 saved = None
-                if args.out is not None and doc["status"] == "succeeded":
-                    saved = _save(client, doc, args.out / path.stem)
+                if out is not None and doc["status"] == "succeeded":
+                    saved = _save(client, doc, out / path.stem)
                 progress.emit(job_line(path, doc, saved), sys.stdout)
                 del unreported[doc["job_id"]]
                 progress.advance(f"{path}: {doc['status']}", failed=doc["status"] == "failed")
 
-            docs = client.wait(sources, args.timeout, on_done=on_done, on_poll=on_poll)
+            docs = client.wait(sources, timeout, on_done=on_done, on_poll=on_poll)
             if any(doc["status"] == "failed" for doc in docs.values()):
                 code = max(code, FAILED)
     finally:
@@ -244,129 +277,146 @@ def _write(target: Path, data: bytes) -> None:
     partial.replace(target)
 
 
+
+
 class Progress:
-    """Many files' progress on stderr: one redrawn bar on a terminal, else a line per event."""
+    """Many files' progress on stderr: rich's bar on a terminal (redrawn in place, taken
+    away at the end), else a line per event."""
 
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.stream, self.enabled = stream, enabled
-        self.tty = enabled and stream.isatty()
         self.phase, self.done, self.total, self.failed = "", 0, 0, 0
-        self.started = self.drawn_at = time.monotonic()
-        self.drawn = False
+        self.bar: Any = None  # rich.progress.Progress, on a terminal
+        self.task: Any = None
+        if enabled and stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(TextColumn("{task.description:<10}"), BarColumn(bar_width=None),
+                           MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
+                           TextColumn("{task.elapsed:.1f}s"), console=Console(file=stream),
+                           transient=True, refresh_per_second=REDRAWS_PER_SECOND,
+                           # stdout stays stdout (rich would send it through its console)
+                           redirect_stdout=False, redirect_stderr=False)
+            self.bar.start()
 
     def begin(self, phase: str, total: int) -> None:
         """Start counting a phase (submitting, waiting) of `total` events."""
         self.phase, self.done, self.total, self.failed = phase, 0, total, 0
-        self._draw()
+        if self.bar is not None:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(phase, total=total, failed="")
 
     def advance(self, event: str, failed: bool = False) -> None:
         """One more event of the phase is done."""
         self.done += 1
         self.failed += failed
-        if self.tty:
-            self._draw()
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1,
+                            failed=f"{self.failed} failed" if self.failed else "")
         elif self.enabled:
             print(f"[{self.phase} {self.done}/{self.total}] {event}", file=self.stream,
                   flush=True)
 
-    def tick(self) -> None:
-        """Keep the clock moving while nothing happens (at most 5 redraws a second)."""
-        if time.monotonic() - self.drawn_at > 0.2:
-            self._draw()
-
     def emit(self, line: str, stream: TextIO) -> None:
         """Print a line (stdout or stderr) without tearing the bar."""
-        self._clear()
+        if self.bar is None:
+            print(line, file=stream, flush=True)
+            return
+        self.bar.stop()  # takes the bar away; stdout may be another terminal, or a pipe
         print(line, file=stream, flush=True)
-        self._draw()
+        self.bar.start()
 
     def close(self) -> None:
         """Take the bar away."""
-        self._clear()
-
-    def _draw(self) -> None:
-        if not self.tty:
-            return
-        width = terminal_size(self.stream).columns - 1
-        text = bar(self.phase, self.done, self.total, self.failed,
-                   time.monotonic() - self.started, width)
-        self.stream.write(f"\r{text}\x1b[K")
-        self.stream.flush()
-        self.drawn, self.drawn_at = True, time.monotonic()
-
-    def _clear(self) -> None:
-        if self.drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.drawn = False
+        if self.bar is not None:
+            self.bar.stop()
 
 
-def bar(phase: str, done: int, total: int, failed: int, elapsed: float, width: int) -> str:
-    """`waiting    [#######.......]  7/14  1 failed  3.2s`, fitted to `width` columns."""
-    tail = f" {done}/{total}" + (f"  {failed} failed" if failed else "") + f"  {elapsed:.1f}s"
-    head = f"{phase:<10} ["
-    room = max(width - len(head) - len(tail) - 1, 10)
-    filled = room * done // total if total else room
-    return (head + "#" * filled + "." * (room - filled) + "]" + tail)[:width]
+# --- status, list, get, delete ----------------------------------------------------------
 
-
-# --- status, list, get ------------------------------------------------------------------
-
-def _status(client: Client, args: argparse.Namespace) -> int:
-    print(json.dumps(client.status(args.job_id), indent=2))
+@client_command("status")
+@click.argument("job_id", metavar="ID")
+def status(client: Client, job_id: str) -> int:
+    """Print one job's document (JSON)."""
+    print(json.dumps(client.status(job_id), indent=2))
     return OK
 
 
-def _list(client: Client, args: argparse.Namespace) -> int:
-    for item in client.jobs(None if args.all else args.limit):
-        print(f"{item['job_id']}  {item['status']}", flush=args.all)
+@client_command("list")
+@click.option("--limit", type=POSITIVE, default=20, show_default=True, metavar="N",
+              help="the newest N")
+@click.option("--all", "every", is_flag=True, help="every job, page by page")
+def list_jobs(client: Client, limit: int, every: bool) -> int:
+    """List jobs, newest first: `JOB_ID STATUS` per line."""
+    for item in client.jobs(None if every else limit):
+        print(f"{item['job_id']}  {item['status']}", flush=every)
     return OK
 
 
-def _delete(client: Client, args: argparse.Namespace) -> int:
-    """Delete each job; stop at the first refusal (an unknown job is 404: exit status 3)."""
-    for job_id in args.job_ids:
+@client_command("delete")
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+def delete(client: Client, job_ids: tuple[str, ...]) -> int:
+    """Delete jobs with their originals and thumbnails.
+
+    Stops at the first refusal (an unknown job is 404: exit status 3)."""
+    for job_id in job_ids:
         client.delete(job_id)
         print(f"{job_id} deleted", flush=True)
     return OK
 
 
-def _get(client: Client, args: argparse.Namespace) -> int:
-    data, content_type = (client.rendition(args.job_id, args.rendition) if args.rendition
-                          else client.thumbnail(args.job_id))
-    if args.output == "-":
+@client_command("get")
+@click.argument("job_id", metavar="ID")
+@click.option("--rendition", metavar="NAME", help="this rendition instead")
+@click.option("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
+def get(client: Client, job_id: str, rendition: str | None, output: str) -> int:
+    """Download a job's thumbnail (or one of its renditions)."""
+    data, content_type = (client.rendition(job_id, rendition) if rendition
+                          else client.thumbnail(job_id))
+    if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        _write(Path(args.output), data)
-        print(f"{args.job_id} -> {args.output} ({content_type}, {len(data)} bytes)")
+        _write(Path(output), data)
+        print(f"{job_id} -> {output} ({content_type}, {len(data)} bytes)")
     return OK
 
 
 # --- watch ------------------------------------------------------------------------------
 
-def _watch(client: Client, args: argparse.Namespace) -> int:
-    """Show the jobs, then follow GET /events (no polling): a row changes when its job does;
-    without ids, new jobs join at the top (the newest `--limit` are shown)."""
-    ids = list(dict.fromkeys(args.job_ids))  # once each, in the given order
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+@client_command("watch")
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
+@click.option("--limit", type=POSITIVE, default=20, show_default=True, metavar="N",
+              help="without IDs: how many of the newest jobs")
+@click.option("--timeout", type=SECONDS, metavar="S", help="give up after S seconds")
+def watch(client: Client, job_ids: tuple[str, ...], limit: int, timeout: float | None) -> int:
+    """Follow jobs live until all have ended.
+
+    Shows the jobs, then follows GET /events (no polling): a row changes when its job does;
+    without IDs, the newest --limit jobs, new ones joining at the top, until Ctrl-C or all
+    have ended."""
+    ids = list(dict.fromkeys(job_ids))  # once each, in the given order
+    deadline = None if timeout is None else time.monotonic() + timeout
     view = LiveView(sys.stdout)
     # Connected before the jobs are read: a change between the two is not missed.
     stream = client.events(ids if 0 < len(ids) <= MAX_STREAM_FILTER else (),
-                           read_timeout=WATCH_READ_SECONDS if args.timeout is None
-                           else min(WATCH_READ_SECONDS, args.timeout))
+                           read_timeout=WATCH_READ_SECONDS if timeout is None
+                           else min(WATCH_READ_SECONDS, timeout))
     try:
         if ids:
             rows = {job_id: client.status(job_id) for job_id in ids}
         else:
-            items, _ = client.page(args.limit)
+            items, _ = client.page(limit)
             rows = {item["job_id"]: client.status(item["job_id"]) if item["status"] in TERMINAL
                     else item for item in items}
         view.show(list(rows.values()))
         changes = iter(stream)
         while pending := {k: row for k, row in rows.items() if row["status"] not in TERMINAL}:
             if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(pending, args.timeout)
+                raise WaitTimeout(pending, timeout)
             change = next(changes)
             if change is None:  # a keep-alive, or quiet for a while
                 continue
@@ -381,7 +431,7 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
             doc = client.status(job_id) if change["status"] in TERMINAL else \
                 {**(row or {"job_id": job_id}), "status": change["status"]}
             if row is None:  # a new job: at the top, the oldest shown drops off
-                rows = dict(list({job_id: doc, **rows}.items())[:args.limit])
+                rows = dict(list({job_id: doc, **rows}.items())[:limit])
             else:
                 rows[job_id] = doc
             view.show(list(rows.values()))
@@ -392,44 +442,53 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
 
 
 class LiveView:
-    """Jobs as a table redrawn in place on a terminal; elsewhere, a line per change."""
+    """Jobs as a rich table redrawn in place on a terminal (cut to its height); elsewhere,
+    a line per change."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
-        self.lines = 0  # drawn last time, to move back over
         self.seen: dict[str, str] = {}  # job id -> the status last printed (not a terminal)
+        self.live: Any = None  # rich.live.Live, on a terminal
+        if stream.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(file=stream), auto_refresh=False,
+                             vertical_overflow="ellipsis", redirect_stdout=False,
+                             redirect_stderr=False)
+            self.live.start()
 
     def show(self, rows: list[Doc]) -> None:
         """Draw the current state of these jobs."""
-        if not self.tty:
+        if self.live is None:
             for row in rows:
                 if self.seen.get(row["job_id"]) != row["status"]:
                     self.seen[row["job_id"]] = row["status"]
                     print(watch_row(row), file=self.stream, flush=True)
             return
-        size = terminal_size(self.stream)
+        from rich.table import Table
+
         counts = {s: sum(r["status"] == s for r in rows)
                   for s in ("queued", "processing", "succeeded", "failed")}
-        header = (f"{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-                  + "  (live, Ctrl-C stops)")
-        shown = rows[:max(size.lines - 3, 1)]
-        lines = [header, *(watch_row(row) for row in shown)]
-        if len(shown) < len(rows):
-            lines.append(f"... and {len(rows) - len(shown)} more")
-        back = f"\x1b[{self.lines}F" if self.lines else ""
-        body = "\n".join(line[:size.columns - 1] for line in lines)
-        self.stream.write(f"{back}\x1b[J{body}\n")
-        self.stream.flush()
-        self.lines = len(lines)
+        table = Table(title=f"{len(rows)} jobs: "
+                      + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+                      + "  (live, Ctrl-C stops)", title_justify="left", box=None,
+                      show_header=False, pad_edge=False)
+        for row in rows:
+            table.add_row(*watch_cells(row), style=STATUS_STYLES.get(row["status"]))
+        self.live.update(table, refresh=True)
 
     def close(self) -> None:
         """Leave the last drawing on screen."""
-        self.stream.flush()
+        if self.live is not None:
+            self.live.stop()
 
 
-def watch_row(doc: Doc) -> str:
-    """`JOB_ID  STATUS      detail`: size and type, the error, or how long it has waited."""
+STATUS_STYLES = {"succeeded": "green", "failed": "red"}
+
+
+def watch_cells(doc: Doc) -> tuple[str, str, str]:
+    """(job id, status, detail): size and type, the error, or how long it has waited."""
     detail = ""
     if doc["status"] == "succeeded" and "thumbnail" in doc:
         thumb = doc["thumbnail"]
@@ -438,62 +497,10 @@ def watch_row(doc: Doc) -> str:
         detail = f"{doc['error']['code']}: {doc['error']['message']}"
     elif "created_at" in doc:
         detail = f"for {max(0.0, time.time() - doc['created_at']):.0f}s"
-    return f"{doc['job_id']}  {doc['status']:<10}  {detail}".rstrip()
+    return doc["job_id"], doc["status"], detail
 
 
-def terminal_size(stream: TextIO) -> os.terminal_size:
-    """The size of the terminal this stream writes to (stdout's may be a pipe meanwhile)."""
-    try:
-        size = os.get_terminal_size(stream.fileno())
-    except (OSError, ValueError):
-        size = os.terminal_size((0, 0))
-    return size if size.columns and size.lines else shutil.get_terminal_size((80, 24))
-
-
-# --- argument types ---------------------------------------------------------------------
-
-def rendition_spec(value: str) -> dict[str, object]:
-    """`NAME:WxH:FORMAT[:FIT]` -> a `renditions` item; the service checks the values."""
-    parts = value.split(":")
-    size = parts[1].lower().split("x") if len(parts) > 1 else []
-    if len(parts) not in (3, 4) or len(size) != 2 or not all(s.isdigit() for s in size):
-        raise argparse.ArgumentTypeError(
-            f"not NAME:WxH:FORMAT[:FIT], e.g. avatar:100x100:png:cover: {value!r}")
-    item: dict[str, object] = {"name": parts[0], "width": int(size[0]),
-                               "height": int(size[1]), "format": parts[2]}
-    if len(parts) == 4:
-        item["fit"] = parts[3]
-    return item
-
-
-def _url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
-    return value
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {value!r}")
-    return number
-
-
-def _quality(value: str) -> int:
-    number = _positive(value)
-    if number > 100:
-        raise argparse.ArgumentTypeError(f"not a quality from 1 to 100: {value!r}")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {value!r}")
-    return number
+def watch_row(doc: Doc) -> str:
+    """`JOB_ID  STATUS      detail`, a line of `watch` when it does not draw on a terminal."""
+    job_id, status, detail = watch_cells(doc)
+    return f"{job_id}  {status:<10}  {detail}".rstrip()

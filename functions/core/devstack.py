@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import click
 import requests
 
+from .cli import service_config
 from .config import Config
 from .localredis import start_valkey
 from .serving import APPS, MALLOC_TUNING, gunicorn_command
@@ -200,3 +202,21 @@ def run(config: Config, port: int, data_dir: Path, workers: int) -> int:
     finally:
         stack.stop()
     return code
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535 - len(PARTS) + 1), default=8080,
+              show_default=True, help="first port; the parts take consecutive ports")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("data"), show_default=True,
+              help="where Redis data and stored images live")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="gunicorn workers for resize; the other functions get half")
+def dev(port: int, data_dir: Path, workers: int) -> None:
+    """Run the whole service locally (Valkey, broker, functions) until Ctrl-C."""
+    config = service_config()
+    try:
+        code = run(config, port, data_dir, workers)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
