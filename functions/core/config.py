@@ -1,13 +1,26 @@
-"""Configuration: one frozen dataclass built once from the environment."""
+"""Configuration: one frozen dataclass built once from the environment.
+
+Each setting is declared once, as a field whose metadata names its environment variable
+(`setting`); reading the environment (`from_environment`), handing it to child processes
+(`to_environment`) and the table of names (`environment_names`) are derived from the
+fields, for Config and for any other settings dataclass (the local broker's)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
+
+from .ranges import Range
 
 _HEX = "0123456789abcdef"
+AT_LEAST_1 = Range(int, 1)
+AT_LEAST_0 = Range(float, 0)
+ABOVE_0 = Range(float, 0, low_open=True)
+Settings = TypeVar("Settings")
 
 
 class ConfigError(ValueError):
@@ -23,133 +36,136 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
-# Environment variable -> (field name, parser). The one place that names them.
-ENVIRONMENT: dict[str, tuple[str, type | object]] = {
-    "REDIS_URL": ("redis_url", str),
-    "STORAGE_BACKEND": ("storage_backend", str),
-    "DATA_DIR": ("data_dir", Path),
-    "S3_ENDPOINT": ("s3_endpoint", str),
-    "S3_ACCESS_KEY": ("s3_access_key", str),
-    "S3_SECRET_KEY": ("s3_secret_key", str),
-    "S3_BUCKET": ("s3_bucket", str),
-    "S3_SECURE": ("s3_secure", _bool),
-    "S3_REGION": ("s3_region", str),
-    "K_SINK": ("sink_url", str),
-    "STATUS_BASE_URL": ("status_base_url", str),
-    "UPLOAD_BASE_URL": ("upload_base_url", str),
-    "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
-    "MAX_PIXELS": ("max_pixels", int),
-    "MAX_FRAMES": ("max_frames", int),
-    "MAX_DIMENSION": ("max_dimension", int),
-    "DEBUG_ENDPOINT": ("debug_endpoint", _bool),
-    "EVENT_SOURCE": ("event_source", str),
-    "EVENT_TYPE_PREFIX": ("event_type_prefix", str),
-    "INCOMING_PREFIX": ("incoming_prefix", str),
-    "API_KEY_HASHES": ("api_key_hashes", str),
-    "LEASE_SECONDS": ("lease_seconds", float),
-    "MAX_ATTEMPTS": ("max_attempts", int),
-    "OUTBOX_RETRY_SECONDS": ("outbox_retry_seconds", float),
-    "REQUEUE_AFTER_SECONDS": ("requeue_after_seconds", float),
-    "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", float),
-    "ORPHAN_AFTER_SECONDS": ("orphan_after_seconds", float),
-    "RETENTION_SECONDS": ("retention_seconds", float),
-    "MAX_EVENT_BYTES": ("max_event_bytes", int),
-    "CORS_ORIGINS": ("cors_origins", str),
-    "DEPENDENCY_TIMEOUT_SECONDS": ("dependency_timeout_seconds", float),
-    "HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", float),
-    "MIN_BODY_RATE": ("min_body_rate", int),
-    "EVENTS_STREAM_SECONDS": ("events_stream_seconds", float),
-    "LOG_LEVEL": ("log_level", str),
-    "KNATIVE_DIR": ("knative_dir", Path),
-    "BROKER_SUBSCRIBERS": ("broker_subscribers", str),
-    "BROKER_CONCURRENCY": ("broker_concurrency", int),
-    "WEBHOOK_SECRET": ("webhook_secret", str),
-    "WEBHOOK_ALLOWED_HOSTS": ("webhook_allowed_hosts", str),
-    "BUCKET_NOTIFY_TOKEN": ("bucket_notify_token", str),
-    "LINK_SIGNING_KEY": ("link_signing_key", str),
-    "LINK_TTL_SECONDS": ("link_ttl_seconds", int),
-}
+# A field's type -> how its variable's text becomes a value (int and float: by its Range).
+PARSERS: dict[type, Callable[[str], Any]] = {str: str, bool: _bool, Path: Path}
 
 
-@dataclass(frozen=True)
+def setting(env: str, default: Any, allowed: Range | None = None) -> Any:
+    """A settings field read from the environment variable `env` (an empty one counts as
+    unset); `allowed`: the range of a number (default: any of the field's type)."""
+    return dataclasses.field(default=default, metadata={"env": env, "range": allowed})
+
+
+def environment_names(cls: type) -> dict[str, str]:
+    """A settings dataclass's environment variable -> field name, in declaration order."""
+    return {f.metadata["env"]: f.name for f in dataclasses.fields(cls)}
+
+
+def from_environment(cls: type[Settings], environ: Mapping[str, str]) -> Settings:
+    """An instance of the settings dataclass `cls` from `environ`: the default for what is
+    unset or empty; ConfigError naming the variable whose value is malformed."""
+    types = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        name = f.metadata["env"]
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        kind = types[f.name]
+        parse = PARSERS.get(kind) or (f.metadata["range"] or Range(kind)).parse
+        try:
+            values[f.name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from exc
+    return cls(**values)
+
+
+def to_environment(settings: object) -> dict[str, str]:
+    """The environment that reproduces these settings (for child processes)."""
+    env: dict[str, str] = {}
+    for f in dataclasses.fields(settings):  # type: ignore[arg-type]
+        value = getattr(settings, f.name)
+        env[f.metadata["env"]] = ("true" if value else "false") if isinstance(value, bool) \
+            else str(value)
+    return env
+
+
+def check_ranges(settings: object) -> None:
+    """ConfigError naming the first number outside its field's range."""
+    for f in dataclasses.fields(settings):  # type: ignore[arg-type]
+        allowed = f.metadata["range"]
+        if allowed is not None and not allowed.contains(getattr(settings, f.name)):
+            raise ConfigError(f"{f.metadata['env']} must be {allowed.describe()}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a function needs to know about its surroundings."""
 
-    redis_url: str = ""  # required by the functions; `thumbnails dev` starts Valkey if empty
-    storage_backend: str = "filesystem"  # "filesystem" or "s3"
-    data_dir: Path = Path("data/objects")
-    s3_endpoint: str = ""  # host:port, e.g. minio:9000
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_bucket: str = "thumbnails"
-    s3_secure: bool = False
-    s3_region: str = "us-east-1"
-    sink_url: str = ""  # K_SINK: where upload sends its events (the broker)
-    status_base_url: str = ""  # public URL of status, for links; relative links if empty
-    upload_base_url: str = ""  # public URL of upload, for status's web page; "" = same origin
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    max_frames: int = 1000
-    max_dimension: int = 1024
-    debug_endpoint: bool = False
-    event_source: str = "/knative-thumbnails/upload"
-    event_type_prefix: str = ""  # "" = thumbnails.events.TYPE_PREFIX
+    # Required by the functions; `thumbnails dev` starts Valkey if empty.
+    redis_url: str = setting("REDIS_URL", "")
+    storage_backend: str = setting("STORAGE_BACKEND", "filesystem")  # "filesystem" or "s3"
+    data_dir: Path = setting("DATA_DIR", Path("data/objects"))
+    s3_endpoint: str = setting("S3_ENDPOINT", "")  # host:port, e.g. minio:9000
+    s3_access_key: str = setting("S3_ACCESS_KEY", "")
+    s3_secret_key: str = setting("S3_SECRET_KEY", "")
+    s3_bucket: str = setting("S3_BUCKET", "thumbnails")
+    s3_secure: bool = setting("S3_SECURE", False)
+    s3_region: str = setting("S3_REGION", "us-east-1")
+    sink_url: str = setting("K_SINK", "")  # where upload sends its events (the broker)
+    # Public URL of status, for links; relative links if empty.
+    status_base_url: str = setting("STATUS_BASE_URL", "")
+    # Public URL of upload, for status's web page; "" = same origin.
+    upload_base_url: str = setting("UPLOAD_BASE_URL", "")
+    max_upload_bytes: int = setting("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, AT_LEAST_1)
+    max_pixels: int = setting("MAX_PIXELS", 50_000_000, AT_LEAST_1)
+    max_frames: int = setting("MAX_FRAMES", 1000, AT_LEAST_1)
+    max_dimension: int = setting("MAX_DIMENSION", 1024, AT_LEAST_1)
+    debug_endpoint: bool = setting("DEBUG_ENDPOINT", False)
+    event_source: str = setting("EVENT_SOURCE", "/knative-thumbnails/upload")
+    # "" = thumbnails.events.TYPE_PREFIX
+    event_type_prefix: str = setting("EVENT_TYPE_PREFIX", "")
     # Where objects another producer names in its image.uploaded events must be.
-    incoming_prefix: str = "incoming/"
-    api_key_hashes: str = ""  # comma-separated SHA-256 hex digests of API keys; "" = open
-    lease_seconds: float = 60.0
-    max_attempts: int = 5
-    outbox_retry_seconds: float = 10.0
+    incoming_prefix: str = setting("INCOMING_PREFIX", "incoming/")
+    # Comma-separated SHA-256 hex digests of API keys; "" = open.
+    api_key_hashes: str = setting("API_KEY_HASHES", "")
+    lease_seconds: float = setting("LEASE_SECONDS", 60.0, ABOVE_0)
+    max_attempts: int = setting("MAX_ATTEMPTS", 5, AT_LEAST_1)
+    outbox_retry_seconds: float = setting("OUTBOX_RETRY_SECONDS", 10.0, ABOVE_0)
     # The sweep: re-emit a job left queued (or with an expired lease) this long; fail a job
     # not finished this long after its upload; delete an original that got no job record.
-    requeue_after_seconds: float = 120.0
-    job_deadline_seconds: float = 900.0
-    # Also the age at which the sweep removes a temporary file a killed process left behind.
-    orphan_after_seconds: float = 900.0  # beyond any upload request's own time limit
+    requeue_after_seconds: float = setting("REQUEUE_AFTER_SECONDS", 120.0, ABOVE_0)
+    job_deadline_seconds: float = setting("JOB_DEADLINE_SECONDS", 900.0, ABOVE_0)
+    # Also the age at which the sweep removes a temporary file a killed process left behind;
+    # beyond any upload request's own time limit.
+    orphan_after_seconds: float = setting("ORPHAN_AFTER_SECONDS", 900.0, ABOVE_0)
     # A finished job, its original and its thumbnails disappear this long after it finished
     # (0: kept forever).
-    retention_seconds: float = 7 * 24 * 3600.0
+    retention_seconds: float = setting("RETENTION_SECONDS", 7 * 24 * 3600.0, AT_LEAST_0)
     # Largest CloudEvent (body plus ce- headers) the broker ingress and resize accept (413).
-    max_event_bytes: int = 64 * 1024
-    cors_origins: str = ""  # comma-separated origins that may call upload and status
-    dependency_timeout_seconds: float = 5.0
+    max_event_bytes: int = setting("MAX_EVENT_BYTES", 64 * 1024, AT_LEAST_1)
+    # Comma-separated origins that may call upload and status.
+    cors_origins: str = setting("CORS_ORIGINS", "")
+    dependency_timeout_seconds: float = setting("DEPENDENCY_TIMEOUT_SECONDS", 5.0, ABOVE_0)
     # Slow clients (thumbnails.buffering): a request's headers must arrive within this long,
     # and its body at this many bytes a second at least (after the same allowance).
-    header_timeout_seconds: float = 10.0
-    min_body_rate: int = 100 * 1024
+    header_timeout_seconds: float = setting("HEADER_TIMEOUT_SECONDS", 10.0, ABOVE_0)
+    min_body_rate: int = setting("MIN_BODY_RATE", 100 * 1024, AT_LEAST_1)
     # How long one GET /events response lasts before the client reconnects with
     # Last-Event-ID: below status's Knative timeoutSeconds (300 in the chart).
-    events_stream_seconds: float = 240.0
-    log_level: str = "INFO"
+    events_stream_seconds: float = setting("EVENTS_STREAM_SECONDS", 240.0, ABOVE_0)
+    log_level: str = setting("LOG_LEVEL", "INFO")
     # Local broker only: where the Trigger manifests are, and Service name -> local URL.
-    knative_dir: Path = Path(__file__).resolve().parents[2] / "knative"
-    broker_subscribers: str = ""  # "resize=http://127.0.0.1:8082,other=http://..."
-    broker_concurrency: int = 16  # deliveries in flight per Trigger
+    knative_dir: Path = setting("KNATIVE_DIR", Path(__file__).resolve().parents[2] / "knative")
+    # "resize=http://127.0.0.1:8082,other=http://..."
+    broker_subscribers: str = setting("BROKER_SUBSCRIBERS", "")
+    # deliveries in flight per Trigger
+    broker_concurrency: int = setting("BROKER_CONCURRENCY", 16, AT_LEAST_1)
     # Webhooks (thumbnails.webhooks): the Standard Webhooks secret ("whsec_" + base64), and the
     # host patterns a callback_url may name ("" = no callbacks accepted).
-    webhook_secret: str = ""
-    webhook_allowed_hosts: str = ""
+    webhook_secret: str = setting("WEBHOOK_SECRET", "")
+    webhook_allowed_hosts: str = setting("WEBHOOK_ALLOWED_HOSTS", "")
     # MinIO bucket notifications (upload's POST /notifications/s3): the bearer token MinIO
     # sends ("" = endpoint off); new objects under INCOMING_PREFIX become jobs.
-    bucket_notify_token: str = ""
+    bucket_notify_token: str = setting("BUCKET_NOTIFY_TOKEN", "")
     # Signed, expiring thumbnail links (thumbnails.signedlinks): "" = none issued.
-    link_signing_key: str = ""
-    link_ttl_seconds: int = 3600
+    link_signing_key: str = setting("LINK_SIGNING_KEY", "")
+    link_ttl_seconds: int = setting("LINK_TTL_SECONDS", 3600, AT_LEAST_1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Build the configuration from environment variables, failing fast on bad values."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name, (field, parse) in ENVIRONMENT.items():
-            raw = environ.get(name)
-            if raw is None or raw == "":
-                continue
-            try:
-                values[field] = parse(raw)  # type: ignore[operator]
-            except ValueError as exc:
-                raise ConfigError(f"{name}: {exc}") from exc
-        config = cls(**values)  # type: ignore[arg-type]
+        config = from_environment(cls, os.environ if environ is None else environ)
         config.validate()
         return config
 
@@ -159,20 +175,9 @@ class Config:
             raise ConfigError("STORAGE_BACKEND must be 'filesystem' or 's3'")
         if self.storage_backend == "s3":
             for name in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"):
-                if not getattr(self, ENVIRONMENT[name][0]):
+                if not getattr(self, ENVIRONMENT[name]):
                     raise ConfigError(f"{name} is required when STORAGE_BACKEND=s3")
-        for name in ("MAX_UPLOAD_BYTES", "MAX_PIXELS", "MAX_FRAMES", "MAX_DIMENSION",
-                     "MAX_ATTEMPTS", "MAX_EVENT_BYTES"):
-            if getattr(self, ENVIRONMENT[name][0]) < 1:
-                raise ConfigError(f"{name} must be at least 1")
-        for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
-                     "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
-                     "DEPENDENCY_TIMEOUT_SECONDS", "HEADER_TIMEOUT_SECONDS", "MIN_BODY_RATE",
-                     "EVENTS_STREAM_SECONDS"):
-            if getattr(self, ENVIRONMENT[name][0]) <= 0:
-                raise ConfigError(f"{name} must be more than 0")
-        if self.retention_seconds < 0:
-            raise ConfigError("RETENTION_SECONDS must be 0 (keep forever) or more")
+        check_ranges(self)
         if (not self.incoming_prefix.endswith("/") or self.incoming_prefix.startswith("/")
                 or self.incoming_prefix.startswith(("originals/", "thumbnails/"))):
             raise ConfigError("INCOMING_PREFIX must end with '/', and not be the service's own "
@@ -185,8 +190,6 @@ class Config:
             from .webhooks import check_secret
 
             check_secret(self.webhook_secret)
-        if self.link_ttl_seconds < 1:
-            raise ConfigError("LINK_TTL_SECONDS must be at least 1")
         if self.event_type_prefix:
             from .events import EventTypes  # the SDK's import only when it is needed
 
@@ -207,12 +210,8 @@ class Config:
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces this configuration (for child processes)."""
-        env: dict[str, str] = {}
-        by_field = {field: name for name, (field, _) in ENVIRONMENT.items()}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool):
-                env[by_field[f.name]] = "true" if value else "false"
-            else:
-                env[by_field[f.name]] = str(value)
-        return env
+        return to_environment(self)
+
+
+# Environment variable -> Config field: derived from the fields, for tables and checks.
+ENVIRONMENT = environment_names(Config)

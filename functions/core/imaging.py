@@ -25,6 +25,7 @@ from .formats import (
     LOSSY_FORMATS,
     OUTPUT_FORMATS,
 )
+from .ranges import Range
 
 
 @cache
@@ -126,10 +127,10 @@ def _parse_dimension(values: Mapping[str, str], name: str, default: int, maximum
     raw = values.get(name)
     if raw is None:
         return default
-    text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise BadRequest(f"{name} must be an integer from 1 to {maximum} (got {raw!r})")
-    return int(text)
+    try:
+        return int(Range(int, 1, maximum).parse(str(raw).strip()))
+    except ValueError as exc:
+        raise BadRequest(f"{name} {exc} (got {raw!r})") from None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from thumbnails import apidocs, events, renditions, retention
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, Forbidden, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
+from thumbnails.ranges import Range
 from thumbnails.services import Services
 from thumbnails.signedlinks import LinkSigner
 from thumbnails.web import (
@@ -30,6 +31,7 @@ from .views import debug_document, job_document
 
 bp = Blueprint("status", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+LIMIT = Range(int, 1, MAX_LIMIT)
 # The broker cannot send an API key. What a stranger can do here: make the service repeat a
 # finished job's true result to the job's own callback_url (status.callbacks.deliver).
 WEBHOOK_PATHS = ("/webhooks", "/webhooks/dead-letter")
@@ -203,9 +205,10 @@ def _another_clients(job: Job) -> bool:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    try:
+        return int(LIMIT.parse(raw))
+    except ValueError as exc:
+        raise BadRequest(f"limit {exc}") from None
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:

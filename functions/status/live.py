@@ -30,9 +30,11 @@ from thumbnails.changes import MAX_WAIT_SECONDS, ChangeHub, hub_client
 from thumbnails.errors import BadRequest, RedisUnavailable
 from thumbnails.jobs import JOB_ID, Job
 from thumbnails.probeworker import waiting_slot
+from thumbnails.ranges import Range
 from thumbnails.web import services_of
 
 log = logging.getLogger(__name__)
+WAIT = Range(float, 0, MAX_WAIT_SECONDS, low_open=True, unit="seconds")
 bp = Blueprint("live", __name__)
 U64_MAX = 2**64 - 1
 MAX_FILTER_IDS = 50  # job_id parameters one stream takes (a request line under 4 KiB)
@@ -60,14 +62,10 @@ def wait_seconds(raw: str | None) -> float:
     BadRequest otherwise."""
     if raw is None:
         return 0.0
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= MAX_WAIT_SECONDS:  # also refuses nan and inf
-        raise BadRequest(f"wait must be a number of seconds above 0 and at most "
-                         f"{MAX_WAIT_SECONDS}")
-    return seconds
+    try:  # also refuses nan and inf
+        return float(WAIT.parse(raw))
+    except ValueError as exc:
+        raise BadRequest(f"wait {exc}") from None
 
 
 def long_poll(job_id: str, seconds: float) -> Job | None:
