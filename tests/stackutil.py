@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import requests
 
 from thumbnails import devstack
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.config import Config
 
 T = TypeVar("T")
@@ -35,9 +36,11 @@ def free_port_block(count: int) -> int:
 
 
 @contextmanager
-def running_stack(config: Config, data_dir: Path, workers: int = 2) -> Iterator[dict[str, str]]:
+def running_stack(config: Config, data_dir: Path, workers: int = 2,
+                  broker: BrokerSettings | None = None) -> Iterator[dict[str, str]]:
     """Start every part as `thumbnails dev` does; yield the URLs; stop them all."""
-    stack = devstack.start(config, free_port_block(len(devstack.PARTS)), data_dir, workers)
+    stack = devstack.start(config, free_port_block(len(devstack.PARTS)), data_dir, workers,
+                           broker or BrokerSettings())
     try:
         yield stack.urls
     finally:
@@ -78,10 +81,12 @@ def wait_terminal(urls: dict[str, str], job_id: str, timeout: float = 30.0) -> d
 # Fault injection: the Stack itself (its processes), process trees, and the whole job list.
 
 @contextmanager
-def started_stack(config: Config, data_dir: Path, workers: int = 2) -> Iterator[devstack.Stack]:
+def started_stack(config: Config, data_dir: Path, workers: int = 2,
+                  broker: BrokerSettings | None = None) -> Iterator[devstack.Stack]:
     """As running_stack, but yield the Stack (urls and processes) so a test can harm parts;
     whatever a test stopped with SIGSTOP is resumed before the stack is stopped."""
-    stack = devstack.start(config, free_port_block(len(devstack.PARTS)), data_dir, workers)
+    stack = devstack.start(config, free_port_block(len(devstack.PARTS)), data_dir, workers,
+                           broker or BrokerSettings())
     try:
         yield stack
     finally:

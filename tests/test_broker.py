@@ -20,6 +20,7 @@ from thumbnails import events
 from thumbnails.broker import CONSUMER, STREAM_KEY, group_name
 from thumbnails.broker.dispatcher import Dispatcher
 from thumbnails.broker.ingress import create_app, ensure_groups, publish
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.broker.triggers import (
     DEFAULT_TIMEOUT,
     Delivery,
@@ -108,7 +109,7 @@ def settled(client: redis.Redis, trigger: str, entry_id: bytes) -> bool | None:
 
 
 def test_project_trigger_manifest() -> None:
-    knative_dir = Config().knative_dir
+    knative_dir = BrokerSettings().knative_dir
     name = "resize-on-image-uploaded"
     (trigger,) = [t for t in load(knative_dir) if t.name == name]
     raw = yaml.safe_load((knative_dir / f"trigger-{name}.yaml").read_text())
@@ -277,8 +278,9 @@ def test_parse_subscribers() -> None:
 @pytest.fixture
 def ingress(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Any:
     manifests = write_manifests(tmp_path, trigger_doc("t", "s", type_=events.IMAGE_UPLOADED))
-    app = create_app(Config(redis_url=redis_url, knative_dir=manifests,
-                            broker_subscribers="s=http://127.0.0.1:9"), client=redis_client)
+    app = create_app(Config(redis_url=redis_url), client=redis_client,
+                     settings=BrokerSettings(knative_dir=manifests,
+                                             subscribers="s=http://127.0.0.1:9"))
     return app.test_client()
 
 

@@ -43,6 +43,7 @@ from stackutil import (
 
 from thumbnails import devstack, events
 from thumbnails.broker import STREAM_KEY
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.config import Config
 from thumbnails.jobs import OUTBOX_KEY, idempotency_key
 from thumbnails.localredis import start_valkey
@@ -762,10 +763,10 @@ def test_storage_outage_longer_than_the_brokers_retries_does_not_fail_jobs(
     (last status 503) leaves them to the sweep's re-emits, which finish them once storage is
     back (before JOB_DEADLINE_SECONDS: after it, the sweep fails them timed_out)."""
     knative = knative_dir_with(tmp_path, retry=1, backoffDelay="PT0.1S", timeout="PT2S")
-    config = Config(**FAST, knative_dir=knative, requeue_after_seconds=1.0,
+    config = Config(**FAST, requeue_after_seconds=1.0,
                     job_deadline_seconds=max(120.0, STORAGE_OUTAGE_SECONDS + 60))
     data_dir = tmp_path / "stack"
-    with started_stack(config, data_dir) as stack:
+    with started_stack(config, data_dir, broker=BrokerSettings(knative_dir=knative)) as stack:
         urls = stack.urls
         blocker = block_thumbnails(data_dir)  # every delivery: 503 (retryable)
         outage_started = time.monotonic()

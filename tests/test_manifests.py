@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from thumbnails import events
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.broker.triggers import load, resolve
-from thumbnails.config import Config
 from thumbnails.devstack import APPS
 
 # Subscribers that are example integrations, not parts of the local stack (which skips them).
@@ -12,7 +12,7 @@ INTEGRATIONS = {"event-display"}
 
 
 def test_every_trigger_takes_some_type_the_code_emits() -> None:
-    triggers = load(Config().knative_dir)
+    triggers = load(BrokerSettings().knative_dir)
     assert triggers, "no Trigger manifests found"
     for trigger in triggers:
         taken = [t for t in events.EVENT_TYPES if trigger.matches({"type": t, "source": "/x"})]
@@ -21,7 +21,7 @@ def test_every_trigger_takes_some_type_the_code_emits() -> None:
 
 def test_the_local_stack_can_reach_every_destination() -> None:
     subscribers = {name: f"http://127.0.0.1:{i}" for i, name in enumerate(APPS)}
-    for trigger in load(Config().knative_dir):
+    for trigger in load(BrokerSettings().knative_dir):
         if trigger.subscriber.service in INTEGRATIONS:
             assert trigger.subscriber.service not in subscribers
         else:
@@ -32,7 +32,7 @@ def test_the_local_stack_can_reach_every_destination() -> None:
 
 
 def test_thumbnail_events_reach_the_example_integration() -> None:
-    (trigger,) = [t for t in load(Config().knative_dir)
+    (trigger,) = [t for t in load(BrokerSettings().knative_dir)
                   if t.subscriber.service == "event-display"]
     assert {t for t in events.EVENT_TYPES if trigger.matches({"type": t, "source": "/x"})} \
         == {events.THUMBNAIL_GENERATED, events.THUMBNAIL_FAILED}
@@ -40,7 +40,7 @@ def test_thumbnail_events_reach_the_example_integration() -> None:
 
 
 def test_resize_trigger_delivery_is_complete() -> None:
-    (trigger,) = [t for t in load(Config().knative_dir)
+    (trigger,) = [t for t in load(BrokerSettings().knative_dir)
                   if t.attributes.get("type") == events.IMAGE_UPLOADED]
     assert trigger.delivery.retry >= 3
     assert trigger.delivery.backoff_policy == "exponential"

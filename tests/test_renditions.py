@@ -23,6 +23,7 @@ from stackutil import poll, running_stack, submit, wait_terminal
 from subscriber import Subscriber, serving
 
 from thumbnails import events
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest
 from thumbnails.imaging import ThumbnailOptions
@@ -163,8 +164,8 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def urls(stack_dir: Path, display: Subscriber) -> Iterator[dict[str, str]]:
-    config = Config(broker_subscribers=f"event-display={display.url}")
-    with running_stack(config, stack_dir) as stack_urls:
+    broker = BrokerSettings(subscribers=f"event-display={display.url}")
+    with running_stack(Config(), stack_dir, broker=broker) as stack_urls:
         yield stack_urls
 
 

@@ -25,6 +25,7 @@ from stackutil import poll
 from thumbnails import events, resize, status, upload
 from thumbnails.broker import STREAM_KEY
 from thumbnails.broker.ingress import create_app as ingress_app
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.config import Config
 from thumbnails.jobs import (
     EVENTS_KEY,
@@ -272,8 +273,9 @@ def padded_event(size: int) -> tuple[dict[str, str], bytes]:
 def test_an_event_padded_to_19_mib_is_413_at_the_broker_ingress(redis_url: str,
                                                                  redis_client: redis.Redis
                                                                  ) -> None:
-    app = ingress_app(Config(redis_url=redis_url, knative_dir=KNATIVE,
-                             broker_subscribers="resize=http://127.0.0.1:9"))
+    app = ingress_app(Config(redis_url=redis_url),
+                      settings=BrokerSettings(knative_dir=KNATIVE,
+                                              subscribers="resize=http://127.0.0.1:9"))
     client: FlaskClient = app.test_client()
     headers, body = padded_event(19 * 1024 * 1024)
     answer = client.post("/", data=body, headers=headers)

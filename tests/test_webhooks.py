@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from subscriber import Receiver
 
 from thumbnails import events, webhooks
+from thumbnails.broker.settings import BrokerSettings
 from thumbnails.config import Config, ConfigError
 from thumbnails.jobs import Job, JobStatus
 from thumbnails.services import build_services
@@ -138,9 +139,9 @@ def test_bad_webhook_settings_fail_fast(environ: dict[str, str], message: str) -
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("webhooks")
-    config = Config(webhook_secret=SECRET, webhook_allowed_hosts="127.0.0.1,localhost",
-                    knative_dir=knative_dir(tmp, retry=2, backoff="PT0.2S"))
-    with running_stack(config, tmp / "stack") as urls:
+    config = Config(webhook_secret=SECRET, webhook_allowed_hosts="127.0.0.1,localhost")
+    broker = BrokerSettings(knative_dir=knative_dir(tmp, retry=2, backoff="PT0.2S"))
+    with running_stack(config, tmp / "stack", broker=broker) as urls:
         yield urls
 
 

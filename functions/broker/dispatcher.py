@@ -24,6 +24,7 @@ from thumbnails.web import configure_logging, freeze_heap
 
 from . import CONSUMER, STREAM_KEY, group_name
 from .ingress import ensure_groups, publish
+from .settings import BrokerSettings
 from .triggers import Trigger, attributes_of, load, parse_subscribers, resolve
 
 log = logging.getLogger(__name__)
@@ -248,12 +249,11 @@ def _stream_id(entry_id: str) -> tuple[int, int]:
 
 def main() -> int:
     """`python -m thumbnails.broker.dispatcher`: run until SIGTERM or SIGINT."""
-    config = Config.from_env()
+    config, settings = Config.from_env(), BrokerSettings.from_env()
     configure_logging(config.log_level)
-    subscribers = parse_subscribers(config.broker_subscribers)
-    triggers = load(config.knative_dir, reachable=subscribers)
-    dispatcher = Dispatcher(redis_client(config), triggers, subscribers,
-                            config.broker_concurrency)
+    subscribers = parse_subscribers(settings.subscribers)
+    triggers = load(settings.knative_dir, reachable=subscribers)
+    dispatcher = Dispatcher(redis_client(config), triggers, subscribers, settings.concurrency)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

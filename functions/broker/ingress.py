@@ -14,6 +14,7 @@ from thumbnails.services import redis_client
 from thumbnails.web import bare_app, freeze_heap
 
 from . import STREAM_KEY, group_name
+from .settings import BrokerSettings
 from .triggers import Trigger, attributes_of, load, parse_subscribers
 
 
@@ -41,13 +42,16 @@ def ensure_groups(client: redis.Redis, trigger_names: list[str]) -> None:
                 raise
 
 
-def create_app(config: Config | None = None, *, client: redis.Redis | None = None) -> Flask:
-    """The ingress app: POST / or /<namespace>/<broker>."""
+def create_app(config: Config | None = None, *, client: redis.Redis | None = None,
+               settings: BrokerSettings | None = None) -> Flask:
+    """The ingress app: POST / or /<namespace>/<broker>. Redis, the event size limit and
+    logging as the service's Config has them; the Triggers from the broker's settings."""
     config = config or Config.from_env()
+    settings = settings or BrokerSettings.from_env()
     client = client or redis_client(config)
     app = bare_app(__name__, config)
     app.config["MAX_CONTENT_LENGTH"] = config.max_event_bytes  # 413 before reading more
-    triggers = load(config.knative_dir, reachable=parse_subscribers(config.broker_subscribers))
+    triggers = load(settings.knative_dir, reachable=parse_subscribers(settings.subscribers))
     ensure_groups(client, [t.name for t in triggers])
 
     def accept(**_: str) -> Any:

@@ -145,12 +145,6 @@ class Config:
     # Last-Event-ID: below status's Knative timeoutSeconds (300 in the chart).
     events_stream_seconds: float = setting("EVENTS_STREAM_SECONDS", 240.0, ABOVE_0)
     log_level: str = setting("LOG_LEVEL", "INFO")
-    # Local broker only: where the Trigger manifests are, and Service name -> local URL.
-    knative_dir: Path = setting("KNATIVE_DIR", Path(__file__).resolve().parents[2] / "knative")
-    # "resize=http://127.0.0.1:8082,other=http://..."
-    broker_subscribers: str = setting("BROKER_SUBSCRIBERS", "")
-    # deliveries in flight per Trigger
-    broker_concurrency: int = setting("BROKER_CONCURRENCY", 16, AT_LEAST_1)
     # Webhooks (thumbnails.webhooks): the Standard Webhooks secret ("whsec_" + base64), and the
     # host patterns a callback_url may name ("" = no callbacks accepted).
     webhook_secret: str = setting("WEBHOOK_SECRET", "")

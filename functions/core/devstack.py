@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 import requests
 
-from .cli import service_config
-from .config import Config
+from .broker.settings import BrokerSettings
+from .cli import BadConfiguration, service_config
+from .config import Config, ConfigError
 from .localredis import start_valkey
 from .serving import APPS, MALLOC_TUNING, gunicorn_command
 
@@ -44,8 +45,12 @@ class Stack:
         return next((p for p in self.processes.values() if p.poll() is not None), None)
 
 
-def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
-    """Start every part on consecutive ports from `port`; return when all of them answer."""
+def start(config: Config, port: int, data_dir: Path, workers: int,
+          broker: BrokerSettings | None = None) -> Stack:
+    """Start every part on consecutive ports from `port`; return when all of them answer.
+    The broker gets `broker` (default: from the environment) with resize's and status's
+    URLs added to its subscribers."""
+    broker = broker or BrokerSettings.from_env()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pid_file = data_dir / PID_FILE
@@ -69,25 +74,26 @@ def start(config: Config, port: int, data_dir: Path, workers: int) -> Stack:
             config.cors_origins, urls["status"],
             urls["status"].replace("//127.0.0.1:", "//localhost:")))),
         debug_endpoint=True,
-        # resize, status (webhooks), plus any Service the caller maps (a test's recording
-        # subscriber, say)
-        broker_subscribers=",".join(filter(None, (f"resize={urls['resize']}",
-                                                  f"status={urls['status']}",
-                                                  config.broker_subscribers))),
     )
+    # resize, status (webhooks), plus any Service the caller maps (a test's recording
+    # subscriber, say)
+    broker = replace(broker, subscribers=",".join(filter(None, (
+        f"resize={urls['resize']}", f"status={urls['status']}", broker.subscribers))))
     # Every upload and resize allocates and frees buffers of the image's size; glibc would
     # hand those back to the kernel each time and fault fresh zeroed pages in for the next
     # one. Keeping them in the heap saves about a tenth of the CPU a job costs.
     env = {**MALLOC_TUNING, **os.environ, **config.to_env()}
+    broker_env = {**env, **broker.to_env()}  # the broker's own settings: its processes only
     stack = Stack(urls=urls, processes={}, pid_file=pid_file)
     try:
         if embedded_redis:
             stack.processes["redis"] = start_valkey(ports["redis"], data_dir / "valkey")
             _record(stack)
         for part in APPS:
-            stack.processes[part] = _gunicorn(part, ports[part], workers, env)
+            stack.processes[part] = _gunicorn(part, ports[part], workers,
+                                              broker_env if part == "broker" else env)
         stack.processes["dispatcher"] = (subprocess.Popen(
-            [sys.executable, "-m", "thumbnails.broker.dispatcher"], env=env,
+            [sys.executable, "-m", "thumbnails.broker.dispatcher"], env=broker_env,
             stdin=subprocess.DEVNULL, start_new_session=True))
         _record(stack)
         for part in APPS:
@@ -176,7 +182,8 @@ def _kill_stale(pid_file: Path) -> None:
     pid_file.unlink(missing_ok=True)
 
 
-def run(config: Config, port: int, data_dir: Path, workers: int) -> int:
+def run(config: Config, port: int, data_dir: Path, workers: int,
+        broker: BrokerSettings | None = None) -> int:
     """Start the stack, print one line per part, run until Ctrl-C/SIGTERM or a child dies."""
     stopping = False
 
@@ -186,7 +193,7 @@ def run(config: Config, port: int, data_dir: Path, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    stack = start(config, port, data_dir, workers)
+    stack = start(config, port, data_dir, workers, broker)
     for part in PARTS:
         print(f"{part}: {stack.urls[part]}", flush=True)
     code = 0
@@ -216,7 +223,11 @@ def dev(port: int, data_dir: Path, workers: int) -> None:
     """Run the whole service locally (Valkey, broker, functions) until Ctrl-C."""
     config = service_config()
     try:
-        code = run(config, port, data_dir, workers)
+        broker = BrokerSettings.from_env()
+    except ConfigError as exc:
+        raise BadConfiguration(f"configuration error: {exc}") from None
+    try:
+        code = run(config, port, data_dir, workers, broker)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
