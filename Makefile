@@ -20,7 +20,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[local,client]"
+	$(BIN)/pip install --quiet -e ".[local]"
 	touch $(DEV_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
