@@ -191,8 +191,9 @@ class ChangeHub:
         """Server-Sent Events text for `seconds`: `retry:` and the `id:` it starts from,
         then each change after `last_id` (None: from now) whose job is in `job_ids` (empty:
         all), a `: keep-alive` comment after `keepalive` quiet seconds, and last the `id:`
-        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN) sends a
-        `reset` event first, then starts at its oldest entry. Raises RedisUnavailable."""
+        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN in
+        lua/changed.lua) sends a `reset` event first, then starts at its oldest entry.
+        Raises RedisUnavailable."""
         self.start()
         generation = self.generation()
         cursor = self.newest_id() if last_id is None else last_id
