@@ -48,7 +48,7 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "API_KEY_HASHES": ("api_key_hashes", str),
     "LEASE_SECONDS": ("lease_seconds", float),
     "MAX_ATTEMPTS": ("max_attempts", int),
-    "OUTBOX_RETRY_SECONDS": ("outbox_retry_seconds", float),
+    "SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", float),
     "REQUEUE_AFTER_SECONDS": ("requeue_after_seconds", float),
     "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", float),
     "ORPHAN_AFTER_SECONDS": ("orphan_after_seconds", float),
@@ -69,6 +69,8 @@ ENVIRONMENT: dict[str, tuple[str, type | object]] = {
     "LINK_SIGNING_KEY": ("link_signing_key", str),
     "LINK_TTL_SECONDS": ("link_ttl_seconds", int),
 }
+# Old environment names still read when the new one is not set: new name -> old name.
+RENAMED = {"SWEEP_INTERVAL_SECONDS": "OUTBOX_RETRY_SECONDS"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,10 @@ class Config:
     api_key_hashes: str = ""  # comma-separated SHA-256 hex digests of API keys; "" = open
     lease_seconds: float = 60.0
     max_attempts: int = 5
-    outbox_retry_seconds: float = 10.0
+    # The sweep (thumbnails.sweep) runs this often in each upload process, and at most this
+    # often when asked for (POST /sweep); an event the broker has not accepted is re-sent
+    # after this long.
+    sweep_interval_seconds: float = 10.0
     # The sweep: re-emit a job left queued (or with an expired lease) this long; fail a job
     # not finished this long after its upload; delete an original that got no job record.
     requeue_after_seconds: float = 120.0
@@ -142,7 +147,7 @@ class Config:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name, (field, parse) in ENVIRONMENT.items():
-            raw = environ.get(name)
+            raw = environ.get(name) or environ.get(RENAMED.get(name, ""))
             if raw is None or raw == "":
                 continue
             try:
@@ -165,7 +170,7 @@ class Config:
                      "MAX_ATTEMPTS", "MAX_EVENT_BYTES"):
             if getattr(self, ENVIRONMENT[name][0]) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("LEASE_SECONDS", "OUTBOX_RETRY_SECONDS", "REQUEUE_AFTER_SECONDS",
+        for name in ("LEASE_SECONDS", "SWEEP_INTERVAL_SECONDS", "REQUEUE_AFTER_SECONDS",
                      "JOB_DEADLINE_SECONDS", "ORPHAN_AFTER_SECONDS",
                      "DEPENDENCY_TIMEOUT_SECONDS", "HEADER_TIMEOUT_SECONDS", "MIN_BODY_RATE",
                      "EVENTS_STREAM_SECONDS"):

@@ -31,7 +31,7 @@ OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set job id -> when to (re)send
 WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the sweep looks again
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
 SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
-#                                              interval runs: POST /outbox/sweep
+#                                              interval runs: POST /sweep
 READY_PROBE_KEY = f"{PREFIX}:ready"  # written by every readiness probe; expires in 10 s
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late finish or re-create

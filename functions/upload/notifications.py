@@ -119,7 +119,7 @@ def _job(services: Services, bucket: str, key: str, version: str, etag: str,
                                                logs.current("correlation_id")))
     existing = services.jobs.create(
         job, event_json, check_at=job.created_at + config.requeue_after_seconds,
-        send_by=job.created_at + config.outbox_retry_seconds, unless_exists=True)
+        send_by=job.created_at + config.sweep_interval_seconds, unless_exists=True)
     if existing is not None:
         log.info("job %s: notification for s3://%s/%s again: nothing new", job_id, bucket, key)
         return Accepted(job_id, key, False, None)

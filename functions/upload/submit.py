@@ -67,7 +67,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         # The outbox sweep leaves the event to this process's sender for a while.
         existing = services.jobs.create(
             job, event_json, check_at=job.created_at + config.requeue_after_seconds,
-            send_by=job.created_at + config.outbox_retry_seconds, idempotency=idempotency)
+            send_by=job.created_at + config.sweep_interval_seconds, idempotency=idempotency)
     except ThumbnailsError:
         # Did the record get written? A lost reply cannot tell, so the original stays for the
         # sweep, which deletes it only if no record appeared (ORPHAN_AFTER_SECONDS).
