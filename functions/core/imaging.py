@@ -25,6 +25,7 @@ from .formats import (
     LOSSY_FORMATS,
     OUTPUT_FORMATS,
 )
+from .ranges import integer_in
 
 
 @cache
@@ -124,12 +125,7 @@ def _parse_choice(values: Mapping[str, str], name: str, default: str, allowed: S
 
 def _parse_dimension(values: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     raw = values.get(name)
-    if raw is None:
-        return default
-    text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise BadRequest(f"{name} must be an integer from 1 to {maximum} (got {raw!r})")
-    return int(text)
+    return default if raw is None else integer_in(raw, name, 1, maximum)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import redis
 
 from . import luascripts
 from .errors import RedisUnavailable
+from .renditions import Request
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,7 +112,7 @@ class Job:
     source_format: str = ""
     source_width: int = 0
     source_height: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Request = field(default_factory=Request)  # what it asks for, typed
     event_id: str = ""
     event_source: str = ""
     attempts: int = 0
@@ -146,7 +147,7 @@ class Job:
 
     def to_redis(self) -> dict[str, str]:
         """The hash fields to write; None values are left out."""
-        return dict(_pairs(asdict(self)))
+        return dict(_pairs({f.name: getattr(self, f.name) for f in fields(self)}))
 
     @classmethod
     def from_redis(cls, raw: dict[bytes, bytes], job_id: str | None = None) -> Job:
@@ -162,7 +163,7 @@ class Job:
             if f.name == "status":
                 values[f.name] = JobStatus(value)
             elif f.name == "options":
-                values[f.name] = json.loads(value)
+                values[f.name] = Request.from_dict(json.loads(value))
             elif f.name == "renditions":
                 values[f.name] = [RenditionRecord(**item) for item in json.loads(value)]
             elif kind.startswith("int"):
@@ -508,6 +509,8 @@ def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for name, value in values.items():
         if value is None:
             continue
+        if isinstance(value, Request):  # the job's options: what Request.from_dict reads
+            value = value.to_dict()
         if isinstance(value, dict):  # compact: short values keep a hash small in Redis
             yield name, json.dumps(value, sort_keys=True, separators=(",", ":"))
         elif isinstance(value, list):

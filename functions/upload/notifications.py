@@ -112,7 +112,7 @@ def _job(services: Services, bucket: str, key: str, version: str, etag: str,
     logs.bind(job_id=job_id)
     job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
               original_bytes=size,
-              options=renditions.parse_request({}, config.max_dimension).to_dict(),
+              options=renditions.parse_request({}, config.max_dimension),
               event_source=config.event_source.rstrip("/") + SOURCE_SUFFIX,
               event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:thumbnails:event:{job_id}")))
     event_json = events.to_json(uploaded_event(job, content_type, services.event_types,
