@@ -14,7 +14,8 @@ import redis
 from redis.commands.core import Script
 
 from thumbnails import luascripts
-from thumbnails.jobs import Job, JobStatus, JobStore
+from thumbnails.jobs import DELETED, Job, JobStatus, JobStore
+from thumbnails.statuses import TERMINAL
 
 FILES = sorted(luascripts.LUA_DIR.glob("*.lua"))
 INCLUDED = {name for path in FILES
@@ -56,6 +57,23 @@ def test_each_fragment_has_one_source(fragment: str) -> None:
     users = [name for name in SCRIPTS if f"{fragment}(" in
              luascripts.source(name).replace(definition, "")]
     assert users and all(definition in luascripts.source(name) for name in users)
+
+
+def test_the_scripts_know_the_same_statuses() -> None:
+    """Lua cannot import the Python facts: every status a script compares with is a
+    JobStatus (or the tombstone's), and where it asks "finished?" it names both terminal
+    statuses."""
+    known = {status.value for status in JobStatus} | {DELETED}
+    every: set[str] = set()
+    for name in SCRIPTS:
+        text = luascripts.source(name)
+        compared = set(re.findall(r"(?:\bs|'status'\)) [~=]= '([a-z_]+)'", text))
+        assert compared <= known, (name, compared - known)
+        every |= compared
+        pairs = re.findall(r"s == '([a-z]+)' or s == '([a-z]+)'", text)
+        assert all(set(pair) == TERMINAL for pair in pairs if set(pair) & TERMINAL), name
+        assert text.count("== 'succeeded'") == len(pairs), name
+    assert TERMINAL | {DELETED, JobStatus.PROCESSING.value} <= every
 
 
 class Recorder:

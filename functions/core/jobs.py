@@ -17,6 +17,7 @@ import redis
 from . import luascripts
 from .errors import RedisUnavailable
 from .renditions import Request
+from .statuses import TERMINAL, JobStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,18 +60,6 @@ def idempotency_key(client_key: str, client: str = "") -> str:
 def client_index_key(client: str) -> str:
     """Redis key of one API client's job index (members as INDEX_KEY's)."""
     return f"{INDEX_KEY}:client:{client}"
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-    @property
-    def terminal(self) -> bool:
-        """True once the job can no longer change."""
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
 class ClaimOutcome(StrEnum):
@@ -428,7 +417,8 @@ class JobStore:
             found += [(job_id, member) for member, job_id, (status, finished)
                       in zip(members, ids, records, strict=True)
                       if status in (None, DELETED.encode())
-                      or (status in (b"succeeded", b"failed") and finished is not None
+                      or (status is not None and status.decode() in TERMINAL
+                          and finished is not None
                           and float(finished) < created_before)]
             offset += len(members)
         return found[:batch]
