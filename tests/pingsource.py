@@ -1,4 +1,4 @@
-"""The request the chart's PingSource sends to upload's /outbox/sweep, built as Knative's
+"""The request the chart's PingSource sends to upload's /sweep, built as Knative's
 ping adapter builds it (knative/eventing knative-v1.22.2 pkg/adapter/mtping/runner.go
 makeEvent: type dev.knative.sources.ping, source
 /apis/v1/namespaces/<namespace>/pingsources/<name>, the spec's data and contentType, a new

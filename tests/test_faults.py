@@ -51,7 +51,7 @@ from thumbnails.localredis import start_valkey
 pytestmark = pytest.mark.integration
 
 # Small settings so that every repair happens within seconds.
-FAST: dict[str, Any] = {"lease_seconds": 2.0, "outbox_retry_seconds": 0.5,
+FAST: dict[str, Any] = {"lease_seconds": 2.0, "sweep_interval_seconds": 0.5,
                         "dependency_timeout_seconds": 1.0}
 SMALL = encode(marked((64, 48)), "PNG")  # about a millisecond of work
 TERMINAL = ("succeeded", "failed")
@@ -461,7 +461,7 @@ def test_create_reply_cut_off_then_retry_with_the_idempotency_key_succeeds(
     upload cannot know it was written and answers 503; the client retries as told, with the
     same key, and is handed the job that was written. That job must succeed."""
     # The outbox sweep waits longer than the upload takes to give up (as with the defaults).
-    config = Config(**{**FAST, "outbox_retry_seconds": 3.0}, requeue_after_seconds=30.0,
+    config = Config(**{**FAST, "sweep_interval_seconds": 3.0}, requeue_after_seconds=30.0,
                     redis_url=proxied_redis.url)
     with started_stack(config, tmp_path / "stack") as stack:
         urls = stack.urls
@@ -493,7 +493,7 @@ def test_create_reply_too_late_leaves_no_failed_ghost_job(
     """Redis ran the job's creation but answered after DEPENDENCY_TIMEOUT_SECONDS: the client
     got 503. Whatever the record says, no job may end failed for it (its original must not
     be deleted while its record exists)."""
-    config = Config(**{**FAST, "outbox_retry_seconds": 3.0}, requeue_after_seconds=30.0,
+    config = Config(**{**FAST, "sweep_interval_seconds": 3.0}, requeue_after_seconds=30.0,
                     redis_url=proxied_redis.url)
     with started_stack(config, tmp_path / "stack") as stack:
         urls = stack.urls
@@ -504,7 +504,7 @@ def test_create_reply_too_late_leaves_no_failed_ghost_job(
         answer = submit(urls, SMALL)
         assert proxied_redis.hits == 1
         assert answer.status_code == 503, answer.text
-        time.sleep(2 * config.outbox_retry_seconds)  # a sweep sends any outbox entry left
+        time.sleep(2 * config.sweep_interval_seconds)  # a sweep sends any outbox entry left
         listed = all_jobs(urls)
         ghosts = [j for j in listed if j != warm]
         final = settle(urls, [warm, *ghosts], timeout=20)
@@ -722,7 +722,7 @@ def test_event_the_broker_accepted_and_lost_is_reemitted_by_the_sweep(
         assert doc["status"] == "succeeded", doc
         assert job_debug(urls, job_id)["attempts"] == 1
         headers, body = ping_request()
-        sweep = requests.post(f"{urls['upload']}/outbox/sweep", headers=headers, data=body,
+        sweep = requests.post(f"{urls['upload']}/sweep", headers=headers, data=body,
                               timeout=10)
         assert sweep.status_code == 200
         assert {"sent", "pending", "requeued", "timed_out",

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from thumbnails.errors import RedisUnavailable
+from thumbnails.imaging import ThumbnailOptions
 from thumbnails.jobs import (
     IDEMPOTENCY_TTL,
     OUTBOX_KEY,
@@ -20,6 +21,7 @@ from thumbnails.jobs import (
     JobStore,
     idempotency_key,
 )
+from thumbnails.renditions import Request
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def store(redis_client: redis.Redis) -> JobStore:
 
 def new_job(store: JobStore, created_at: float | None = None) -> Job:
     job = Job(job_id=str(uuid.uuid4()), created_at=created_at or time.time(),
-              options={"width": 100}, original_key="originals/x")
+              options=Request(ThumbnailOptions(width=100)), original_key="originals/x")
     store.create(job, b'{"event": 1}', check_at=job.created_at + 60, send_by=job.created_at)
     return job
 

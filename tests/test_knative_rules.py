@@ -405,8 +405,8 @@ def test_references_name_objects_of_the_same_render(source: str) -> None:
         sink = (ping.get("spec") or {}).get("sink") or {}
         if why := is_ref(sink.get("ref"), "Service", serving, {"upload"} & services):
             errors.append(f"{k8s.ident(ping)}: sink {why}")
-        if sink.get("uri") != "/outbox/sweep":
-            errors.append(f"{k8s.ident(ping)}: sink uri {sink.get('uri')!r} is not /outbox/sweep")
+        if sink.get("uri") != "/sweep":
+            errors.append(f"{k8s.ident(ping)}: sink uri {sink.get('uri')!r} is not /sweep")
     for trigger in k8s.of_kind(objects, "Trigger"):
         spec = trigger.get("spec") or {}
         if spec.get("broker") not in brokers:

@@ -83,7 +83,7 @@ def test_a_job_longer_than_its_lease_is_not_taken_over(tmp_path: Path) -> None:
     ran out after 1 s: the worker's heartbeat keeps the job, a duplicate delivery is 409, and
     the job ends succeeded after one attempt with one thumbnail, counted once."""
     lease = 1.0
-    config = Config(lease_seconds=lease, requeue_after_seconds=lease, outbox_retry_seconds=0.5,
+    config = Config(lease_seconds=lease, requeue_after_seconds=lease, sweep_interval_seconds=0.5,
                     dependency_timeout_seconds=1.0)
     with started_stack(config, tmp_path) as stack:
         urls, objects = stack.urls, tmp_path / "objects"
@@ -137,7 +137,7 @@ def test_a_stopped_worker_loses_its_job_and_leaves_nothing_behind(tmp_path: Path
     finishes it. The frozen one, thawed, writes nothing that stays, and the job never moved
     backwards."""
     lease = 1.0
-    config = Config(lease_seconds=lease, requeue_after_seconds=lease, outbox_retry_seconds=0.5,
+    config = Config(lease_seconds=lease, requeue_after_seconds=lease, sweep_interval_seconds=0.5,
                     dependency_timeout_seconds=1.0)
     with started_stack(config, tmp_path) as stack:
         urls, objects = stack.urls, tmp_path / "objects"
@@ -193,7 +193,7 @@ def test_a_job_deleted_while_its_worker_runs_gets_no_thumbnail(tmp_path: Path) -
     """DELETE /jobs/{id} over HTTP while a resize worker process is stalled on the job: 204
     at once; once the worker goes on and the broker is done with the event, the job is 404
     and no thumbnail of it is in the store."""
-    config = Config(lease_seconds=1.0, requeue_after_seconds=1.0, outbox_retry_seconds=0.5,
+    config = Config(lease_seconds=1.0, requeue_after_seconds=1.0, sweep_interval_seconds=0.5,
                     dependency_timeout_seconds=1.0)
     with started_stack(config, tmp_path) as stack:
         urls, objects = stack.urls, tmp_path / "objects"

@@ -36,7 +36,7 @@ THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 
 def upload_app(redis_url: str, tmp_path: Path, sink: str, retry: float) -> object:
     config = Config(redis_url=redis_url, data_dir=tmp_path, sink_url=sink,
-                    outbox_retry_seconds=retry)
+                    sweep_interval_seconds=retry)
     return create_app(config)
 
 
@@ -77,7 +77,7 @@ def test_sweep_endpoint_sends_what_is_due(redis_url: str, redis_client: redis.Re
     online = upload_app(redis_url, tmp_path, broker.url, retry=30)
     online.extensions["outbox"].stop()  # only the endpoint sends in this test
     headers, body = ping_request()  # the chart's PingSource
-    swept = online.test_client().post("/outbox/sweep", headers=headers, data=body)
+    swept = online.test_client().post("/sweep", headers=headers, data=body)
     assert swept.json == {"sent": 1, "pending": 0, "requeued": 0, "timed_out": 0,
                           "orphans_deleted": 0, "expired_deleted": 0, "temp_files_removed": 0}
     assert len(broker.received) == 1
@@ -93,6 +93,7 @@ def test_a_stranger_cannot_sweep_more_often_than_the_timer(redis_url: str,
     Redis, which counts the commands it runs, shows at most one sweep per interval."""
     interval = 1.0
     env = {"REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / "objects"), "LOG_LEVEL": "ERROR",
+           # SWEEP_INTERVAL_SECONDS's old name, and below POST /sweep's old path: both kept
            "OUTBOX_RETRY_SECONDS": str(interval), "ORPHAN_AFTER_SECONDS": "0.01"}
     command = [THUMBNAILS, "serve", "upload", "--host", "127.0.0.1", "--workers", "2",
                "--threads", "4"]

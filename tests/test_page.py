@@ -227,6 +227,8 @@ def test_a_jobs_detail_shows_its_timings(browser: WebDriver, urls: dict[str, str
     wait_for(lambda: browser.execute_script(
         "const img = document.querySelector('#detail .detail-thumb img');"
         "return img && img.naturalWidth === 160;"), "the thumbnail in the detail")
+    download = browser.find_element(By.CSS_SELECTOR, "#detail .detail-thumb a[download]")
+    assert download.get_attribute("download") == "marked-thumbnail.png"  # the PNG it is
     assert page_errors(browser) == []
 
     # The artefact: the page with its jobs, the refusal and a job's detail.

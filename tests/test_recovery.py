@@ -88,7 +88,7 @@ def test_the_sweep_re_emits_a_job_whose_event_the_broker_lost(
         serve: Callable[[Subscriber], Subscriber]) -> None:
     broker = serve(Subscriber([202]))
     app = upload_app(redis_url, tmp_path, broker.url, requeue_after_seconds=0.2,
-                     outbox_retry_seconds=0.01)
+                     sweep_interval_seconds=0.01)
     _, body, _ = post(app)
     poll(lambda: app.extensions["sweeper"].sweep()["sent"] or None, timeout=5)
     assert len(broker.received) == 1

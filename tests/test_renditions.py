@@ -117,7 +117,7 @@ def test_rendition_keys_sit_beside_the_single_thumbnails() -> None:
 def test_the_job_record_keeps_its_renditions(redis_client: redis.Redis) -> None:
     store = JobStore(redis_client)
     request = parse_request({"renditions": [_item("a"), _item("b", format="webp")]}, 1024)
-    job = Job(job_id=str(uuid.uuid4()), created_at=time.time(), options=request.to_dict())
+    job = Job(job_id=str(uuid.uuid4()), created_at=time.time(), options=request)
     store.create(job, b"{}", check_at=job.created_at + 60)
     assert store.get(job.job_id) == job
     records = [RenditionRecord("a", "thumbnails/x/a.png", "image/png", 100, 75, 812, "ab"),
@@ -128,6 +128,40 @@ def test_the_job_record_keeps_its_renditions(redis_client: redis.Redis) -> None:
     assert loaded is not None and loaded.renditions == records
     assert isinstance(loaded.renditions[0], RenditionRecord)
     assert Rendition("a", ThumbnailOptions()).to_dict()["name"] == "a"
+
+
+def test_the_job_record_stores_its_options_as_compact_json(redis_client: redis.Redis) -> None:
+    """Typed in the Job (a Request), stored as the JSON records always held, so a record
+    written before the options were typed reads back the same."""
+    store = JobStore(redis_client)
+    request = parse_request({"renditions": '[{"name": "a", "width": "64", "format": "jpg"}]'},
+                            1024)
+    job = Job(job_id=str(uuid.uuid4()), created_at=time.time(), options=request)
+    store.create(job, b"{}", check_at=job.created_at + 60)
+    stored = redis_client.hget(f"thumbnails:job:{job.job_id}", "options")
+    assert stored == (b'{"renditions":[{"fit":"contain","format":"jpeg","height":100,'
+                      b'"name":"a","width":64}]}')
+    loaded = store.get(job.job_id)
+    assert loaded is not None and loaded.options.names == ["a"]
+    assert loaded.options.renditions[0].options == ThumbnailOptions(width=64, format="jpeg")
+    redis_client.hset(f"thumbnails:job:{job.job_id}", "options",
+                      '{"fit":"cover","gravity":"north","height":50,"quality":70,'
+                      '"format":"webp","width":40}')
+    old = store.get(job.job_id)
+    assert old is not None and old.options.names == [] and old.options.options == \
+        ThumbnailOptions(width=40, height=50, format="webp", fit="cover", quality=70,
+                         gravity="north")
+
+
+def test_a_lowered_max_dimension_is_checked_on_the_typed_options() -> None:
+    single = parse_request({"width": "800"}, 1024)
+    single.check(800)
+    with pytest.raises(BadRequest, match=r"^width must be an integer from 1 to 400"):
+        single.check(400)
+    named = parse_request({"renditions": [_item("ok"), _item("wide", height=900)]}, 1024)
+    with pytest.raises(BadRequest, match=r"^renditions\[1\] \(wide\): height must be an "
+                                         r"integer from 1 to 500 \(got 900\)"):
+        named.check(500)
 
 
 # ---- end to end --------------------------------------------------------------------------

@@ -426,7 +426,7 @@ def test_stack_expires_finished_jobs_and_serves_delete(tmp_path: Path) -> None:
     gone within a few sweeps; another is deleted over HTTP at once."""
     from stackutil import running_stack, submit, wait_terminal
 
-    config = Config(retention_seconds=2, outbox_retry_seconds=0.5)
+    config = Config(retention_seconds=2, sweep_interval_seconds=0.5)
     with running_stack(config, tmp_path) as urls:
         kept, deleted = (submit(urls, PNG).json()["job_id"] for _ in range(2))
         for job_id in (kept, deleted):

@@ -530,6 +530,8 @@ def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) ->
     static = {p.name for p in (ROOT / "functions" / "status" / "static").iterdir()}
     assert {f"thumbnails/status/static/{name}" for name in static} <= names, sorted(names)
     assert "thumbnails/openapi.yaml" in names
+    lua = {p.name for p in (ROOT / "functions" / "core" / "lua").glob("*.lua")}
+    assert lua and {f"thumbnails/lua/{name}" for name in lua} <= names, sorted(names)
 
 
 def test_build_requirements_have_the_floors_the_project_file_needs() -> None:

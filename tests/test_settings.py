@@ -62,7 +62,20 @@ def test_probes_and_the_outbox_sweep_need_no_key(keyed: Config) -> None:
     assert up.get("/health").status_code == st.get("/health").status_code == 200
     assert up.get("/ready").status_code == st.get("/ready").status_code == 200
     headers, body = ping_request()
-    assert up.post("/outbox/sweep", headers=headers, data=body).status_code == 200
+    assert up.post("/outbox/sweep", headers=headers, data=body).status_code == 200  # old path
+    # POST /sweep is open too, and the same route: within the interval it answers 429.
+    assert up.post("/sweep", headers=headers, data=body).status_code == 429
+
+
+def test_the_sweep_interval_falls_back_to_its_old_name() -> None:
+    assert Config.from_env({}).sweep_interval_seconds == 10.0
+    assert Config.from_env({"OUTBOX_RETRY_SECONDS": "3"}).sweep_interval_seconds == 3.0
+    both = Config.from_env({"SWEEP_INTERVAL_SECONDS": "4", "OUTBOX_RETRY_SECONDS": "3"})
+    assert both.sweep_interval_seconds == 4.0
+    assert Config.from_env({"OUTBOX_RETRY_SECONDS": "3"}).to_env()["SWEEP_INTERVAL_SECONDS"] \
+        == "3.0"
+    with pytest.raises(ConfigError, match="SWEEP_INTERVAL_SECONDS"):
+        Config.from_env({"OUTBOX_RETRY_SECONDS": "0"})
 
 
 def test_without_digests_nothing_is_checked(redis_url: str, redis_client: redis.Redis,

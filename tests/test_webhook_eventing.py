@@ -85,7 +85,7 @@ def test_the_sinks_render_has_the_sinks_triggers() -> None:
 UPGRADES = {
     "new-image-tag": ("image.tag=0.2.0",),
     "retries-changed": ("resize.delivery.retry=2", "broker.delivery.retry=1"),
-    "schedule-changed": ("outbox.sweepSchedule=*/5 * * * *",),
+    "schedule-changed": ("sweep.schedule=*/5 * * * *",),
 }
 
 
@@ -354,7 +354,7 @@ BROKEN = {
         ctx={"ping_data_max_size": 8}),
     "ValidateDestination-ping-sink-absolute-with-ref": Broken(
         "sources/v1 PingSourceSpec.Validate > ValidateDestination", "PingSource",
-        put("spec.sink.uri", ABSOLUTE + "/outbox/sweep"),
+        put("spec.sink.uri", ABSOLUTE + "/sweep"),
         "Absolute URI is not allowed when Ref or [apiVersion, kind, name] is present: "
         "spec.sink[apiVersion, kind, name], spec.sink.ref, spec.sink.uri"),
 }
@@ -656,10 +656,10 @@ GOOD_VALUES = {  # values the webhooks accept: the schema must accept them too
     "timeout-a-tenth": ("resize.delivery.timeout=PT0.1S",),
     "backoffDelay-zero": ("broker.delivery.backoffDelay=PT0S",),
     "linear": ("integrations.delivery.backoffPolicy=linear",),
-    "schedule-every-5-minutes": ("outbox.sweepSchedule=*/5 * * * *",),
-    "schedule-with-seconds": ("outbox.sweepSchedule=30 * * * * *",),
-    "schedule-names": ("outbox.sweepSchedule=0 9 * jan-jun mon-fri",),
-    "schedule-descriptor": ("outbox.sweepSchedule=@hourly",),
+    "schedule-every-5-minutes": ("sweep.schedule=*/5 * * * *",),
+    "schedule-with-seconds": ("sweep.schedule=30 * * * * *",),
+    "schedule-names": ("sweep.schedule=0 9 * jan-jun mon-fri",),
+    "schedule-descriptor": ("sweep.schedule=@hourly",),
     "sink-uri-absolute": ("integrations.sinks[0].name=a",
                           "integrations.sinks[0].uri=https://hooks.example.com/x"),
     "sink-ref-relative-uri": ("integrations.sinks[0].name=a",
@@ -675,9 +675,9 @@ BAD_VALUES = {  # values the webhooks refuse (shown on a render without the sche
     "timeout-below-a-tenth": ("integrations.delivery.timeout=PT0.05S",),  # period.Parse
     "broker-timeout-zero-days": ("broker.delivery.timeout=P0D",),
     "retry-over-int32": ("resize.delivery.retry=3000000000",),  # retry is an *int32
-    "schedule-every": ("outbox.sweepSchedule=@every 1m",),  # validateDescriptor
-    "schedule-four-fields": ("outbox.sweepSchedule=* * * *",),  # cron normalizeFields
-    "schedule-seven-fields": ("outbox.sweepSchedule=0 0 * * * * *",),
+    "schedule-every": ("sweep.schedule=@every 1m",),  # validateDescriptor
+    "schedule-four-fields": ("sweep.schedule=* * * *",),  # cron normalizeFields
+    "schedule-seven-fields": ("sweep.schedule=0 0 * * * * *",),
     "sink-uri-relative-alone": ("integrations.sinks[0].name=a",
                                 "integrations.sinks[0].uri=/x"),  # ValidateDestination
     "sink-uri-absolute-with-ref": ("integrations.sinks[0].name=a",
@@ -778,4 +778,4 @@ def cron_specs(draw: st.DrawFn) -> str:
 @given(cron_specs())
 def test_the_schema_accepts_every_schedule_knative_accepts(spec: str) -> None:
     cron.parse(spec)  # robfig/cron accepts it
-    assert schema_for("properties/outbox/properties/sweepSchedule")(spec), spec
+    assert schema_for("properties/sweep/properties/schedule")(spec), spec

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import redis
 
-from .jobs import EVENTS_KEY, Job, JobStatus, redis_errors
+from .jobs import EVENTS_KEY, Job, redis_errors
 from .probeworker import when_stopping
+from .statuses import TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ KEEPALIVE_SECONDS = 15  # an SSE comment line this often keeps proxies from clos
 RETRY_MS = 1000  # SSE `retry:` the client waits before it reconnects
 READ_BLOCK_MS = 5000  # the listener's XREAD BLOCK
 READ_BATCH = 1000  # entries per stream read
-TERMINAL = frozenset({JobStatus.SUCCEEDED.value, JobStatus.FAILED.value})
 
 
 @dataclass(frozen=True)
@@ -191,8 +191,9 @@ class ChangeHub:
         """Server-Sent Events text for `seconds`: `retry:` and the `id:` it starts from,
         then each change after `last_id` (None: from now) whose job is in `job_ids` (empty:
         all), a `: keep-alive` comment after `keepalive` quiet seconds, and last the `id:`
-        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN) sends a
-        `reset` event first, then starts at its oldest entry. Raises RedisUnavailable."""
+        it got to. Resuming from an id older than the stream keeps (EVENTS_MAXLEN in
+        lua/changed.lua) sends a `reset` event first, then starts at its oldest entry.
+        Raises RedisUnavailable."""
         self.start()
         generation = self.generation()
         cursor = self.newest_id() if last_id is None else last_id

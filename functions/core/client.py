@@ -11,12 +11,10 @@ from typing import Any
 
 import requests
 
-from .formats import EXTENSIONS as FORMAT_EXTENSIONS
-from .formats import OUTPUT_FORMATS
+from .formats import TYPE_EXTENSIONS
+from .statuses import TERMINAL
 
-TERMINAL = frozenset({"succeeded", "failed"})
-# Thumbnail Content-Type -> file extension.
-EXTENSIONS = {mime: FORMAT_EXTENSIONS[name] for name, (_, mime) in OUTPUT_FORMATS.items()}
+EXTENSIONS = TYPE_EXTENSIONS  # thumbnail Content-Type -> file extension, for clientcli
 Doc = dict[str, Any]
 LONG_POLL_SECONDS = 30.0  # each long poll's `wait` (the service takes up to 60)
 MIN_WAIT_SECONDS = 0.05  # less time left than this: one plain GET, then give up

@@ -40,10 +40,12 @@ def _bool(value: str) -> bool:
 PARSERS: dict[type, Callable[[str], Any]] = {str: str, bool: _bool, Path: Path}
 
 
-def setting(env: str, default: Any, allowed: Range | None = None) -> Any:
+def setting(env: str, default: Any, allowed: Range | None = None, *, old: str = "") -> Any:
     """A settings field read from the environment variable `env` (an empty one counts as
-    unset); `allowed`: the range of a number (default: any of the field's type)."""
-    return dataclasses.field(default=default, metadata={"env": env, "range": allowed})
+    unset); `allowed`: the range of a number (default: any of the field's type); `old`: a
+    former name of the variable, read when `env` is unset."""
+    return dataclasses.field(default=default,
+                             metadata={"env": env, "range": allowed, "old": old})
 
 
 def environment_names(cls: type) -> dict[str, str]:
@@ -58,7 +60,7 @@ def from_environment(cls: type[Settings], environ: Mapping[str, str]) -> Setting
     values: dict[str, object] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = f.metadata["env"]
-        raw = environ.get(name)
+        raw = environ.get(name) or environ.get(f.metadata["old"] or name)
         if raw is None or raw == "":
             continue
         kind = types[f.name]
@@ -121,7 +123,11 @@ class Config:
     api_key_hashes: str = setting("API_KEY_HASHES", "")
     lease_seconds: float = setting("LEASE_SECONDS", 60.0, ABOVE_0)
     max_attempts: int = setting("MAX_ATTEMPTS", 5, AT_LEAST_1)
-    outbox_retry_seconds: float = setting("OUTBOX_RETRY_SECONDS", 10.0, ABOVE_0)
+    # The sweep (thumbnails.sweep) runs this often in each upload process, and at most this
+    # often when asked for (POST /sweep); an event the broker has not accepted is re-sent
+    # after this long. OUTBOX_RETRY_SECONDS, its old name, is read when it is unset.
+    sweep_interval_seconds: float = setting("SWEEP_INTERVAL_SECONDS", 10.0, ABOVE_0,
+                                            old="OUTBOX_RETRY_SECONDS")
     # The sweep: re-emit a job left queued (or with an expired lease) this long; fail a job
     # not finished this long after its upload; delete an original that got no job record.
     requeue_after_seconds: float = setting("REQUEUE_AFTER_SECONDS", 120.0, ABOVE_0)

@@ -26,6 +26,9 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "avif": ("AVIF", "image/avif"),
 }
 EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
+# A thumbnail's Content-Type -> its file extension (what the client and the web page save as).
+TYPE_EXTENSIONS: dict[str, str] = {mime: EXTENSIONS[name]
+                                   for name, (_, mime) in OUTPUT_FORMATS.items()}
 # Other names a request may give an output format by -> the name in OUTPUT_FORMATS.
 FORMAT_ALIASES: dict[str, str] = {"jpg": "jpeg"}
 # Output formats a quality (1-100) applies to; PNG is lossless.

@@ -25,7 +25,7 @@ from .formats import (
     LOSSY_FORMATS,
     OUTPUT_FORMATS,
 )
-from .ranges import Range
+from .ranges import integer_in
 
 
 @cache
@@ -125,12 +125,7 @@ def _parse_choice(values: Mapping[str, str], name: str, default: str, allowed: S
 
 def _parse_dimension(values: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     raw = values.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(Range(int, 1, maximum).parse(str(raw).strip()))
-    except ValueError as exc:
-        raise BadRequest(f"{name} {exc} (got {raw!r})") from None
+    return default if raw is None else integer_in(raw, name, 1, maximum)
 
 
 @dataclass(frozen=True)

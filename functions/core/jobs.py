@@ -14,7 +14,10 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis
 
+from . import luascripts
 from .errors import RedisUnavailable
+from .renditions import Request
+from .statuses import TERMINAL, JobStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,18 +33,16 @@ OUTBOX_DUE_KEY = f"{PREFIX}:outbox:due"  # sorted set job id -> when to (re)send
 WATCH_KEY = f"{PREFIX}:jobs:watch"  # sorted set unfinished job id -> when the sweep looks again
 PENDING_UPLOADS_KEY = f"{PREFIX}:uploads"  # sorted set job id -> when its original was stored
 SWEEP_SLOT_KEY = f"{PREFIX}:sweep:requested"  # exists (with a TTL) while a requested sweep's
-#                                              interval runs: POST /outbox/sweep
+#                                              interval runs: POST /sweep
 READY_PROBE_KEY = f"{PREFIX}:ready"  # written by every readiness probe; expires in 10 s
 IDEMPOTENCY_TTL = 24 * 3600  # how long an Idempotency-Key names its job
 TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late finish or re-create
 DELETED = "deleted"  # the status field of a tombstone (never shown: get() answers None)
-# Stream of every job state change (fields job_id, status), XADDed by the scripts below in
-# the same step that changes the status: long polls and GET /events read it
-# (thumbnails.changes). The one key every job touches: on Redis Cluster it would become one
-# stream per hash slot range. Capped near EVENTS_MAXLEN entries (about 100 B each): at 100
-# jobs a second (3 changes each) that keeps about 5 minutes for Last-Event-ID resumption.
+# Stream of every job state change (fields job_id, status), XADDed by the Lua scripts in the
+# same step that changes the status (lua/changed.lua, which also caps its length): long polls
+# and GET /events read it (thumbnails.changes). The one key every job touches: on Redis
+# Cluster it would become one stream per hash slot range.
 EVENTS_KEY = f"{PREFIX}:events"
-EVENTS_MAXLEN = 100_000
 
 
 def job_key(job_id: str) -> str:
@@ -59,18 +60,6 @@ def idempotency_key(client_key: str, client: str = "") -> str:
 def client_index_key(client: str) -> str:
     """Redis key of one API client's job index (members as INDEX_KEY's)."""
     return f"{INDEX_KEY}:client:{client}"
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-    @property
-    def terminal(self) -> bool:
-        """True once the job can no longer change."""
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
 class ClaimOutcome(StrEnum):
@@ -112,7 +101,7 @@ class Job:
     source_format: str = ""
     source_width: int = 0
     source_height: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Request = field(default_factory=Request)  # what it asks for, typed
     event_id: str = ""
     event_source: str = ""
     attempts: int = 0
@@ -147,7 +136,7 @@ class Job:
 
     def to_redis(self) -> dict[str, str]:
         """The hash fields to write; None values are left out."""
-        return dict(_pairs(asdict(self)))
+        return dict(_pairs({f.name: getattr(self, f.name) for f in fields(self)}))
 
     @classmethod
     def from_redis(cls, raw: dict[bytes, bytes], job_id: str | None = None) -> Job:
@@ -163,7 +152,7 @@ class Job:
             if f.name == "status":
                 values[f.name] = JobStatus(value)
             elif f.name == "options":
-                values[f.name] = json.loads(value)
+                values[f.name] = Request.from_dict(json.loads(value))
             elif f.name == "renditions":
                 values[f.name] = [RenditionRecord(**item) for item in json.loads(value)]
             elif kind.startswith("int"):
@@ -221,266 +210,6 @@ def redis_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-
-_SETTLE = """
--- Trim a job that just finished to what status needs (no stored event, no lease, no job id:
--- its key names it, no empty fields: Job.from_redis reads a missing field as empty), and let
--- it expire. Rewriting the hash (not HDEL) lets Redis store it compactly again, as a listpack:
--- Redis never converts a hash back from a hashtable. retention: seconds, 0 = keep forever.
-local function settle(key, retention)
-  local all = redis.call('HGETALL', key)
-  local keep = {}
-  for i = 1, #all, 2 do
-    local f = all[i]
-    if all[i + 1] ~= '' and f ~= 'event' and f ~= 'lease_token' and f ~= 'lease_until'
-        and f ~= 'job_id' then
-      keep[#keep + 1] = f
-      keep[#keep + 1] = all[i + 1]
-    end
-  end
-  redis.call('DEL', key)
-  redis.call('HSET', key, unpack(keep))
-  if retention > 0 then redis.call('EXPIRE', key, retention) end
-end
-"""
-
-# Every script that changes a job's status gets this first and the events stream as its
-# last key, and calls changed() in the step that changes the status: no change is missed.
-_CHANGED = f"""
-local function changed(id, status)
-  redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', {EVENTS_MAXLEN}, '*', 'job_id', id,
-    'status', status)
-end
-"""
-
-# KEYS: job, outbox, outbox due, watch, events. ARGV: job id, token, now, lease until, max
-# attempts, retention seconds (0: keep forever).
-_CLAIM = _CHANGED + _SETTLE + """
-local s = redis.call('HGET', KEYS[1], 'status')
-if not s then return {'missing', {}} end
-if s == 'succeeded' or s == 'failed' then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return {'done', redis.call('HGETALL', KEYS[1])}
-end
-if s == 'deleted' then return {'missing', {}} end
-local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-if s == 'processing' and lease_until > tonumber(ARGV[3]) then return {'busy', {}} end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-if attempts >= tonumber(ARGV[5]) then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'error_code', 'too_many_attempts',
-    'error_message', 'gave up after ' .. attempts .. ' attempts', 'finished_at', ARGV[3],
-    'lease_token', '', 'lease_until', '0')
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  settle(KEYS[1], tonumber(ARGV[6]))
-  changed(ARGV[1], 'failed')
-  return {'exhausted', redis.call('HGETALL', KEYS[1])}
-end
-redis.call('HSET', KEYS[1], 'status', 'processing', 'lease_token', ARGV[2],
-  'lease_until', ARGV[4], 'attempts', attempts + 1)
-if s ~= 'processing' then changed(ARGV[1], 'processing') end  -- a takeover changes no status
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])  -- the sweep looks again when the lease ends
-redis.call('HSETNX', KEYS[1], 'started_at', ARGV[3])
-return {'claimed', redis.call('HGETALL', KEYS[1])}
-"""
-
-# Finish a job this worker holds (refused once it lost the lease, or the job was deleted: a
-# tombstone's status is 'deleted'). KEYS: job, watch, events. ARGV: job id, token, status,
-# retention seconds, then field/value pairs.
-_FINISH = _CHANGED + _SETTLE + """
-if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
-if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[3])
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-settle(KEYS[1], tonumber(ARGV[4]))
-changed(ARGV[1], ARGV[3])
-return 1
-"""
-
-# Extend the lease of a job this worker still holds (its heartbeat); refused once the lease
-# was taken over or the job finished or was deleted, and past the job deadline (so the sweep
-# can time out a worker that hangs). KEYS: job, watch. ARGV: job id, token, lease until,
-# deadline (jobs created before it are not renewed).
-_RENEW = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
-if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'created_at') or '0') < tonumber(ARGV[4]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
-
-# Delete a job: its record becomes a small tombstone (status 'deleted', which every other
-# script treats as gone or refuses) that expires after ARGV[3] seconds, so a resize still
-# running cannot finish it and a redelivered event cannot re-create it. The index entry
-# stays until the job's objects are gone (forget). KEYS: job, watch, outbox, outbox due,
-# pending uploads. ARGV: job id, now, tombstone TTL. Returns 0 if there is no such job (or
-# it was already deleted and forgotten), 1 otherwise.
-_DELETE = """
-local s = redis.call('HGET', KEYS[1], 'status')
-if not s then return 0 end
-if s == 'deleted' then
-  if redis.call('HGET', KEYS[1], 'forgotten') == '1' then return 0 end
-  return 1
-end
-local created = redis.call('HGET', KEYS[1], 'created_at') or '0'
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'status', 'deleted', 'created_at', created, 'deleted_at', ARGV[2])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-return 1
-"""
-
-# The job's objects are gone: drop its index entry, mark its tombstone (if any) so a second
-# DELETE answers 404, and delete a finished record that has no expiry of its own (one that
-# finished before retention was configured). KEYS: job, index. ARGV: index member.
-_FORGET = """
-redis.call('ZREM', KEYS[2], ARGV[1])
-local s = redis.call('HGET', KEYS[1], 'status')
-if s == 'deleted' then
-  redis.call('HSET', KEYS[1], 'forgotten', '1')
-elseif s == 'succeeded' or s == 'failed' then
-  redis.call('DEL', KEYS[1])
-end
-return 1
-"""
-
-# Fail a job that is not finished, whoever holds it (dead letters). KEYS: job, watch, outbox,
-# outbox due, events. ARGV: job id, retention seconds, then field/value pairs.
-_FAIL_UNFINISHED = _CHANGED + _SETTLE + """
-local s = redis.call('HGET', KEYS[1], 'status')
-if not s or s == 'succeeded' or s == 'failed' or s == 'deleted' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'failed')
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-settle(KEYS[1], tonumber(ARGV[2]))
-changed(ARGV[1], 'failed')
-return 1
-"""
-
-# Create a job (unless its Idempotency-Key already names one: return that job's id).
-# KEYS: job, index, watch, pending uploads, outbox, outbox due, idempotency key, the index of
-# the job's API client (written when the job has a `client` field), events.
-# ARGV: job id, index member, when the sweep first looks, event JSON ('' none), when the
-# outbox sweep sends the event ('' no outbox entry), idempotency TTL ('' none), '1' to write
-# nothing if the job exists (then its id is returned; a tombstone counts), job key prefix,
-# field/values. An Idempotency-Key naming a job that was deleted or expired names this one.
-_CREATE = _CHANGED + """
-if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return ARGV[1] end
-if ARGV[6] ~= '' then
-  local existing = redis.call('GET', KEYS[7])
-  if existing then
-    local s = redis.call('HGET', ARGV[8] .. existing, 'status')
-    if s and s ~= 'deleted' then return existing end
-  end
-  redis.call('SET', KEYS[7], ARGV[1], 'EX', tonumber(ARGV[6]))
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'event', ARGV[4]) end
-redis.call('ZADD', KEYS[2], 0, ARGV[2])
-local client = redis.call('HGET', KEYS[1], 'client')
-if client and client ~= '' then redis.call('ZADD', KEYS[8], 0, ARGV[2]) end
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
-  redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
-end
-changed(ARGV[1], redis.call('HGET', KEYS[1], 'status'))
-return false
-"""
-
-# The sweep over unfinished jobs the watch list says are due. A job past its deadline fails
-# (timed_out); one still queued, or whose worker's lease ran out, has its event put back in
-# the outbox. KEYS: watch, outbox, outbox due, events. ARGV: now, when to look again, deadline
-# (jobs created before it are failed), batch size, job key prefix, retention seconds.
-# A job whose lease ran out stays 'processing' (a job never moves backwards): the next claim
-# takes it over. (It reads job keys it is not handed: fine on one Redis, not on Redis Cluster.)
-_RECOVER = _CHANGED + _SETTLE + """
-local now = tonumber(ARGV[1])
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
-                               tonumber(ARGV[4]))) do
-  local key = ARGV[5] .. id
-  local s = redis.call('HGET', key, 'status')
-  local lease_until = tonumber(redis.call('HGET', key, 'lease_until') or '0')
-  if not s or s == 'succeeded' or s == 'failed' or s == 'deleted' then
-    redis.call('ZREM', KEYS[1], id)
-  elseif s == 'processing' and lease_until > now then
-    redis.call('ZADD', KEYS[1], lease_until, id)
-  elseif tonumber(redis.call('HGET', key, 'created_at') or '0') < tonumber(ARGV[3]) then
-    redis.call('HSET', key, 'status', 'failed', 'error_code', 'timed_out',
-      'error_message', 'not finished within the job deadline', 'finished_at', ARGV[1],
-      'lease_token', '', 'lease_until', '0')
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-    settle(key, tonumber(ARGV[6]))
-    changed(id, 'failed')
-    table.insert(out, 'timed_out')
-  else
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    local event = redis.call('HGET', key, 'event')
-    if event then
-      redis.call('HSET', KEYS[2], id, event)
-      redis.call('ZADD', KEYS[3], ARGV[1], id)
-      table.insert(out, 'requeued')
-    end
-  end
-end
-return out
-"""
-
-# Give a lease back early (dependency outage): the next delivery may claim at once, and the
-# attempt does not count (the image was never the problem). KEYS: job. ARGV: token.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'lease_until', '0', 'lease_token', '')
-if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') > 0 then
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-end
-return 1
-"""
-
-# Outbox entries due now: return them and push their due time out, so one sender takes each.
-_OUTBOX_DUE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, id in ipairs(ids) do
-  local body = redis.call('HGET', KEYS[1], id)
-  if body then
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-    table.insert(out, id)
-    table.insert(out, body)
-  else
-    redis.call('ZREM', KEYS[2], id)
-  end
-end
-return out
-"""
-
-
-# Note one webhook delivery on a job that still exists (never re-creating a deleted one).
-# KEYS: job. ARGV: outcome, HTTP status, error, time.
-_RECORD_WEBHOOK = """
-local s = redis.call('HGET', KEYS[1], 'status')
-if not s or s == 'deleted' then return 0 end  -- gone, or a tombstone (DELETED)
-redis.call('HINCRBY', KEYS[1], 'webhook_attempts', 1)
-redis.call('HSET', KEYS[1], 'webhook_outcome', ARGV[1], 'webhook_response', ARGV[2],
-  'webhook_error', ARGV[3], 'webhook_at', ARGV[4])
-return 1
-"""
-
-
 def index_member(created_at: float, job_id: str) -> str:
     """Index entries sort by creation time, then id, as plain strings."""
     return f"{int(created_at * 1_000_000):020d}:{job_id}"
@@ -488,22 +217,23 @@ def index_member(created_at: float, job_id: str) -> str:
 
 class JobStore:
     """Job records, index and outbox on one Redis connection pool. A job that finishes expires
-    `retention_seconds` later (0: never)."""
+    `retention_seconds` later (0: never). Every change of a job's status is one Lua script
+    (lua/<name>.lua, whose header names its KEYS and ARGV: thumbnails.luascripts)."""
 
     def __init__(self, client: redis.Redis, retention_seconds: float = 0) -> None:
         self.redis = client
         self.retention = max(0, round(retention_seconds))  # EXPIRE takes whole seconds
-        self._claim = client.register_script(_CLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._renew = client.register_script(_RENEW)
-        self._delete = client.register_script(_DELETE)
-        self._forget = client.register_script(_FORGET)
-        self._fail_unfinished = client.register_script(_FAIL_UNFINISHED)
-        self._release = client.register_script(_RELEASE)
-        self._outbox_due = client.register_script(_OUTBOX_DUE)
-        self._create = client.register_script(_CREATE)
-        self._recover = client.register_script(_RECOVER)
-        self._record_webhook = client.register_script(_RECORD_WEBHOOK)
+        self._claim = luascripts.register(client, "claim")
+        self._finish = luascripts.register(client, "finish")
+        self._renew = luascripts.register(client, "renew")
+        self._delete = luascripts.register(client, "delete")
+        self._forget = luascripts.register(client, "forget")
+        self._fail_unfinished = luascripts.register(client, "fail_unfinished")
+        self._release = luascripts.register(client, "release")
+        self._outbox_due = luascripts.register(client, "outbox_due")
+        self._create = luascripts.register(client, "create")
+        self._recover = luascripts.register(client, "recover")
+        self._record_webhook = luascripts.register(client, "record_webhook")
 
     @redis_errors
     def create(self, job: Job, event_json: bytes, *, check_at: float,
@@ -687,7 +417,8 @@ class JobStore:
             found += [(job_id, member) for member, job_id, (status, finished)
                       in zip(members, ids, records, strict=True)
                       if status in (None, DELETED.encode())
-                      or (status in (b"succeeded", b"failed") and finished is not None
+                      or (status is not None and status.decode() in TERMINAL
+                          and finished is not None
                           and float(finished) < created_before)]
             offset += len(members)
         return found[:batch]
@@ -768,6 +499,8 @@ def _pairs(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for name, value in values.items():
         if value is None:
             continue
+        if isinstance(value, Request):  # the job's options: what Request.from_dict reads
+            value = value.to_dict()
         if isinstance(value, dict):  # compact: short values keep a hash small in Redis
             yield name, json.dumps(value, sort_keys=True, separators=(",", ":"))
         elif isinstance(value, list):

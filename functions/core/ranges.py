@@ -57,3 +57,15 @@ class Range:
         if not self.contains(number):
             raise ValueError(f"must be {self.describe()}")
         return number
+
+
+def integer_in(raw: object, name: str, low: int, high: int) -> int:
+    """`raw` (text, or an int) as an integer from `low` to `high`, read from a request:
+    Range(int, low, high) with surrounding spaces allowed. BadRequest "<name> must be an
+    integer from <low> to <high> (got <raw>)" otherwise."""
+    from .errors import BadRequest  # here: settings use Range without the web's errors
+
+    try:
+        return int(Range(int, low, high).parse(str(raw).strip()))
+    except ValueError as exc:
+        raise BadRequest(f"{name} {exc} (got {raw!r})") from None

@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import BadRequest
 from .imaging import ThumbnailOptions
+from .ranges import integer_in
 
 MAX_RENDITIONS = 8
 FIELD = "renditions"  # the form field, and the key in a job's options and an event's options
@@ -42,15 +43,40 @@ class Request:
     """A job's request: `options` for a single thumbnail, or `renditions` (then `options`
     holds the defaults and is not used)."""
 
-    options: ThumbnailOptions
+    options: ThumbnailOptions = ThumbnailOptions()
     renditions: tuple[Rendition, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A job's `options` (and an image.uploaded event's): the single-thumbnail options,
-        or {"renditions": [...]}; parse_request reads either back."""
+        or {"renditions": [...]}; parse_request reads either back, from_dict too."""
         if self.renditions:
             return {FIELD: [r.to_dict() for r in self.renditions]}
         return self.options.to_dict()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Request:
+        """What to_dict wrote (a job record's options), which was validated when the job was
+        made: built as it is, not parsed again. TypeError for a key to_dict never writes."""
+        if FIELD in values:
+            return cls(ThumbnailOptions(), tuple(
+                Rendition(item["name"], ThumbnailOptions(
+                    **{k: v for k, v in item.items() if k != "name"}))
+                for item in values[FIELD]))
+        return cls(ThumbnailOptions(**values))
+
+    @property
+    def names(self) -> list[str]:
+        """The rendition names, in the order asked (none for a single thumbnail)."""
+        return [r.name for r in self.renditions]
+
+    def check(self, max_dimension: int) -> None:
+        """BadRequest, worded as parse_request's, if a box is over `max_dimension` pixels:
+        a job made before this deployment lowered MAX_DIMENSION."""
+        parts = [(f"{FIELD}[{i}] ({r.name}): ", r.options)
+                 for i, r in enumerate(self.renditions)] or [("", self.options)]
+        for where, options in parts:
+            for name in ("width", "height"):
+                integer_in(getattr(options, name), where + name, 1, max_dimension)
 
 
 def parse_request(values: Mapping[str, Any], max_dimension: int) -> Request:
@@ -99,14 +125,6 @@ def parse_renditions(raw: str | Sequence[Any], max_dimension: int) -> tuple[Rend
             raise BadRequest(f"{where} ({name}): {exc.message}") from exc
         renditions.append(Rendition(name, options))
     return tuple(renditions)
-
-
-def names_of(options: Mapping[str, Any]) -> list[str]:
-    """The rendition names in a job's options (as Request.to_dict wrote them), in order."""
-    items = options.get(FIELD)
-    if not isinstance(items, list):
-        return []
-    return [item["name"] for item in items if isinstance(item, dict) and "name" in item]
 
 
 def _json_list(raw: str | Sequence[Any]) -> list[Any]:

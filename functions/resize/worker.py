@@ -110,7 +110,7 @@ def _create_job(services: Services, event: BaseCloudEvent, data: dict[str, Any],
     if not services.store.exists(key):
         raise InvalidEvent(f"object {key!r} is not in bucket {services.store.bucket!r}")
     job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
-              options=request.to_dict(), event_id=event.get_id(),
+              options=request, event_id=event.get_id(),
               event_source=event.get_source(), callback_url=callback_url)
     check_at = job.created_at + services.config.requeue_after_seconds
     if services.jobs.create_if_absent(job, events.to_json(event), check_at):
@@ -190,7 +190,8 @@ def _make(services: Services, job: Job,
           original: bytes) -> list[tuple[str, str | None, imaging.Thumbnail]]:
     """(object key, rendition name or None, thumbnail) for each output the job asks for:
     its renditions, from one decode, in the order asked; else its one thumbnail."""
-    request = renditions.parse_request(job.options, services.config.max_dimension)
+    request = job.options
+    request.check(services.config.max_dimension)
     if not request.renditions:
         thumb = imaging.make_thumbnail(original, request.options, services.limits)
         return [(thumbnail_key(job.job_id, job.attempts, request.options.extension), None,

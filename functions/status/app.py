@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from thumbnails import apidocs, events, renditions, retention
+from thumbnails import apidocs, events, retention
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, Forbidden, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
-from thumbnails.ranges import Range
+from thumbnails.ranges import integer_in
 from thumbnails.services import Services
 from thumbnails.signedlinks import LinkSigner
 from thumbnails.web import (
@@ -31,7 +31,6 @@ from .views import debug_document, job_document
 
 bp = Blueprint("status", __name__)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-LIMIT = Range(int, 1, MAX_LIMIT)
 # The broker cannot send an API key. What a stranger can do here: make the service repeat a
 # finished job's true result to the job's own callback_url (status.callbacks.deliver).
 WEBHOOK_PATHS = ("/webhooks", "/webhooks/dead-letter")
@@ -101,7 +100,7 @@ def rendition(job_id: str, name: str) -> Any:
     """One rendition's bytes once the job succeeded; 404 for a name the job did not ask for,
     409 before it is made."""
     job = _job(job_id)
-    if name not in renditions.names_of(job.options):
+    if name not in job.options.names:
         raise NotFound(f"job {job_id} has no rendition {name[:64]!r}")
     _require_succeeded(job)
     record = next((r for r in job.renditions if r.name == name), None)
@@ -203,12 +202,7 @@ def _another_clients(job: Job) -> bool:
 
 
 def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    try:
-        return int(LIMIT.parse(raw))
-    except ValueError as exc:
-        raise BadRequest(f"limit {exc}") from None
+    return DEFAULT_LIMIT if raw is None else integer_in(raw, "limit", 1, MAX_LIMIT)
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:

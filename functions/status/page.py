@@ -5,6 +5,7 @@ upload at UPLOAD_BASE_URL ("" = this origin; another origin needs CORS_ORIGINS t
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from html import escape
 from pathlib import Path
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, send_from_directory
 
 from thumbnails.config import Config
+from thumbnails.formats import TYPE_EXTENSIONS
+from thumbnails.statuses import TERMINAL, JobStatus
 from thumbnails.web import services_of
 
 STATIC = Path(__file__).with_name("static")
@@ -34,6 +37,10 @@ def index() -> Any:
         "key_required": "true" if config.api_keys else "false",
         "max_upload_bytes": str(config.max_upload_bytes),
         "max_dimension": str(config.max_dimension),
+        # Facts the service keeps in one place (thumbnails.statuses, thumbnails.formats).
+        "statuses": json.dumps([s.value for s in JobStatus]),  # in a job's order
+        "terminal_statuses": json.dumps(sorted(TERMINAL)),
+        "extensions": json.dumps(TYPE_EXTENSIONS, sort_keys=True),
     }
     html = _template()
     for name, value in values.items():

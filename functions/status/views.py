@@ -18,7 +18,7 @@ def job_document(job: Job, status_base_url: str,
         "job_id": job.job_id,
         "status": job.status.value,
         "created_at": job.created_at,
-        "options": job.options,
+        "options": job.options.to_dict(),
     }
     if job.finished_at is not None:
         doc["finished_at"] = job.finished_at

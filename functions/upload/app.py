@@ -1,4 +1,4 @@
-"""upload's HTTP surface: POST /jobs; the outbox thread that feeds the broker."""
+"""upload's HTTP surface: POST /jobs, POST /sweep; the outbox thread that feeds the broker."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from thumbnails.config import Config
 from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
 from thumbnails.metrics import OutboxDepth
-from thumbnails.outbox import OutboxSender, OutboxThread, Sweeper
+from thumbnails.outbox import OutboxSender, OutboxThread
 from thumbnails.services import Services
+from thumbnails.sweep import Sweeper
 from thumbnails.web import (
     OPEN_PATHS,
     allow_cors,
@@ -29,6 +30,7 @@ from . import multipart, notifications
 from .submit import submit
 
 bp = Blueprint("upload", __name__)
+OLD_SWEEP_PATH = "/outbox/sweep"  # POST /sweep's old path, kept as an alias
 
 
 @bp.post("/jobs")
@@ -78,12 +80,13 @@ def _idempotency_key() -> str | None:
     return key
 
 
-@bp.post("/outbox/sweep")
-def sweep_outbox() -> Any:
-    """The repair round on a PingSource's event: re-emit stale jobs, fail overdue ones,
-    delete orphaned originals, re-send events the broker has not accepted. 400 for anything
-    but a PingSource's event, 429 within OUTBOX_RETRY_SECONDS of the last one
-    (thumbnails.outbox.Sweeper.requested says why)."""
+@bp.post("/sweep")
+@bp.post(OLD_SWEEP_PATH)
+def sweep() -> Any:
+    """The sweep on a PingSource's event: re-emit stale jobs, fail overdue ones, delete
+    orphaned originals, re-send events the broker has not accepted. 400 for anything but a
+    PingSource's event, 429 within SWEEP_INTERVAL_SECONDS of the last one
+    (thumbnails.sweep.Sweeper.requested says why). POST /outbox/sweep: its old path."""
     sweeper: Sweeper = current_app.extensions["sweeper"]
     return sweeper.requested(events.from_http(request.headers, request.get_data()))
 
@@ -124,14 +127,14 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     # A PingSource has no key to send; Sweeper.requested bounds what a stranger can do.
     # MinIO sends its own token (checked by the route), not an API key.
     require_api_key(app, config.api_keys,
-                    open_paths=(*OPEN_PATHS, "/outbox/sweep", "/notifications/s3"))
+                    open_paths=(*OPEN_PATHS, "/sweep", OLD_SWEEP_PATH, "/notifications/s3"))
     sender = None
     if config.sink_url:
-        sender = OutboxSender(services.jobs, config.sink_url, config.outbox_retry_seconds,
+        sender = OutboxSender(services.jobs, config.sink_url, config.sweep_interval_seconds,
                               config.dependency_timeout_seconds)
     sweeper = app.extensions["sweeper"] = Sweeper(services, sender)
     if sender is not None:
-        thread = OutboxThread(sender, sweeper.sweep, interval=config.outbox_retry_seconds)
+        thread = OutboxThread(sender, sweeper.sweep, interval=config.sweep_interval_seconds)
         thread.start()
         atexit.register(thread.stop)
         app.extensions["outbox"] = thread

@@ -112,14 +112,14 @@ def _job(services: Services, bucket: str, key: str, version: str, etag: str,
     logs.bind(job_id=job_id)
     job = Job(job_id=job_id, created_at=time.time(), bucket=bucket, original_key=key,
               original_bytes=size,
-              options=renditions.parse_request({}, config.max_dimension).to_dict(),
+              options=renditions.parse_request({}, config.max_dimension),
               event_source=config.event_source.rstrip("/") + SOURCE_SUFFIX,
               event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:thumbnails:event:{job_id}")))
     event_json = events.to_json(uploaded_event(job, content_type, services.event_types,
                                                logs.current("correlation_id")))
     existing = services.jobs.create(
         job, event_json, check_at=job.created_at + config.requeue_after_seconds,
-        send_by=job.created_at + config.outbox_retry_seconds, unless_exists=True)
+        send_by=job.created_at + config.sweep_interval_seconds, unless_exists=True)
     if existing is not None:
         log.info("job %s: notification for s3://%s/%s again: nothing new", job_id, bucket, key)
         return Accepted(job_id, key, False, None)

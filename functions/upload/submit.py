@@ -50,7 +50,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         source_format=info.format,
         source_width=info.width,
         source_height=info.height,
-        options=request.to_dict(),
+        options=request,
         event_source=config.event_source,
         event_id=str(uuid.uuid4()),
         callback_url=callback_url,
@@ -67,7 +67,7 @@ def submit(services: Services, data: bytes, form: Mapping[str, str],
         # The outbox sweep leaves the event to this process's sender for a while.
         existing = services.jobs.create(
             job, event_json, check_at=job.created_at + config.requeue_after_seconds,
-            send_by=job.created_at + config.outbox_retry_seconds, idempotency=idempotency)
+            send_by=job.created_at + config.sweep_interval_seconds, idempotency=idempotency)
     except ThumbnailsError:
         # Did the record get written? A lost reply cannot tell, so the original stays for the
         # sweep, which deletes it only if no record appeared (ORPHAN_AFTER_SECONDS).
@@ -101,7 +101,7 @@ def uploaded_event(job: Job, content_type: str, types: events.EventTypes,
             "size": job.original_bytes,
             "width": job.source_width,
             "height": job.source_height,
-            "options": job.options,
+            "options": job.options.to_dict(),
             **({"callback_url": job.callback_url} if job.callback_url else {}),
         },
         event_id=job.event_id,

@@ -10,13 +10,17 @@
     keyRequired: app.dataset.keyRequired === "true",
     maxUploadBytes: Number(app.dataset.maxUploadBytes) || Infinity,
     maxDimension: Number(app.dataset.maxDimension) || 1024,
+    // From the service (thumbnails.statuses, thumbnails.formats), not written here again.
+    statuses: JSON.parse(app.dataset.statuses),  // in the order a job goes through them
+    terminal: JSON.parse(app.dataset.terminalStatuses),
+    extensions: JSON.parse(app.dataset.extensions),  // thumbnail Content-Type -> extension
   };
   const UPLOAD_ENDPOINT = settings.uploadUrl ? `${settings.uploadUrl}/jobs` : "jobs";
   const PAGE_LIMIT = 100;  // jobs per GET /jobs page; the pages are followed by X-Next-Cursor
   const LIST_LIMIT = 1000;  // the most jobs the page lists (and counts); newest first
   const RECONNECT_MS = 1000;  // after a keyed stream (fetch) ends or fails; EventSource's own
   const UPLOADS_AT_ONCE = 3;
-  const TERMINAL = new Set(["succeeded", "failed"]);
+  const TERMINAL = new Set(settings.terminal);
   const NAMES_KEY = "thumbnails.names";
   const API_KEY = "thumbnails.apiKey";
 
@@ -490,7 +494,7 @@
     render() {
       const counts = {};
       for (const job of this.byId.values()) counts[job.status] = (counts[job.status] || 0) + 1;
-      const parts = ["queued", "processing", "succeeded", "failed"]
+      const parts = settings.statuses
         .filter((name) => counts[name]).map((name) => `${counts[name]} ${name}`);
       el.summary.textContent = parts.join(" · ");
       el.jobsEmpty.hidden = this.byId.size > 0;
@@ -713,8 +717,7 @@
       const slot = el.detailBody.querySelector(".detail-thumb");
       if (!slot || !job.blobUrl) return;
       const name = jobLabel(this.jobId).replace(/\.[^.]*$/, "");
-      const format = slot.dataset.format || "png";
-      const extension = format === "jpeg" ? "jpg" : format;
+      const extension = settings.extensions[slot.dataset.contentType] || "bin";
       slot.replaceChildren(
         h("img", { src: job.blobUrl, alt: `Thumbnail of ${jobLabel(this.jobId)}` }),
         h("a", { href: job.blobUrl, download: `${name}-thumbnail.${extension}`, class: "button secondary" }, "Download"));
@@ -757,7 +760,7 @@
       }
       const parts = [
         h("div", { class: "detail-grid" },
-          h("div", { class: "detail-thumb", "data-format": (doc.thumbnail && doc.thumbnail.content_type.split("/")[1]) || o.format || "png" },
+          h("div", { class: "detail-thumb", "data-content-type": (doc.thumbnail && doc.thumbnail.content_type) || "" },
             status === "succeeded" ? h("span", { class: "spinner", "aria-hidden": "true" })
               : h("span", { class: "hint" }, TERMINAL.has(status) ? "No thumbnail" : "Not ready yet")),
           h("dl", { class: "facts" }, rows)),
@@ -794,7 +797,7 @@
         const url = URL.createObjectURL(await response.blob());
         if (generation !== this.generation || !slot.isConnected) { URL.revokeObjectURL(url); return; }
         this.blobUrls.push(url);
-        const extension = { "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif" }[r.content_type] || "bin";
+        const extension = settings.extensions[r.content_type] || "bin";
         slot.replaceChildren(
           h("img", { src: url, alt: `${r.name} rendition of ${jobLabel(jobId)}` }),
           h("a", { href: url, download: `${stem}-${r.name}.${extension}`, class: "button secondary" }, `Download ${r.name}`));
