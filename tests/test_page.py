@@ -284,7 +284,7 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
     assert client.get("/jobs").status_code == 401
     hostile = replace(config, upload_base_url='http://x/"><script>')
     injected = status.create_app(hostile).test_client().get("/").data
-    assert b"<script>" not in injected and b"&quot;&gt;&lt;script&gt;" in injected
+    assert b"<script>" not in injected and b"&#34;&gt;&lt;script&gt;" in injected  # Jinja
 
     # Over the stack's Redis and objects, so the page lists the key's jobs and gets their
     # thumbnails. With API keys on, a key lists only the jobs it uploaded: three, made here
@@ -562,3 +562,32 @@ def test_kept_file_names_are_bounded(browser: WebDriver, urls: dict[str, str],
     [new] = set(stored) - set(old)
     assert stored[new] == "dot.png" and len(stored) == 500
     assert set(stored) - {new} == set(old[-499:])  # the newest of the old ones
+
+
+@pytest.mark.parametrize("function", ["upload", "status"])
+def test_api_docs_render_every_operation(browser: WebDriver, urls: dict[str, str],
+                                         function: str) -> None:
+    """Swagger UI at /docs (thumbnails.apidocs) shows one block per operation of the
+    function's /openapi.json, loads every file from the function itself (nothing from
+    elsewhere: the check lists what the browser fetched) and logs no error (a refusal by the
+    page's Content-Security-Policy would be one)."""
+    base = urls[function]
+    page_errors(browser)  # forget the lines of the tests before
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+    expected = {f"operations-{op['tags'][0]}-{op['operationId']}"
+                for item in spec["paths"].values() for method, op in item.items()
+                if method in ("get", "post", "put", "patch", "delete")}
+    browser.get(f"{base}/docs")
+
+    def blocks() -> set[str] | None:
+        found = set(browser.execute_script(
+            "return [...document.querySelectorAll('#swagger-ui .opblock')].map(e => e.id)"))
+        return found if found >= expected else None
+
+    assert wait_for(blocks, f"Swagger UI shows {function}'s operations") == expected
+    assert browser.title == f"{spec['info']['title']} API"
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert f"{base}/openapi.json" in fetched and f"{base}/docs/swagger-ui/swagger-ui.css" in fetched
+    assert all(url.startswith(f"{base}/") for url in fetched), fetched
+    assert page_errors(browser) == []

@@ -527,8 +527,10 @@ def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) ->
     [wheel] = (tmp_path / "wheels").glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    static = {p.name for p in (ROOT / "functions" / "status" / "static").iterdir()}
-    assert {f"thumbnails/status/static/{name}" for name in static} <= names, sorted(names)
+    for folder in ("static", "templates"):  # the web page's files
+        shipped = {p.name for p in (ROOT / "functions" / "status" / folder).iterdir()}
+        assert shipped and {f"thumbnails/status/{folder}/{name}" for name in shipped} <= names, \
+            sorted(names)
     assert "thumbnails/openapi.yaml" in names
 
 
