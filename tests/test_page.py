@@ -7,6 +7,7 @@ tests never touch tracked files)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import re
@@ -564,27 +565,57 @@ def test_kept_file_names_are_bounded(browser: WebDriver, urls: dict[str, str],
     assert set(stored) - {new} == set(old[-499:])  # the newest of the old ones
 
 
+# Opens each operation, once (a second click would close it before it shows open), then
+# reads what each shows.
+OPERATIONS_SHOWN = """
+for (const op of document.querySelectorAll("#swagger-ui .opblock:not([data-opened])")) {
+  op.dataset.opened = "yes";
+  op.querySelector(".opblock-summary-control").click();
+}
+return Object.fromEntries([...document.querySelectorAll("#swagger-ui .opblock")].map((op) => [
+  op.id,
+  {responses: [...op.querySelectorAll(".responses-table tr.response")].map((r) => r.dataset.code),
+   parameters: [...op.querySelectorAll(".parameters tr[data-param-name]")]
+     .map((r) => `${r.dataset.paramIn} ${r.dataset.paramName}`)}]));
+"""
+
+
 @pytest.mark.parametrize("function", ["upload", "status"])
 def test_api_docs_render_every_operation(browser: WebDriver, urls: dict[str, str],
                                          function: str) -> None:
     """Swagger UI at /docs (thumbnails.apidocs) shows one block per operation of the
-    function's /openapi.json, loads every file from the function itself (nothing from
-    elsewhere: the check lists what the browser fetched) and logs no error (a refusal by the
-    page's Content-Security-Policy would be one)."""
+    function's /openapi.json, and, opened, each block's parameters and response codes as
+    the document has them; it loads every file from the function itself (nothing from
+    elsewhere: the check lists what the browser fetched) and logs no error (a refusal by
+    the page's Content-Security-Policy would be one)."""
     base = urls[function]
     page_errors(browser)  # forget the lines of the tests before
     spec = requests.get(f"{base}/openapi.json", timeout=10).json()
-    expected = {f"operations-{op['tags'][0]}-{op['operationId']}"
+
+    def parameter(node: dict[str, Any]) -> str:
+        if "$ref" in node:
+            node = spec["components"]["parameters"][node["$ref"].rsplit("/", 1)[1]]
+        return f"{node['in']} {node['name']}"
+
+    expected = {f"operations-{op['tags'][0]}-{op['operationId']}": {
+                    "responses": sorted(op["responses"]),
+                    "parameters": sorted(parameter(p) for p in op.get("parameters", []))}
                 for item in spec["paths"].values() for method, op in item.items()
                 if method in ("get", "post", "put", "patch", "delete")}
     browser.get(f"{base}/docs")
 
-    def blocks() -> set[str] | None:
-        found = set(browser.execute_script(
-            "return [...document.querySelectorAll('#swagger-ui .opblock')].map(e => e.id)"))
-        return found if found >= expected else None
+    last: dict[str, Any] = {}
 
-    assert wait_for(blocks, f"Swagger UI shows {function}'s operations") == expected
+    def shown() -> bool:
+        found = browser.execute_script(OPERATIONS_SHOWN)
+        last.update({op_id: {key: sorted(values) for key, values in facts.items()}
+                     for op_id, facts in found.items()})
+        return last == expected
+
+    with contextlib.suppress(AssertionError):  # the comparison below says what differs
+        wait_for(shown, "the operations' parameters and responses")
+    assert {k: v for k, v in last.items() if expected.get(k) != v} == {}, \
+        {k: v for k, v in expected.items() if last.get(k) != v}
     assert browser.title == f"{spec['info']['title']} API"
     fetched = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")
