@@ -7,6 +7,7 @@ tests never touch tracked files)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import re
@@ -286,7 +287,7 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
     assert client.get("/jobs").status_code == 401
     hostile = replace(config, upload_base_url='http://x/"><script>')
     injected = status.create_app(hostile).test_client().get("/").data
-    assert b"<script>" not in injected and b"&quot;&gt;&lt;script&gt;" in injected
+    assert b"<script>" not in injected and b"&#34;&gt;&lt;script&gt;" in injected  # Jinja
 
     # Over the stack's Redis and objects, so the page lists the key's jobs and gets their
     # thumbnails. With API keys on, a key lists only the jobs it uploaded: three, made here
@@ -564,3 +565,62 @@ def test_kept_file_names_are_bounded(browser: WebDriver, urls: dict[str, str],
     [new] = set(stored) - set(old)
     assert stored[new] == "dot.png" and len(stored) == 500
     assert set(stored) - {new} == set(old[-499:])  # the newest of the old ones
+
+
+# Opens each operation, once (a second click would close it before it shows open), then
+# reads what each shows.
+OPERATIONS_SHOWN = """
+for (const op of document.querySelectorAll("#swagger-ui .opblock:not([data-opened])")) {
+  op.dataset.opened = "yes";
+  op.querySelector(".opblock-summary-control").click();
+}
+return Object.fromEntries([...document.querySelectorAll("#swagger-ui .opblock")].map((op) => [
+  op.id,
+  {responses: [...op.querySelectorAll(".responses-table tr.response")].map((r) => r.dataset.code),
+   parameters: [...op.querySelectorAll(".parameters tr[data-param-name]")]
+     .map((r) => `${r.dataset.paramIn} ${r.dataset.paramName}`)}]));
+"""
+
+
+@pytest.mark.parametrize("function", ["upload", "status"])
+def test_api_docs_render_every_operation(browser: WebDriver, urls: dict[str, str],
+                                         function: str) -> None:
+    """Swagger UI at /docs (thumbnails.apidocs) shows one block per operation of the
+    function's /openapi.json, and, opened, each block's parameters and response codes as
+    the document has them; it loads every file from the function itself (nothing from
+    elsewhere: the check lists what the browser fetched) and logs no error (a refusal by
+    the page's Content-Security-Policy would be one)."""
+    base = urls[function]
+    page_errors(browser)  # forget the lines of the tests before
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+
+    def parameter(node: dict[str, Any]) -> str:
+        if "$ref" in node:
+            node = spec["components"]["parameters"][node["$ref"].rsplit("/", 1)[1]]
+        return f"{node['in']} {node['name']}"
+
+    expected = {f"operations-{op['tags'][0]}-{op['operationId']}": {
+                    "responses": sorted(op["responses"]),
+                    "parameters": sorted(parameter(p) for p in op.get("parameters", []))}
+                for item in spec["paths"].values() for method, op in item.items()
+                if method in ("get", "post", "put", "patch", "delete")}
+    browser.get(f"{base}/docs")
+
+    last: dict[str, Any] = {}
+
+    def shown() -> bool:
+        found = browser.execute_script(OPERATIONS_SHOWN)
+        last.update({op_id: {key: sorted(values) for key, values in facts.items()}
+                     for op_id, facts in found.items()})
+        return last == expected
+
+    with contextlib.suppress(AssertionError):  # the comparison below says what differs
+        wait_for(shown, "the operations' parameters and responses")
+    assert {k: v for k, v in last.items() if expected.get(k) != v} == {}, \
+        {k: v for k, v in expected.items() if last.get(k) != v}
+    assert browser.title == f"{spec['info']['title']} API"
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert f"{base}/openapi.json" in fetched and f"{base}/docs/swagger-ui/swagger-ui.css" in fetched
+    assert all(url.startswith(f"{base}/") for url in fetched), fetched
+    assert page_errors(browser) == []

@@ -527,8 +527,12 @@ def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) ->
     [wheel] = (tmp_path / "wheels").glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    static = {p.name for p in (ROOT / "functions" / "status" / "static").iterdir()}
-    assert {f"thumbnails/status/static/{name}" for name in static} <= names, sorted(names)
+    # The web page's files and the /docs page's.
+    for source, package in (("status", "thumbnails/status"), ("core", "thumbnails")):
+        for folder in ("static", "templates"):
+            shipped = {p.name for p in (ROOT / "functions" / source / folder).iterdir()}
+            assert shipped and {f"{package}/{folder}/{name}" for name in shipped} <= names, \
+                sorted(names)
     assert "thumbnails/openapi.yaml" in names
     lua = {p.name for p in (ROOT / "functions" / "core" / "lua").glob("*.lua")}
     assert lua and {f"thumbnails/lua/{name}" for name in lua} <= names, sorted(names)

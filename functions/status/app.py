@@ -209,7 +209,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """The status app."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
-    app.register_blueprint(apidocs.blueprint("status"))  # /openapi.json, /docs
+    app.register_blueprint(apidocs.blueprint("status"))  # /openapi.json, /docs and its files
     app.register_blueprint(page.bp)  # GET /: the web page
     config = app.extensions["services"].config
     if config.link_signing_key:
@@ -219,6 +219,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     live.install(app)  # GET /events, and the listener behind ?wait=
     allow_cors(app, app.extensions["services"].config.allowed_origins)
     require_api_key(app, app.extensions["services"].config.api_keys,
-                    open_paths=(*OPEN_PATHS, *page.OPEN_PATHS, *WEBHOOK_PATHS))
+                    open_paths=(*OPEN_PATHS, *apidocs.OPEN_PATHS, *page.OPEN_PATHS,
+                                *WEBHOOK_PATHS))
     freeze_heap()
     return app

@@ -119,7 +119,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """The upload app; starts the outbox thread when K_SINK is set."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
-    app.register_blueprint(apidocs.blueprint("upload"))  # /openapi.json, /docs
+    app.register_blueprint(apidocs.blueprint("upload"))  # /openapi.json, /docs and its files
     services = app.extensions["services"]
     config = services.config
     app.extensions["metrics"].register(OutboxDepth(services.jobs))  # HLEN at scrape time
@@ -127,7 +127,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     # A PingSource has no key to send; Sweeper.requested bounds what a stranger can do.
     # MinIO sends its own token (checked by the route), not an API key.
     require_api_key(app, config.api_keys,
-                    open_paths=(*OPEN_PATHS, "/sweep", OLD_SWEEP_PATH, "/notifications/s3"))
+                    open_paths=(*OPEN_PATHS, *apidocs.OPEN_PATHS, "/sweep", OLD_SWEEP_PATH,
+                                "/notifications/s3"))
     sender = None
     if config.sink_url:
         sender = OutboxSender(services.jobs, config.sink_url, config.sweep_interval_seconds,
