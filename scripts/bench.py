@@ -98,7 +98,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-dir", type=Path, default=ROOT / "build/bench")
     parser.add_argument("--report", type=Path, default=None,
                         help="write this Markdown report and a .png plot beside it")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.original_pids = [int(p) for p in args.original_pids.split(",") if p]
+    except ValueError:
+        parser.error("--original-pids: comma-separated process ids")
+    if args.original_url and (not args.original_pids or any(
+            not Path(f"/proc/{pid}").exists() for pid in args.original_pids)):
+        parser.error("--original-url needs --original-pids: the pids of all its running "
+                     "processes (API, workers, Redis)")
+    return args
 
 
 def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
@@ -137,10 +146,8 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
             systems.append(stack)
         if "original" in wanted:
             if args.original_url:
-                pids = [int(p) for p in args.original_pids.split(",") if p]
-                if not pids:
-                    raise SystemExit("--original-url needs --original-pids")
-                systems.append(Original(images, args.original_url, pids, args.poll_interval))
+                systems.append(Original(images, args.original_url, args.original_pids,
+                                        args.poll_interval))
             else:
                 results.not_measured.append(
                     "the original FastAPI + RQ design (no --original-url/--original-pids)")

