@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -71,7 +73,7 @@ def log_issues(log: Path, start: int) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=60,
+    parser.add_argument("--jobs", type=int, default=48,
                         help="jobs a round on the headline JPEG (the others get a quarter)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
@@ -83,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--systems", default="pillow,project,vips,thumbor,stack,original",
                         help="systems, comma-separated")
     parser.add_argument("--port-base", type=int, default=None,
-                        help="first of 7 consecutive ports (the stack's 5, thumbor's 2); "
+                        help="first of 6 consecutive ports (the stack's 5, thumbor's); "
                              "default: a free block")
     parser.add_argument("--original-url", default=None,
                         help="URL of a running service with the original API")
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
         kinds.insert(0, IMAGE_KINDS[0])
     wanted.add("pillow")  # the base of every ratio
     images = {k.key: make_images(k) if k in kinds else [] for k in IMAGE_KINDS}
-    port = args.port_base or free_port_block(7)
+    port = args.port_base or free_port_block(6)
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.log_dir))
     results = Results(vars(args) | {"log_dir": str(args.log_dir)}, command, machine(), [])
     systems: list[System] = []
@@ -170,24 +172,7 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
                         system.run(kind, jobs_for(kind), args.concurrency))
 
         if args.cold_runs:
-            headline = work / "headline.jpg"
-            headline.write_bytes(images[IMAGE_KINDS[0].key][0])
-            if stack is not None:
-                results.cold["this project: resize, process start -> /ready 200"] = \
-                    cold_resize(stack.urls["redis"], work / "cold-objects", args.cold_runs)
-            if any(isinstance(s, Thumbor) for s in systems):
-                results.cold["thumbor: process start -> /healthcheck 200"] = cold_thumbor(
-                    args.thumbor_python, port + 6, work / "thumbor.conf", args.cold_runs)
-            for key, label in (("pillow", "plain Pillow"), ("vips", "libvips")):
-                if key in wanted:
-                    results.cold[f"{label}: python start -> one thumbnail done, exit"] = \
-                        cold_in_process(key, headline, args.cold_runs)
-            if args.original_start:
-                results.cold["the original design: API process start -> /health 200"] = \
-                    cold_server(args.original_start.format(port=port + 6),
-                                f"http://127.0.0.1:{port + 6}/health", args.cold_runs)
-            elif args.original_url:
-                results.cold["the original design"] = "not measured (no --original-start)"
+            results.cold = cold_starts(args, images, work, stack, systems, wanted)
         if stack is not None and args.upload_check:
             results.upload = upload_check(stack, IMAGE_KINDS[0], args.upload_check,
                                           args.concurrency)
@@ -195,6 +180,40 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
         for system in reversed(systems):
             system.close()
     return results
+
+
+def cold_starts(args: argparse.Namespace, images: dict[str, list[bytes]], work: Path,
+                stack: Stack | None, systems: list[System], wanted: set[str]
+                ) -> dict[str, list[float] | str]:
+    """Cold starts of each system that has one here; a start that fails is reported as such
+    (the rounds' results are not lost for it)."""
+    headline = work / "headline.jpg"
+    headline.write_bytes(images[IMAGE_KINDS[0].key][0])
+    starts: list[tuple[str, Callable[[], list[float]]]] = []
+    if stack is not None:
+        redis_url = stack.urls["redis"]
+        starts.append(("this project: resize, process start -> /ready 200",
+                       lambda: cold_resize(redis_url, work / "cold-objects", args.cold_runs)))
+    if any(isinstance(s, Thumbor) for s in systems):
+        starts.append(("thumbor: process start -> /healthcheck 200", lambda: cold_thumbor(
+            args.thumbor_python, work / "thumbor.conf", args.cold_runs)))
+    for key, label in (("pillow", "plain Pillow"), ("vips", "libvips")):
+        if key in wanted:
+            starts.append((f"{label}: python start -> one thumbnail done, exit",
+                           lambda key=key: cold_in_process(key, headline, args.cold_runs)))
+    if args.original_start:
+        starts.append(("the original design: API process start -> /health 200",
+                       lambda: cold_server(lambda port: args.original_start.format(port=port),
+                                           "/health", args.cold_runs)))
+    cold: dict[str, list[float] | str] = {}
+    for label, measure in starts:
+        try:
+            cold[label] = measure()
+        except (OSError, RuntimeError, subprocess.SubprocessError, ImportError) as exc:
+            cold[label] = f"failed: {exc}"[:200]
+    if args.original_url and not args.original_start:
+        cold["the original design"] = "not measured (no --original-start)"
+    return cold
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -402,16 +402,22 @@ def cold_in_process(method: str, image: Path, runs: int) -> list[float]:
     return samples[1:]
 
 
-def cold_server(command: list[str] | str, url: str, runs: int) -> list[float]:
-    """ms from starting a server (a shell command if a string) to its first 200 from url;
-    each start is stopped (SIGTERM to its process group) before the next."""
+def cold_server(command: Callable[[int], list[str] | str], path: str,
+                runs: int) -> list[float]:
+    """ms from starting a server on a free port (command(port): argv, or a shell command if
+    a string) to its first 200 from path; each start is stopped (SIGTERM to its process
+    group) before the next."""
+    from coldstart import free_port  # a port free now: this run's clients use ephemeral ones
+
     samples = []
     for _ in range(runs + 1):  # the first start warms the page cache and is dropped
+        port = free_port()
+        argv = command(port)
         began = time.perf_counter()
-        process = subprocess.Popen(command, shell=isinstance(command, str),
+        process = subprocess.Popen(argv, shell=isinstance(argv, str),
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            wait_for_200(url, process)
+            wait_for_200(f"http://127.0.0.1:{port}{path}", process)
             samples.append((time.perf_counter() - began) * 1000)
         finally:
             if process.poll() is None:
@@ -420,10 +426,10 @@ def cold_server(command: list[str] | str, url: str, runs: int) -> list[float]:
     return samples[1:]
 
 
-def cold_thumbor(python: Path, port: int, conf: Path, runs: int) -> list[float]:
+def cold_thumbor(python: Path, conf: Path, runs: int) -> list[float]:
     """ms from starting thumbor (--processes 1) to its first 200 from /healthcheck."""
-    return cold_server(thumbor_command(python, port, conf, 1),
-                       f"http://127.0.0.1:{port}/healthcheck", runs)
+    return cold_server(lambda port: thumbor_command(python, port, conf, 1), "/healthcheck",
+                       runs)
 
 
 def cold_resize(redis_url: str, data_dir: Path, runs: int) -> list[float]:
