@@ -36,9 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from benchmeasure import IMAGE_KINDS, ROOT, ImageKind, make_images
+from benchmeasure import IMAGE_KINDS, ROOT, ImageKind, make_images, rest_cpu
 from benchreport import PILLOW, Results, machine, report, tables
 from benchsystems import (
+    HttpSystem,
     InProcess,
     Original,
     Stack,
@@ -99,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--thumbor-python", type=Path, default=ROOT / ".venv-thumbor/bin/python",
                         help="python of a virtualenv with thumbor (make bench makes one)")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--rest-seconds", type=float, default=2.0,
+                        help="window for each service's CPU at rest (0: skip)")
     parser.add_argument("--upload-check", type=int, default=40,
                         help="submits each for the upload-does-not-wait check (0: skip)")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "build/bench")
@@ -165,6 +168,10 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
         for kind in kinds:  # warm-up, not recorded
             for system in systems:
                 system.run(kind, args.concurrency * 2, args.concurrency)
+        if args.rest_seconds:
+            for system in systems:
+                if isinstance(system, HttpSystem):
+                    results.rest[system.name] = rest_cpu(system.roots(), args.rest_seconds)
         for _ in range(args.rounds):
             for kind in kinds:
                 for system in systems:

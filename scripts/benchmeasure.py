@@ -117,6 +117,14 @@ def tree_cpu(roots: dict[str, list[int]]) -> dict[str, float]:
     return used
 
 
+def rest_cpu(roots: dict[str, list[int]], seconds: float) -> dict[str, float]:
+    """CPU ms per second each part uses at rest, over a window of `seconds` with no load."""
+    before = tree_cpu(roots)
+    time.sleep(seconds)  # the measuring window itself, not a wait for some state
+    after = tree_cpu(roots)
+    return {part: (after[part] - before[part]) * 1000 / seconds for part in after}
+
+
 def own_cpu() -> float:
     """CPU seconds this process (the client) has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -50,6 +50,7 @@ class Results:
     samples: dict[tuple[str, str], list[Sample]] = field(default_factory=dict)  # (system, image)
     cold: dict[str, list[float] | str] = field(default_factory=dict)
     upload: dict[str, list[float]] = field(default_factory=dict)
+    rest: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> part -> ms/s
     not_measured: list[str] = field(default_factory=list)
     log_issues: list[str] = field(default_factory=list)
 
@@ -139,6 +140,15 @@ def tables(results: Results, markdown: bool) -> str:
                        + ", ".join(f"{p} {c}" for p, c in zip(parts, cells, strict=True))
                        + f"; the client (not counted) {client.show()}")
             out.append("")
+    if results.rest:
+        window = results.args["rest_seconds"]
+        heading(f"CPU at rest, ms per second over {window:g} s with no load, after the "
+                f"warm-up (one clock tick: {1000 / TICK / window:.0f} ms/s; this idle work "
+                "is part of the rounds' figures too)")
+        rows = [[name, f"{sum(parts.values()):.1f}",
+                 ", ".join(f"{p} {v:.1f}" for p, v in parts.items())]
+                for name, parts in results.rest.items()]
+        table(["system", "ms/s", "by part"], rows)
     if results.cold:
         heading(f"Cold start, ms, median (min-max) of {results.args['cold_runs']} starts")
         rows = []
