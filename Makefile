@@ -51,7 +51,7 @@ $(THUMBOR_VENV)/bin/thumbor:
 	$(THUMBOR_VENV)/bin/pip install --quiet "$(THUMBOR)"
 
 bench: $(STAMP) $(THUMBOR_VENV)/bin/thumbor ## benchmark: the stack beside Pillow, libvips, thumbor (docs/benchmarks.md)
-	$(BIN)/python scripts/bench.py --thumbor-python $(THUMBOR_VENV)/bin/python $(ARGS)
+	@$(BIN)/python scripts/bench.py --thumbor-python $(THUMBOR_VENV)/bin/python $(ARGS)
 
 manifests: $(STAMP) ## regenerate knative/ from charts/thumbnails (a test checks they agree)
 	$(BIN)/python scripts/render_knative.py
