@@ -72,6 +72,7 @@ def log_issues(log: Path, start: int) -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; exits with a usage error for --original-url without live pids."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=48,
@@ -224,6 +225,7 @@ def cold_starts(args: argparse.Namespace, images: dict[str, list[bytes]], work: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the results; 0, or 1 (with the traceback) if a system failed."""
     args = parse_args(argv)
     command = "python scripts/bench.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     args.log_dir.mkdir(parents=True, exist_ok=True)

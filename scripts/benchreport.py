@@ -34,6 +34,7 @@ class Spread:
         return max(self.values)
 
     def show(self, digits: int = 1) -> str:
+        """"median (min-max)", or the one value of a single round."""
         if len(self.values) == 1:
             return f"{self.median:.{digits}f}"
         return f"{self.median:.{digits}f} ({self.low:.{digits}f}-{self.high:.{digits}f})"
@@ -61,6 +62,7 @@ class Results:
                        for s, b in zip(self.samples[(system, image)], base, strict=True)])
 
     def figure(self, system: str, image: str, get: Callable[[Sample], float]) -> Spread:
+        """One figure (get) of a system on an image, round by round."""
         return Spread([get(s) for s in self.samples[(system, image)]])
 
 

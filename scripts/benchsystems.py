@@ -31,13 +31,15 @@ class System:
     notes = ""
 
     def roots(self) -> dict[str, list[int]]:
+        """Part name -> pids of the processes whose trees do the work (see tree_cpu)."""
         raise NotImplementedError
 
     def run(self, kind: ImageKind, jobs: int, concurrency: int) -> Sample:
+        """Make `jobs` thumbnails of `kind`, `concurrency` at a time; the round's figures."""
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        """Stop what this system started (nothing, for a service started elsewhere)."""
 
 
 # --- in-process systems ---------------------------------------------------------------------
@@ -161,6 +163,7 @@ class HttpSystem(System):
             for data in images[kind.key]] for kind in IMAGE_KINDS}
 
     def one_job(self, kind: ImageKind, index: int) -> None:
+        """Run job `index` (variant index % kind.variants) to its end; raise if it failed."""
         raise NotImplementedError
 
     def run(self, kind: ImageKind, jobs: int, concurrency: int) -> Sample:
@@ -215,12 +218,14 @@ class Stack(HttpSystem):
                 for part, ns in names.items()}
 
     def submit(self, kind: ImageKind, index: int) -> str:
+        """POST /jobs to upload (multipart, field "file"); the job id of its 202."""
         body, content_type = self.bodies[kind.key][index % kind.variants]
         status, answer = self.client.request(self.urls["upload"] + "/jobs", "POST", body,
                                              {"Content-Type": content_type})
         return submitted_job_id(status, answer, 202)
 
     def wait(self, job_id: str) -> None:
+        """Long-poll status (GET /jobs/{id}?wait=30) until the job succeeded; raise if failed."""
         while True:
             status, answer = self.client.request(f"{self.urls['status']}/jobs/{job_id}?wait=30")
             doc = json.loads(answer)
@@ -349,7 +354,8 @@ class Thumbor(HttpSystem):
         self.process = subprocess.Popen(thumbor_command(python, port, self.conf, processes),
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_200(self.url + "/healthcheck", self.process)
-        self.notes = (f"thumbor {thumbor_version(python)} (Pillow {pillow_version(python)}), "
+        self.notes = (f"thumbor {package_version(python, 'thumbor')} "
+                      f"(Pillow {package_version(python, 'pillow')}), "
                       f"--processes {processes}, file loader, no storage or result storage; "
                       "GET /unsafe/fit-in/100x100/filters:format(png)/<file>")
 
@@ -367,15 +373,8 @@ class Thumbor(HttpSystem):
         stop_process(self.process)
 
 
-def thumbor_version(python: Path) -> str:
-    return _version(python, "thumbor")
-
-
-def pillow_version(python: Path) -> str:
-    return _version(python, "pillow")
-
-
-def _version(python: Path, package: str) -> str:
+def package_version(python: Path, package: str) -> str:
+    """The version of `package` installed for another interpreter ("?" if none)."""
     run = subprocess.run([str(python), "-c", "import importlib.metadata as m, sys; "
                           f"print(m.version({package!r}))"],
                          capture_output=True, text=True, check=False)
