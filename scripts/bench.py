@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,7 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
     finally:
         for system in reversed(systems):
             system.close()
+        shutil.rmtree(work, ignore_errors=True)
     return results
 
 
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     err = os.fdopen(os.dup(2), "w", buffering=1)
     sys.stdout.flush()
     sys.stderr.flush()
-    with log.open("ab") as handle:
+    with log.open("wb") as handle:  # this run's log only
         start = handle.tell()
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)

@@ -324,14 +324,24 @@ def wait_for_200(url: str, process: subprocess.Popen[bytes], timeout: float = 60
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL its process group if it lingers."""
-    if process.poll() is None:
-        process.terminate()
+    """SIGTERM its whole process group (it leads one: start_new_session), so the children it
+    forked (thumbor's --processes) stop too; SIGKILL what is left after timeout."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
     try:
         process.wait(timeout=timeout)
+        while time.monotonic() < deadline:  # the forked children exit on their own
+            os.killpg(process.pid, 0)
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    except ProcessLookupError:  # the group has no process left
+        pass
 
 
 class Thumbor(HttpSystem):
@@ -419,8 +429,6 @@ def cold_server(command: Callable[[int], list[str] | str], path: str,
             wait_for_200(f"http://127.0.0.1:{port}{path}", process)
             samples.append((time.perf_counter() - began) * 1000)
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
             stop_process(process)
     return samples[1:]
 
