@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchmeasure import IMAGE_KINDS, TICK, make_images, percentile, tree_cpu  # noqa: E402
 from benchreport import PILLOW, Results, report  # noqa: E402
-from benchsystems import InProcess  # noqa: E402
+from benchsystems import InProcess, stop_process  # noqa: E402
 
 # Burns CPU in a grandchild that it reaps, then in itself; prints what os.times() says it
 # and its reaped children used; then waits for its stdin to close.
@@ -46,6 +46,37 @@ def test_tree_cpu_counts_a_busy_process_and_the_child_it_reaped() -> None:
     # /proc counts in clock ticks; the child idles (blocked on stdin) after printing
     assert abs(measured["busy"] - reported) <= 3 / TICK
     assert measured["nobody"] == 0.0
+
+
+# Forks a child (as thumbor's --processes does), prints both pids, and both sleep.
+FORKS = textwrap.dedent("""
+    import os, time
+    child = os.fork()
+    if child:
+        print(os.getpid(), child, flush=True)
+    time.sleep(60)
+""")
+
+
+def test_stop_process_stops_the_children_a_server_forked() -> None:
+    process = subprocess.Popen([sys.executable, "-c", FORKS], stdout=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    assert process.stdout is not None
+    pids = [int(p) for p in process.stdout.readline().split()]
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    stop_process(process, timeout=10)
+    process.stdout.close()
+    assert process.returncode is not None
+    assert not alive(pids[1])  # the child: gone, not orphaned
+
+
+def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting for its new parent to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_percentile_is_the_nearest_rank() -> None:
