@@ -6,6 +6,10 @@ BIN    := $(VENV)/bin
 # everything else (tests, lint, bench) adds the test tools.
 DEV_STAMP := $(VENV)/.installed-dev
 STAMP     := $(VENV)/.installed
+# thumbor pins Pillow < 13 and the service needs 13: the benchmark runs thumbor from a
+# virtualenv of its own.
+THUMBOR_VENV ?= .venv-thumbor
+THUMBOR      ?= thumbor>=7.8,<8
 
 .DEFAULT_GOAL := help
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -42,8 +46,12 @@ browser: ## Debian's Chromium and ChromeDriver, for the web page's browser test
 	  { $(SUDO) apt-get update -q && \
 	    $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
-bench: $(STAMP) ## benchmark: raw Pillow rate vs the local stack
-	$(BIN)/python scripts/bench.py $(ARGS)
+$(THUMBOR_VENV)/bin/thumbor:
+	$(PYTHON) -m venv $(THUMBOR_VENV)
+	$(THUMBOR_VENV)/bin/pip install --quiet "$(THUMBOR)"
+
+bench: $(STAMP) $(THUMBOR_VENV)/bin/thumbor ## benchmark: the stack beside Pillow, libvips, thumbor (docs/benchmarks.md)
+	@$(BIN)/python scripts/bench.py --thumbor-python $(THUMBOR_VENV)/bin/python $(ARGS)
 
 manifests: $(STAMP) ## regenerate knative/ from charts/thumbnails (a test checks they agree)
 	$(BIN)/python scripts/render_knative.py
@@ -53,4 +61,4 @@ screenshot: $(STAMP) browser ## refresh docs/screenshot.png (the README's pictur
 	cp build/screenshot.png docs/screenshot.png
 
 clean: ## remove the virtualenv, local data, fetched tools and build and test caches
-	rm -rf $(VENV) data .tools build .hypothesis .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(THUMBOR_VENV) data .tools build .hypothesis .pytest_cache .ruff_cache *.egg-info

@@ -1,276 +1,260 @@
 #!/usr/bin/env python3
-"""Benchmark: Pillow's raw thumbnail rate on this machine vs jobs through the local stack.
+"""Benchmark: this project's local stack side by side with its peers, in one run.
 
-Prints, from one run on the same 1600x1200 JPEGs:
-  - in-process thumbnails/s, one process per core (the machine's raw rate);
-  - through `thumbnails dev` at concurrency 8: jobs/s, p50/p99 submit latency and
-    p50/p99 submit-to-succeeded latency, and the ratio of jobs/s to the raw rate;
-  - p50/p99 submit latency with resize idle and with resize saturated (frozen with
-    SIGSTOP while a backlog builds), to show that upload never waits for resize.
+Systems, each making a 100x100 PNG from the same images:
+  - plain Pillow (`Image.open`, `thumbnail((100, 100))`, PNG save), in-process;
+  - this project's `make_thumbnail` alone, in-process;
+  - libvips (`pyvips.Image.thumbnail_buffer`, PNG), in-process;
+  - thumbor from PyPI (file loader, `fit-in/100x100/filters:format(png)`), a real HTTP
+    server on 127.0.0.1, one synchronous request per job;
+  - this project's whole local stack (`thumbnails dev`: filesystem store, embedded Valkey,
+    local broker, three gunicorns): POST /jobs, then the long poll GET /jobs/{id}?wait=30;
+  - the original FastAPI + RQ design, if running (--original-url, --original-pids):
+    POST /jobs/, then GET /jobs/{id} every --poll-interval until it ends.
+Images: a 1600x1200 q90 JPEG (the headline), a 12 MP JPEG and a 2 MP PNG.
+
+Per system and image, over --rounds rounds (systems interleaved within a round): CPU ms
+per job (utime+stime from /proc/<pid>/stat of every process of the system, children
+included; the client's CPU excluded), its ratio to plain Pillow in the same round, jobs/s
+at --concurrency, p50/p99 time to completion; medians with min-max over rounds. Then cold
+starts, and upload's submit latency with resize running and frozen.
+
+Prints the results only; the stack's and peers' logs go to --log-dir (build/bench/).
+--report writes the Markdown report and a plot next to it (docs/benchmarks.md, .png).
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import io
-import json
 import os
-import random
-import resource
-import signal
-import statistics
+import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
-import threading
-import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TextIO
 
-from PIL import Image, ImageDraw, ImageFilter
-from urllib3 import encode_multipart_formdata
+from benchmeasure import IMAGE_KINDS, ROOT, ImageKind, make_images, rest_cpu
+from benchreport import PILLOW, Results, machine, report, tables
+from benchsystems import (
+    HttpSystem,
+    InProcess,
+    Original,
+    Stack,
+    System,
+    Thumbor,
+    cold_in_process,
+    cold_resize,
+    cold_server,
+    cold_thumbor,
+    upload_check,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stackutil import free_port_block  # noqa: E402
+# --- main -------------------------------------------------------------------------------
 
-from thumbnails import devstack, imaging  # noqa: E402
-from thumbnails.config import Config  # noqa: E402
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive free loopback ports (tests/stackutil.py's finder)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from stackutil import free_port_block as find
 
-OPTIONS = imaging.ThumbnailOptions()
-LIMITS = imaging.Limits()
-
-
-def make_jpegs(count: int) -> list[bytes]:
-    """Photo-like 1600x1200 JPEGs: gradients, shapes and noise, quality 90."""
-    rng = random.Random(42)
-    out = []
-    for i in range(count):
-        base = Image.linear_gradient("L").resize((1600, 1200)).convert("RGB")
-        draw = ImageDraw.Draw(base)
-        for _ in range(40):
-            x, y = rng.randrange(1600), rng.randrange(1200)
-            colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-            draw.ellipse((x, y, x + rng.randrange(50, 400), y + rng.randrange(50, 400)), colour)
-        noise = Image.effect_noise((1600, 1200), 40 + i).convert("RGB")
-        image = Image.blend(base.filter(ImageFilter.GaussianBlur(2)), noise, 0.15)
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+    return find(count)
 
 
-def _thumbnail_many(args: tuple[list[bytes], int]) -> float:
-    jpegs, n = args
-    started = time.process_time()
-    for i in range(n):
-        imaging.make_thumbnail(jpegs[i % len(jpegs)], OPTIONS, LIMITS)
-    return time.process_time() - started
+def log_issues(log: Path, start: int) -> list[str]:
+    """Lines of the log written since offset start that look like warnings or tracebacks."""
+    with log.open("rb") as handle:
+        handle.seek(start)
+        lines = handle.read().decode(errors="replace").splitlines()
+    marks = ("Traceback", "WARNING", "ERROR", "CRITICAL", '"warning"', '"error"')
+    return [line for line in lines if any(mark in line for mark in marks)]
 
 
-def raw_rate(jpegs: list[bytes], per_process: int, processes: int) -> tuple[float, float]:
-    """(thumbnails per second, CPU ms per thumbnail) with `processes` worker processes."""
-    with ProcessPoolExecutor(processes) as pool:
-        list(pool.map(_thumbnail_many, [(jpegs, 2)] * processes))  # warm up
-        start = time.perf_counter()
-        cpu = sum(pool.map(_thumbnail_many, [(jpegs, per_process)] * processes))
-        done = per_process * processes
-        return done / (time.perf_counter() - start), cpu * 1000 / done
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100), in the unit of values."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-class Client:
-    """A light HTTP client (one keep-alive connection per thread, multipart bodies built once),
-    so that the client's own CPU takes as little as possible from the service on this machine."""
-
-    def __init__(self, urls: dict[str, str], jpegs: list[bytes]) -> None:
-        self.urls = urls
-        self.local = threading.local()
-        self.bodies = [encode_multipart_formdata({"file": ("bench.jpg", data)}) for data in jpegs]
-
-    def _connection(self, part: str) -> http.client.HTTPConnection:
-        connections = self.local.__dict__.setdefault("connections", {})
-        if part not in connections:
-            parsed = urlsplit(self.urls[part])
-            connections[part] = http.client.HTTPConnection(parsed.hostname, parsed.port,
-                                                           timeout=60)
-        return connections[part]
-
-    def request(self, part: str, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """One request on this thread's connection to a part (reconnects if it was closed)."""
-        for attempt in (1, 2):
-            connection = self._connection(part)
-            try:
-                connection.request(method, path, body=body, headers=headers or {})
-                response = connection.getresponse()
-                return response.status, response.read()
-            except (http.client.HTTPException, ConnectionError):
-                connection.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def submit(self, index: int) -> tuple[str, float, float]:
-        """Upload image `index`: (job id, wall-clock submit time, submit latency in s)."""
-        body, content_type = self.bodies[index % len(self.bodies)]
-        wall, start = time.time(), time.perf_counter()
-        status, answer = self.request("upload", "POST", "/jobs", body,
-                                      {"Content-Type": content_type})
-        latency = time.perf_counter() - start
-        if status != 202:
-            raise RuntimeError(f"upload answered {status}: {answer[:200]!r}")
-        return json.loads(answer)["job_id"], wall, latency
-
-    def wait_all(self, job_ids: list[str], timeout: float = 600) -> None:
-        """Poll the last job until it is terminal (the others were submitted before it)."""
-        self.finished_at(job_ids[-1], timeout)
-
-    def finished_at(self, job_id: str, timeout: float = 600) -> float:
-        """Wait until the job succeeds; the finish time resize recorded for it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status, answer = self.request("status", "GET", f"/jobs/{job_id}/debug")
-            doc = json.loads(answer)
-            if doc["status"] == "succeeded":
-                return float(doc["finished_at"])
-            if doc["status"] == "failed":
-                raise RuntimeError(f"job {job_id} failed: {doc['error']}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} did not finish")
-            time.sleep(0.1)
-
-
-def run_load(client: Client, jobs: int, concurrency: int,
-             stack: devstack.Stack) -> dict[str, float]:
-    """Submit `jobs` at `concurrency`; wait for all; rates, latencies, CPU ms per job."""
-    before = cpu_seconds(stack)
-    with ThreadPoolExecutor(concurrency) as pool:
-        submitted = list(pool.map(client.submit, range(jobs)))
-    client.wait_all([job_id for job_id, _, _ in submitted])
-    after = cpu_seconds(stack)
-    # Rates and latencies come from the finish times resize recorded, so reading them
-    # afterwards adds no load to the measured window.
-    finished = [client.finished_at(job_id) for job_id, _, _ in submitted]
-    first = min(wall for _, wall, _ in submitted)
-    submit_ms = [lat * 1000 for _, _, lat in submitted]
-    e2e_ms = [(fin - wall) * 1000 for (_, wall, _), fin in zip(submitted, finished, strict=True)]
-    return {
-        "jobs_per_s": jobs / (max(finished) - first),
-        "submit_p50": pct(submit_ms, 50), "submit_p99": pct(submit_ms, 99),
-        "e2e_p50": pct(e2e_ms, 50), "e2e_p99": pct(e2e_ms, 99),
-        **{f"cpu_{part}": (after[part] - before[part]) * 1000 / jobs for part in after},
-    }
-
-
-def submit_latencies(client: Client, jobs: int, concurrency: int) -> list[float]:
-    """Submit latencies (ms) only."""
-    with ThreadPoolExecutor(concurrency) as pool:
-        return [lat * 1000 for _, _, lat in pool.map(client.submit, range(jobs))]
-
-
-def cpu_seconds(stack: devstack.Stack) -> dict[str, float]:
-    """CPU time (user + system) used so far by each part's process group."""
-    tick = os.sysconf("SC_CLK_TCK")
-    groups = {process.pid: part for part, process in stack.processes.items()}
-    used = dict.fromkeys(stack.processes, 0.0)
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    used["client"] = own.ru_utime + own.ru_stime
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        part = groups.get(int(fields[2]))  # field 5 of stat: the process group id
-        if part is not None:
-            used[part] += (int(fields[11]) + int(fields[12])) / tick
-    return used
-
-
-def signal_group(process: object, sig: signal.Signals) -> None:
-    os.killpg(process.pid, sig)  # type: ignore[attr-defined]
-
-
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; exits with a usage error for --original-url without live pids."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=400, help="jobs through the stack")
-    parser.add_argument("--raw", type=int, default=300, help="thumbnails per process (raw)")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                        help="gunicorn workers for resize (the other functions get half)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where the stack keeps Redis data and images (default: a new "
-                             "temporary folder under $TMPDIR or /tmp)")
-    args = parser.parse_args()
-    cores = os.cpu_count() or 1
-    jpegs = make_jpegs(8)
-    print(f"machine: {cores} cores; inputs: 8 JPEGs 1600x1200, "
-          f"{statistics.mean(map(len, jpegs)) / 1024:.0f} KiB on average; "
-          f"thumbnail {OPTIONS.width}x{OPTIONS.height} {OPTIONS.format}", flush=True)
-    os.sync()  # start each phase without the disk still writing back an earlier run's data
-    raw, raw_cpu = raw_rate(jpegs, args.raw, cores)
-    print(f"in-process Pillow ({cores} processes), before the stack: {raw:.1f} thumbnails/s, "
-          f"{raw_cpu:.1f} CPU ms each", flush=True)
+    parser.add_argument("--jobs", type=int, default=48,
+                        help="jobs a round on the headline JPEG (the others get a quarter)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="resize gunicorn workers, thumbor processes (the original's "
+                             "RQ workers are whatever was started)")
+    parser.add_argument("--images", default=",".join(k.key for k in IMAGE_KINDS),
+                        help="image kinds, comma-separated")
+    parser.add_argument("--systems", default="pillow,project,vips,thumbor,stack,original",
+                        help="systems, comma-separated")
+    parser.add_argument("--port-base", type=int, default=None,
+                        help="first of 6 consecutive ports (the stack's 5, thumbor's); "
+                             "default: a free block")
+    parser.add_argument("--original-url", default=None,
+                        help="URL of a running service with the original API")
+    parser.add_argument("--original-pids", default="",
+                        help="comma-separated pids of ALL its processes (API, workers, Redis)")
+    parser.add_argument("--original-start", default=None,
+                        help="shell command that starts the original's API alone on port "
+                             "{port} (filled in), for its cold start")
+    parser.add_argument("--poll-interval", type=float, default=0.1,
+                        help="seconds between the original's status polls")
+    parser.add_argument("--thumbor-python", type=Path, default=ROOT / ".venv-thumbor/bin/python",
+                        help="python of a virtualenv with thumbor (make bench makes one)")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--rest-seconds", type=float, default=2.0,
+                        help="window for each service's CPU at rest (0: skip)")
+    parser.add_argument("--upload-check", type=int, default=40,
+                        help="submits each for the upload-does-not-wait check (0: skip)")
+    parser.add_argument("--log-dir", type=Path, default=ROOT / "build/bench")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="write this Markdown report and a .png plot beside it")
+    args = parser.parse_args(argv)
+    try:
+        args.original_pids = [int(p) for p in args.original_pids.split(",") if p]
+    except ValueError:
+        parser.error("--original-pids: comma-separated process ids")
+    if args.original_url and (not args.original_pids or any(
+            not Path(f"/proc/{pid}").exists() for pid in args.original_pids)):
+        parser.error("--original-url needs --original-pids: the pids of all its running "
+                     "processes (API, workers, Redis)")
+    return args
 
-    with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
-        print(f"local stack state in {tmp}", flush=True)
-        stack = devstack.start(Config(), free_port_block(len(devstack.PARTS)), Path(tmp),
-                               args.workers)
+
+def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
+    """Start the systems, measure, stop them; print progress-free results to out."""
+    wanted = set(args.systems.split(","))
+    kinds = [k for k in IMAGE_KINDS if k.key in args.images.split(",")]
+    if IMAGE_KINDS[0] not in kinds:
+        kinds.insert(0, IMAGE_KINDS[0])
+    wanted.add("pillow")  # the base of every ratio
+    images = {k.key: make_images(k) if k in kinds else [] for k in IMAGE_KINDS}
+    port = args.port_base or free_port_block(6)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.log_dir))
+    results = Results(vars(args) | {"log_dir": str(args.log_dir)}, command, machine(), [])
+    systems: list[System] = []
+    try:
+        in_process = [("pillow", PILLOW, "Image.open, thumbnail((100, 100)), save PNG"),
+                      ("project", "this project's make_thumbnail alone",
+                       "thumbnails.imaging.make_thumbnail with default options "
+                       "(100x100 contain, PNG)"),
+                      ("vips", "libvips (pyvips)",
+                       "pyvips.Image.thumbnail_buffer(data, 100, height=100), PNG")]
+        for key, name, notes in in_process:
+            if key in wanted:
+                systems.append(InProcess(name, key, images, args.concurrency,
+                                         f"{notes}; {args.concurrency} forked processes"))
+        if "thumbor" in wanted:
+            if args.thumbor_python.exists():
+                systems.append(Thumbor(images, args.thumbor_python, port + 5, work,
+                                       args.workers))
+            else:
+                results.not_measured.append(f"thumbor ({args.thumbor_python} not found; "
+                                            "`make bench` makes that virtualenv)")
+        stack = None
+        if "stack" in wanted:
+            stack = Stack(images, port, work / "stack", args.workers)
+            systems.append(stack)
+        if "original" in wanted:
+            if args.original_url:
+                systems.append(Original(images, args.original_url, args.original_pids,
+                                        args.poll_interval))
+            else:
+                results.not_measured.append(
+                    "the original FastAPI + RQ design (no --original-url/--original-pids)")
+        results.systems = [(s.name, s.notes) for s in systems]
+
+        def jobs_for(kind: ImageKind) -> int:
+            return max(args.concurrency, round(args.jobs * kind.share))
+
+        for kind in kinds:  # warm-up, not recorded
+            for system in systems:
+                system.run(kind, args.concurrency * 2, args.concurrency)
+        if args.rest_seconds:
+            for system in systems:
+                if isinstance(system, HttpSystem):
+                    results.rest[system.name] = rest_cpu(system.roots(), args.rest_seconds)
+        for _ in range(args.rounds):
+            for kind in kinds:
+                for system in systems:
+                    results.samples.setdefault((system.name, kind.key), []).append(
+                        system.run(kind, jobs_for(kind), args.concurrency))
+
+        if args.cold_runs:
+            results.cold = cold_starts(args, images, work, stack, systems, wanted)
+        if stack is not None and args.upload_check:
+            results.upload = upload_check(stack, IMAGE_KINDS[0], args.upload_check,
+                                          args.concurrency)
+    finally:
+        for system in reversed(systems):
+            system.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def cold_starts(args: argparse.Namespace, images: dict[str, list[bytes]], work: Path,
+                stack: Stack | None, systems: list[System], wanted: set[str]
+                ) -> dict[str, list[float] | str]:
+    """Cold starts of each system that has one here; a start that fails is reported as such
+    (the rounds' results are not lost for it)."""
+    headline = work / "headline.jpg"
+    headline.write_bytes(images[IMAGE_KINDS[0].key][0])
+    starts: list[tuple[str, Callable[[], list[float]]]] = []
+    if stack is not None:
+        redis_url = stack.urls["redis"]
+        starts.append(("this project: resize, process start -> /ready 200",
+                       lambda: cold_resize(redis_url, work / "cold-objects", args.cold_runs)))
+    if any(isinstance(s, Thumbor) for s in systems):
+        starts.append(("thumbor: process start -> /healthcheck 200", lambda: cold_thumbor(
+            args.thumbor_python, work / "thumbor.conf", args.cold_runs)))
+    for key, label in (("pillow", "plain Pillow"), ("vips", "libvips")):
+        if key in wanted:
+            starts.append((f"{label}: python start -> one thumbnail done, exit",
+                           lambda key=key: cold_in_process(key, headline, args.cold_runs)))
+    if args.original_start:
+        starts.append(("the original design: API process start -> /health 200",
+                       lambda: cold_server(lambda port: args.original_start.format(port=port),
+                                           "/health", args.cold_runs)))
+    cold: dict[str, list[float] | str] = {}
+    for label, measure in starts:
         try:
-            client = Client(stack.urls, jpegs)
-            run_load(client, 20, args.concurrency, stack)  # warm up
-            os.sync()
-            load = run_load(client, args.jobs, args.concurrency, stack)
-            print(f"local stack (concurrency {args.concurrency}, {args.jobs} jobs): "
-                  f"{load['jobs_per_s']:.1f} jobs/s; "
-                  f"submit p50 {load['submit_p50']:.1f} ms p99 {load['submit_p99']:.1f} ms; "
-                  f"submit->succeeded p50 {load['e2e_p50']:.0f} ms p99 {load['e2e_p99']:.0f} ms",
-                  flush=True)
-            print("CPU ms per job: " + ", ".join(
-                f"{key[4:]} {value:.1f}" for key, value in load.items()
-                if key.startswith("cpu_")), flush=True)
-            # This machine's speed drifts: measure the raw rate again right after the load
-            # and compare with the mean of the two.
-            os.sync()
-            raw_after, raw_cpu_after = raw_rate(jpegs, args.raw, cores)
-            print(f"in-process Pillow ({cores} processes), after the load: "
-                  f"{raw_after:.1f} thumbnails/s, {raw_cpu_after:.1f} CPU ms each", flush=True)
-            raw, raw_cpu = (raw + raw_after) / 2, (raw_cpu + raw_cpu_after) / 2
-            print(f"ratio local-stack jobs/s / in-process thumbnails/s (mean of both): "
-                  f"{load['jobs_per_s'] / raw:.2f}", flush=True)
-            # The same comparison in CPU time, which time stolen by the host does not skew.
-            stack_cpu = sum(v for k, v in load.items() if k.startswith("cpu_")
-                            and k != "cpu_client")
-            print(f"CPU per job: stack {stack_cpu:.1f} ms, raw thumbnail {raw_cpu:.1f} ms; "
-                  f"ratio {raw_cpu / stack_cpu:.2f}", flush=True)
+            cold[label] = measure()
+        except (OSError, RuntimeError, subprocess.SubprocessError, ImportError) as exc:
+            cold[label] = f"failed: {exc}"[:200]
+    if args.original_url and not args.original_start:
+        cold["the original design"] = "not measured (no --original-start)"
+    return cold
 
-            n = max(100, args.jobs // 4)
-            single = submit_latencies(client, n, 1)
-            client.wait_all([client.submit(0)[0]])
-            running = submit_latencies(client, n, args.concurrency)
-            signal_group(stack.processes["resize"], signal.SIGSTOP)
-            try:
-                frozen = submit_latencies(client, n, args.concurrency)
-            finally:
-                signal_group(stack.processes["resize"], signal.SIGCONT)
-            for label, values, concurrency in (
-                    ("one upload at a time", single, 1),
-                    ("resize running, no backlog at start", running, args.concurrency),
-                    (f"resize saturated (frozen, backlog grows to {n})", frozen,
-                     args.concurrency)):
-                print(f"submit latency at concurrency {concurrency}, {label}: "
-                      f"p50 {pct(values, 50):.1f} ms p99 {pct(values, 99):.1f} ms ({n} jobs)",
-                      flush=True)
-        finally:
-            stack.stop()
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the results; 0, or 1 (with the traceback) if a system failed."""
+    args = parse_args(argv)
+    command = "python scripts/bench.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    log = args.log_dir / "bench.log"
+    # Results to the terminal; everything the stack and the peers print to the log: the
+    # children inherit file descriptors 1 and 2.
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    err = os.fdopen(os.dup(2), "w", buffering=1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with log.open("wb") as handle:  # this run's log only
+        start = handle.tell()
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+    try:
+        results = run(args, out, command)
+    except BaseException:
+        err.write(traceback.format_exc())
+        err.write(f"(logs in {log})\n")
+        return 1
+    results.log_issues = log_issues(log, start)
+    out.write(tables(results, markdown=False))
+    out.write(f"machine: {results.machine['cpu']}; logs: {log} "
+              f"({len(results.log_issues)} warning/error lines)\n")
+    if args.report:
+        report(results, args.report, args.report.with_suffix(".png"))
+        out.write(f"report: {args.report}, plot: {args.report.with_suffix('.png')}\n")
     return 0
 
 

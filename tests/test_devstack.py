@@ -114,3 +114,44 @@ def test_serve_runs_one_function_on_port_and_stops_on_sigterm(
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr[-2000:]
     assert "Shutting down" in stderr
+
+
+# On SIGTERM: note the signal, take 0.3 s to finish (as upload's outbox sends its last
+# events), note the exit.
+SLOW_EXIT = """
+import signal, sys, time
+def stop(*_):
+    with open(sys.argv[1], "a") as log:
+        log.write(sys.argv[2] + " term\\n")
+    time.sleep(0.3)
+    with open(sys.argv[1], "a") as log:
+        log.write(sys.argv[2] + " exit\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_stop_terminates_upload_before_the_broker_and_redis_last(tmp_path: Path) -> None:
+    """Each stage gets SIGTERM only once the one before has exited (STOP_ORDER)."""
+    from thumbnails.devstack import STOP_ORDER, Stack
+
+    log = tmp_path / "order.log"
+    names = ["redis", "broker", "dispatcher", "status", "resize", "upload"]  # start order
+    processes = {}
+    for name in names:
+        processes[name] = subprocess.Popen([sys.executable, "-c", SLOW_EXIT, str(log), name],
+                                           stdout=subprocess.PIPE, text=True)
+        assert processes[name].stdout.readline() == "ready\n"
+    Stack(urls={}, processes=processes, pid_file=tmp_path / PID_FILE).stop()
+    events = log.read_text().split("\n")[:-1]
+    assert sorted(events) == sorted(f"{n} {e}" for n in names for e in ("term", "exit"))
+    stage_of = {name: i for i, stage in enumerate(STOP_ORDER) for name in stage}
+    assert stage_of["upload"] < stage_of["broker"] < stage_of["redis"]
+    for event in events:
+        name, what = event.split()
+        if what == "term":  # every part of an earlier stage has exited already
+            earlier = [n for n in names if stage_of[n] < stage_of[name]]
+            assert all(events.index(f"{n} exit") < events.index(event) for n in earlier)

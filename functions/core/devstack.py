@@ -23,6 +23,10 @@ from .serving import APPS, MALLOC_TUNING, gunicorn_command
 # The parts in the order their ports are handed out (--port, --port + 1, ...).
 PARTS = ("upload", "status", "resize", "broker", "redis")
 PID_FILE = "dev.pids"
+# Stages of Stack.stop: upload (new jobs; its outbox sends their events) first, then the
+# other functions, which also send events to the broker, then the broker, then Redis,
+# which all of them use.
+STOP_ORDER = (("upload",), ("resize", "status"), ("broker", "dispatcher"), ("redis",))
 
 
 @dataclass
@@ -34,10 +38,12 @@ class Stack:
     pid_file: Path
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the functions and broker, then Redis last; SIGKILL what outlives timeout."""
-        parts = [p for name, p in self.processes.items() if name != "redis"]
-        _terminate(parts, timeout)
-        _terminate([p for name, p in self.processes.items() if name == "redis"], timeout)
+        """SIGTERM the parts in STOP_ORDER, each stage after the one before has exited
+        (SIGKILL what outlives timeout): upload first, so its outbox thread sends its last
+        events while the broker still takes them; the broker after everything that sends
+        to it; Redis last."""
+        for stage in STOP_ORDER:
+            _terminate([p for name, p in self.processes.items() if name in stage], timeout)
         self.pid_file.unlink(missing_ok=True)
 
     def failed(self) -> subprocess.Popen[bytes] | None:
