@@ -28,7 +28,7 @@ class Heartbeat:
 
     The renewals run on one thread per process (the renewer), started with the first job:
     a job costs a set insertion and removal, not a thread of its own to start, wake and
-    join (measured with scripts/cpu_per_job.py: see the README's CPU section)."""
+    join."""
 
     def __init__(self, jobs: JobStore, job_id: str, token: str, lease_seconds: float,
                  deadline_seconds: float) -> None:
