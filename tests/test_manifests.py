@@ -15,8 +15,20 @@ def test_every_trigger_takes_some_type_the_code_emits() -> None:
     triggers = load(BrokerSettings().knative_dir)
     assert triggers, "no Trigger manifests found"
     for trigger in triggers:
-        taken = [t for t in events.EVENT_TYPES if trigger.matches({"type": t, "source": "/x"})]
+        # resize sets events.CALLBACK on the results of jobs with a callback_url
+        taken = [t for t in events.EVENT_TYPES
+                 if trigger.matches({"type": t, "source": "/x", events.CALLBACK: "true"})]
         assert taken, f"{trigger.name} takes none of {events.EVENT_TYPES}"
+
+
+def test_status_webhooks_take_only_results_of_jobs_with_a_callback() -> None:
+    (trigger,) = [t for t in load(Config().knative_dir) if t.subscriber.uri == "/webhooks"]
+    assert trigger.subscriber.service == "status"
+    for event_type in (events.THUMBNAIL_GENERATED, events.THUMBNAIL_FAILED):
+        assert trigger.matches({"type": event_type, "source": "/x", events.CALLBACK: "true"})
+        assert not trigger.matches({"type": event_type, "source": "/x"})
+    assert not trigger.matches({"type": events.IMAGE_UPLOADED, "source": "/x",
+                                events.CALLBACK: "true"})
 
 
 def test_the_local_stack_can_reach_every_destination() -> None:

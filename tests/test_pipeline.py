@@ -153,6 +153,8 @@ def test_same_event_twice_gives_one_thumbnail(urls: dict[str, str]) -> None:
         assert reply.status_code == 200
         reply_event = events.from_http(reply.headers, reply.content)
         assert reply_event.get_type() == events.THUMBNAIL_GENERATED
+        # no callback_url: nothing for status's webhooks Trigger
+        assert events.CALLBACK not in reply_event.get_attributes()
     after = requests.get(f"{urls['status']}/jobs/{job['job_id']}/debug", timeout=10).json()
     assert after["attempts"] == before["attempts"] == 1
     assert after["finished_at"] == before["finished_at"]

@@ -108,29 +108,43 @@ class Dispatcher:
                 if replaying:
                     replaying = bool(entries)
                     cursor = entries[-1][0] if entries else ">"
+                # Entries with nothing to deliver (every group reads every entry: most are
+                # another Trigger's) are acknowledged here, in one XACK per batch, not one
+                # round trip and one thread hand-off each.
+                done: list[bytes] = []
                 for entry_id, fields in entries:
                     with lock:
                         if entry_id in in_flight:  # a replay met one still being delivered
                             continue
-                    if not fields:  # pending entry trimmed away: nothing left to deliver
-                        self._ack(trigger, entry_id)
+                    event = self._wanted(trigger, entry_id, fields)
+                    if event is None:
+                        done.append(entry_id)
                         continue
                     slots.acquire()
                     with lock:
                         in_flight.add(entry_id)
-                    future = pool.submit(self._handle, trigger, entry_id, fields[b"event"], stop)
+                    future = pool.submit(self._handle, trigger, entry_id, event, stop)
                     future.add_done_callback(lambda _, e=entry_id: finished(e))
+                self._ack(trigger, *done)
 
-    def _handle(self, trigger: Trigger, entry_id: bytes, raw: bytes,
+    def _wanted(self, trigger: Trigger, entry_id: bytes,
+                fields: Mapping[bytes, bytes]) -> events.BaseCloudEvent | None:
+        """The entry's event if the Trigger wants it; None when there is nothing to deliver:
+        an entry trimmed away while pending, one that is not a CloudEvent (logged), or an
+        event the Trigger's filters do not match."""
+        if not fields:  # pending entry trimmed away: nothing left to deliver
+            return None
+        try:
+            event = events.from_json(fields[b"event"])
+        except (InvalidEvent, KeyError):
+            log.error("trigger %s: entry %s is not a CloudEvent; dropped", trigger.name, entry_id)
+            return None
+        return event if trigger.matches(attributes_of(event)) else None
+
+    def _handle(self, trigger: Trigger, entry_id: bytes, event: events.BaseCloudEvent,
                 stop: threading.Event) -> None:
         try:
-            event = events.from_json(raw)
-        except InvalidEvent:
-            log.error("trigger %s: entry %s is not a CloudEvent; dropped", trigger.name, entry_id)
-            self._ack(trigger, entry_id)
-            return
-        try:
-            if trigger.matches(attributes_of(event)) and not self._deliver(trigger, event, stop):
+            if not self._deliver(trigger, event, stop):
                 return  # stopping mid-retry: leave it pending for the next run
         except Exception:  # e.g. Redis down while re-publishing a reply
             # The pool would swallow this silently; the entry stays pending and is re-read.
@@ -139,11 +153,14 @@ class Dispatcher:
             return
         self._ack(trigger, entry_id)
 
-    def _ack(self, trigger: Trigger, entry_id: bytes) -> None:
+    def _ack(self, trigger: Trigger, *entry_ids: bytes) -> None:
+        if not entry_ids:
+            return
         try:
-            self.client.xack(STREAM_KEY, group_name(trigger.name), entry_id)
+            self.client.xack(STREAM_KEY, group_name(trigger.name), *entry_ids)
         except redis.RedisError as exc:  # still pending: delivered again later (at least once)
-            log.warning("trigger %s: acknowledging %s failed: %s", trigger.name, entry_id, exc)
+            log.warning("trigger %s: acknowledging %s failed: %s", trigger.name,
+                        b", ".join(entry_ids).decode(), exc)
 
     def _deliver(self, trigger: Trigger, event: events.BaseCloudEvent,
                  stop: threading.Event) -> bool:

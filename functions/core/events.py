@@ -59,6 +59,11 @@ RESIZE_SOURCE = "/knative-thumbnails/resize"
 # Extension attribute carrying the correlation id from the upload request to resize and its
 # reply (not the tracing extension's traceparent, which a broker's tracing may rewrite).
 CORRELATION_ID = "correlationid"
+# Extension attribute ("true") on the thumbnail.generated and thumbnail.failed events of a job
+# that has a callback_url. status's webhooks Trigger filters on it (charts/thumbnails
+# templates/triggers.yaml), so the broker delivers the other jobs' results to no one who would
+# only look them up to find no callback: a delivery, a request and a Redis read less per job.
+CALLBACK = "callback"
 JSON = "application/json"
 _FORMAT = JSONFormat()
 # What a PingSource sends (knative/eventing knative-v1.22.2 pkg/adapter/mtping/runner.go

@@ -236,7 +236,8 @@ def _ms(seconds: float) -> float:
 def reply_event(services: Services, job: Job,
                 correlation_id: str | None = None) -> BaseCloudEvent:
     """thumbnail.generated or thumbnail.failed for a finished job (same id on every re-send),
-    with the correlation id of the event that asked for it."""
+    with the correlation id of the event that asked for it, and events.CALLBACK when the job
+    has a callback_url."""
     links = job_links(services.config.status_base_url, job.job_id)
     data: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "links": links}
     if job.status is JobStatus.SUCCEEDED:
@@ -254,10 +255,13 @@ def reply_event(services: Services, job: Job,
     else:
         event_type = services.event_types.thumbnail_failed
         data["error"] = {"code": job.error_code, "message": job.error_message}
+    extensions = {events.CORRELATION_ID: correlation_id} if correlation_id else {}
+    if job.callback_url:  # status's webhooks Trigger takes only these (events.CALLBACK)
+        extensions[events.CALLBACK] = "true"
     return events.new_event(
         event_type, events.RESIZE_SOURCE, data,
         event_id=events.reply_id(job.job_id, event_type), subject=job.job_id,
-        extensions={events.CORRELATION_ID: correlation_id} if correlation_id else None)
+        extensions=extensions)
 
 
 # The last delivery's status (knativeerrorcode) when it says a dependency or the function

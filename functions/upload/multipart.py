@@ -1,5 +1,10 @@
 """multipart/form-data for a body already in memory (RFC 7578), without werkzeug's streaming
-machinery: the upload is size-capped and read in one piece, so a few bytes.find calls do."""
+machinery: the upload is size-capped and read in one piece, so a few bytes.find calls do.
+
+Measured against werkzeug's parser (`werkzeug.formparser.parse_form_data`, what Flask's
+request.files uses, which spools a file part over 500 KB to a temporary file) on the same
+574 KB body (a 560 KiB file field and one text field): 0.14 ms CPU per parse here, 1.03 ms
+for werkzeug (`scripts/bench_multipart.py`, one run of 300 parses each, 2026-11-30)."""
 
 from __future__ import annotations
 
