@@ -22,7 +22,7 @@ def test_every_trigger_takes_some_type_the_code_emits() -> None:
 
 
 def test_status_webhooks_take_only_results_of_jobs_with_a_callback() -> None:
-    (trigger,) = [t for t in load(Config().knative_dir) if t.subscriber.uri == "/webhooks"]
+    (trigger,) = [t for t in load(BrokerSettings().knative_dir) if t.subscriber.uri == "/webhooks"]
     assert trigger.subscriber.service == "status"
     for event_type in (events.THUMBNAIL_GENERATED, events.THUMBNAIL_FAILED):
         assert trigger.matches({"type": event_type, "source": "/x", events.CALLBACK: "true"})
