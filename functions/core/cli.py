@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import Config, ConfigError
-from .serving import FUNCTIONS, MALLOC_TUNING, gunicorn_command
+from .serving import FUNCTIONS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,17 +65,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
-    """Replace this process with gunicorn, so that it gets Knative's signals directly."""
+    """Run gunicorn in this process (thumbnails.serving.FunctionServer): Python starts once,
+    and Knative's signals reach gunicorn's master directly."""
+    from .memory import tune_malloc
+    from .serving import MALLOC_TUNING, FunctionServer, settings
+
+    tune_malloc(MALLOC_TUNING)  # before gunicorn and the app allocate; workers inherit it
     # Knative tells the container its port in PORT (a reserved name: never in Config).
     port = os.environ.get("PORT", "8080")
-    command = gunicorn_command(args.function, f"{args.host}:{port}", args.workers, args.threads,
-                               timeout=args.timeout,
-                               # One JSON line per request (probes and scrapes only at
-                               # DEBUG): in a cluster nothing else records requests.
-                               access_log=True, log_level=config.log_level,
-                               worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    os.execve(command[0], command, {**MALLOC_TUNING, **os.environ})
-    return 0  # not reached
+    FunctionServer(args.function, settings(
+        f"{args.host}:{port}", args.workers, args.threads, timeout=args.timeout,
+        # One JSON line per request (probes and scrapes only at DEBUG): in a cluster
+        # nothing else records requests.
+        access_log=True, log_level=config.log_level,
+        worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)).run()
+    return 0
 
 
 if __name__ == "__main__":
