@@ -78,7 +78,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         # One JSON line per request (probes and scrapes only at DEBUG): in a cluster
         # nothing else records requests.
         access_log=True, log_level=config.log_level,
-        worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)).run()
+        worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        # The app built once and forked: resize's two workers reach /ready after one
+        # import, not two at once on the pod's CPU (scripts/coldstart.py --workers 2).
+        preload=True)).run()
     return 0
 
 

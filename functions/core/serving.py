@@ -75,12 +75,16 @@ _SETTINGS = {setting.name: setting for setting in KNOWN_SETTINGS}
 
 def settings(bind: str, workers: int, threads: int, timeout: int = 60,
              access_log: bool = False, worker_tmp_dir: str | None = None,
-             log_level: str = "info", worker_class: str = WORKER_CLASS) -> dict[str, Any]:
+             log_level: str = "info", worker_class: str = WORKER_CLASS, preload: bool = False,
+             ) -> dict[str, Any]:
     """gunicorn's settings for one function, by gunicorn's setting names: `threads` request
     threads in each of `workers` processes (WORKER_CLASS: requests read whole before a thread
     takes them, probes answered on threads of their own), no control socket, JSON logs on
     stderr (access lines too when access_log), the workers' heartbeat files in
-    worker_tmp_dir (None: gunicorn's default). timeout in seconds."""
+    worker_tmp_dir (None: gunicorn's default); with preload the master builds the app once
+    and forks it into every worker (FunctionServer only: the metrics directory must exist
+    before the app is imported, and gunicorn's first hook, on_starting, runs after a
+    preload). timeout in seconds."""
     options: dict[str, Any] = {
         "bind": [bind], "workers": workers, "worker_class": worker_class, "threads": threads,
         "timeout": timeout, "graceful_timeout": 20, "control_socket_disable": True,
@@ -90,6 +94,8 @@ def settings(bind: str, workers: int, threads: int, timeout: int = 60,
         options["accesslog"] = "-"  # stderr: JsonLogger
     if worker_tmp_dir:
         options["worker_tmp_dir"] = worker_tmp_dir
+    if preload:
+        options["preload_app"] = True
     return options
 
 
@@ -125,15 +131,32 @@ class FunctionServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(name, globals()[name])
 
     def load(self) -> Any:
-        """The part's app, built by its factory (in each worker, after the fork)."""
-        return util.import_app(APPS[self.part])
+        """The part's app, built by its factory: in each worker after the fork, or once in
+        the master with preload_app (then frozen, so that the workers' collections do not
+        touch, and so copy, the pages they share with it)."""
+        app = util.import_app(APPS[self.part])
+        if self.cfg.preload_app:
+            freeze_heap()
+        return app
+
+    def run(self) -> None:
+        """Serve until gunicorn's master stops (SIGTERM: graceful)."""
+        _prepare_master(self.cfg.loglevel)  # before a preloaded app imports anything
+        super().run()
 
 
 # -- the hooks (gunicorn reads these names from this module, `-c python:thumbnails.serving`) --
 
 def on_starting(server: Any) -> None:
     """Master start: JSON log lines; a fresh metrics directory for this run's workers."""
-    configure_logging(server.cfg.loglevel)
+    _prepare_master(server.cfg.loglevel)
+
+
+def _prepare_master(log_level: str) -> None:
+    """What the master does once, before any app is built: on_starting's work."""
+    configure_logging(log_level)
+    if os.environ.get(MULTIPROC_ENV, "").endswith(f"/{DIR_PREFIX}{os.getpid()}"):
+        return  # done already (FunctionServer.run, then on_starting)
     os.environ[MULTIPROC_ENV] = str(metrics_dir())
 
 
