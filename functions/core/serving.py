@@ -103,6 +103,8 @@ def gunicorn_command(part: str, bind: str, workers: int, threads: int, **options
                      ) -> list[str]:
     """The command line that runs gunicorn for one part (a new process) with this module's
     hooks and logger, and `settings(bind, workers, threads, **options)` as flags."""
+    if options.get("preload"):
+        raise ValueError("preload only in FunctionServer: see settings()")
     args = [sys.executable, "-m", "gunicorn", APPS[part], "--config", "python:thumbnails.serving"]
     for name, value in settings(bind, workers, threads, **options).items():
         flag = _SETTINGS[name].cli[-1]  # gunicorn's own flag for the setting
