@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import Config, ConfigError
-from .serving import FUNCTIONS
+from .serving import FUNCTIONS, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,23 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
-    """Run gunicorn in this process (thumbnails.serving.FunctionServer): Python starts once,
-    and Knative's signals reach gunicorn's master directly."""
-    from .memory import tune_malloc
-    from .serving import MALLOC_TUNING, FunctionServer, settings
-
-    tune_malloc(MALLOC_TUNING)  # before gunicorn and the app allocate; workers inherit it
+    """gunicorn in this process (thumbnails.serving.serve): Python starts once, and
+    Knative's signals reach gunicorn's master directly."""
     # Knative tells the container its port in PORT (a reserved name: never in Config).
     port = os.environ.get("PORT", "8080")
-    FunctionServer(args.function, settings(
-        f"{args.host}:{port}", args.workers, args.threads, timeout=args.timeout,
-        # One JSON line per request (probes and scrapes only at DEBUG): in a cluster
-        # nothing else records requests.
-        access_log=True, log_level=config.log_level,
-        worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
-        # The app built once and forked: resize's two workers reach /ready after one
-        # import, not two at once on the pod's CPU (scripts/coldstart.py --workers 2).
-        preload=True)).run()
+    serve(args.function, f"{args.host}:{port}", args.workers, args.threads, args.timeout,
+          config.log_level)
     return 0
 
 

@@ -152,6 +152,23 @@ class FunctionServer(BaseApplication):  # type: ignore[misc]
         super().run()
 
 
+def serve(part: str, bind: str, workers: int, threads: int, timeout: int,
+          log_level: str) -> None:
+    """Serve one function as its container does (`thumbnails serve`), in this process, until
+    gunicorn's master stops: glibc's malloc tuned first (the workers inherit it), one JSON
+    access line per request (probes and scrapes only at DEBUG: in a cluster nothing else
+    records requests), heartbeat files in RAM, the app preloaded (resize's two workers reach
+    /ready after one import of the app, not two at once on the pod's CPU:
+    scripts/coldstart.py --workers 2)."""
+    from .memory import tune_malloc
+
+    tune_malloc(MALLOC_TUNING)
+    FunctionServer(part, settings(
+        bind, workers, threads, timeout=timeout, access_log=True, log_level=log_level,
+        worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        preload=True)).run()
+
+
 # -- the hooks (gunicorn reads these names from this module, `-c python:thumbnails.serving`) --
 
 def on_starting(server: Any) -> None:
