@@ -3,9 +3,10 @@ the hooks that do the process-level work, and the JSON logger.
 
 Two ways in, one set of settings (`settings()`):
 
-- `thumbnails serve` (a container's entry point) runs gunicorn in its own process
-  (`FunctionServer`, a gunicorn BaseApplication): Python starts once, and the process
-  Knative signals is gunicorn's master;
+- `thumbnails serve` (a container's entry point) calls `serve()`, which runs gunicorn in
+  its own process (`FunctionServer`, a gunicorn BaseApplication) with the app preloaded:
+  Python starts once, the app is imported once, and the process Knative signals is
+  gunicorn's master;
 - `thumbnails dev`, the tests and the scripts start `gunicorn_command()`, which names this
   module as gunicorn's config (`-c python:thumbnails.serving`): gunicorn reads the hooks and
   `logger_class` below from it, and the other settings from the command's flags.
@@ -146,7 +147,7 @@ class FunctionServer(BaseApplication):  # type: ignore[misc]
         _prepare_master(self.cfg.loglevel)  # before a preloaded app imports anything
         if self.cfg.preload_app:
             # No collections while the imports and the factory allocate (nothing they make is
-            # garbage yet): about 15% of the app's import CPU (scripts/coldstart.py). load()
+            # garbage yet): 10-15% of the CPU to /ready (scripts/coldstart.py). load()
             # collects once, freezes and turns the collector on again before any fork.
             gc.disable()
         super().run()
