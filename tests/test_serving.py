@@ -4,10 +4,12 @@ runs gunicorn in its own process with the app preloaded and glibc's malloc tuned
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import KNOWN_SETTINGS
@@ -15,7 +17,8 @@ from gunicorn.config import Config as GunicornConfig
 from gunicornproc import children, serving_function
 from servers import free_port
 
-from thumbnails import serving
+from thumbnails import serving, upload
+from thumbnails.config import Config
 
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 # What every function runs with (written out here, not read from the module under test).
@@ -62,6 +65,25 @@ def test_gunicorn_reads_only_the_hooks_and_the_logger_from_the_module() -> None:
     settings (gunicorn.app.base.load_config_from_module_name_or_filename)."""
     settings = {setting.name for setting in KNOWN_SETTINGS}
     assert {name for name in vars(serving) if name in settings} == {*HOOKS, "logger_class"}
+
+
+def test_hooks_start_and_stop_the_apps_background_threads(redis_url: str,
+                                                          tmp_path: Path) -> None:
+    """The factory builds upload's outbox thread; gunicorn's post_worker_init starts it (in
+    the worker, after any fork) and worker_exit stops it."""
+    app = upload.create_app(Config(redis_url=redis_url, data_dir=tmp_path,
+                                   sink_url=f"http://127.0.0.1:{free_port()}/",
+                                   outbox_retry_seconds=30))
+    outbox = app.extensions["outbox"]._thread
+    assert not outbox.is_alive()  # built, not started
+    worker = SimpleNamespace(wsgi=app)  # what the hooks read of gunicorn's Worker
+    try:
+        serving.post_worker_init(worker)
+        assert outbox.is_alive()
+        serving.worker_exit(None, worker)
+        assert not outbox.is_alive()
+    finally:
+        gc.unfreeze()  # post_worker_init froze this test process's heap
 
 
 ARENAS = """
