@@ -16,6 +16,7 @@ from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.config import Config as GunicornConfig
 from gunicornproc import children, serving_function
 from servers import free_port
+from stackutil import poll
 
 from thumbnails import serving, upload
 from thumbnails.config import Config
@@ -138,8 +139,8 @@ def test_serve_is_gunicorn_in_one_process_with_the_app_preloaded(redis_url: str,
         cmdline = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
         # The console script's command line still (an exec'd gunicorn would show -m gunicorn).
         assert cmdline[1:4] == [THUMBNAILS.encode(), b"serve", b"resize"], cmdline
-        workers = children(master)
-        assert len(workers) == 2, server.stderr()
+        # /ready may come from the first worker before the master has forked the second.
+        workers = poll(lambda: children(master) if len(children(master)) == 2 else None)
         for worker in workers:
             stat = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
             assert int(stat[1]) == master  # its parent, field 4 of proc(5)'s stat
