@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import requests
 from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.config import Config as GunicornConfig
 from gunicornproc import children, serving_function
@@ -148,3 +149,28 @@ def test_serve_is_gunicorn_in_one_process_with_the_app_preloaded(redis_url: str,
         assert "PIL/_imaging" in maps
         server.process.terminate()
         assert server.process.wait(timeout=30) == 0, server.stderr()
+
+
+@pytest.mark.integration
+def test_preloaded_workers_share_prometheus_multiprocess_directory(redis_url: str,
+                                                                   tmp_path: Path) -> None:
+    """The master makes the metrics directory before it imports the app (a preloaded app
+    imports prometheus_client): every worker writes its values there, and /metrics adds
+    them up."""
+    port = free_port()
+    command = [THUMBNAILS, "serve", "upload", "--host", "127.0.0.1", "--workers", "2",
+               "--threads", "1"]
+    env = {"REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / "objects"), "LOG_LEVEL": "WARNING",
+           "TMPDIR": str(tmp_path)}
+    with serving_function(command, env, port, tmp_path / "upload.log") as server:
+        master = server.process.pid
+        workers = poll(lambda: children(master) if len(children(master)) == 2 else None)
+        for _ in range(10):
+            assert requests.get(f"{server.url}/jobs/x", timeout=10).status_code == 404
+        directory = tmp_path / f"thumbnails-metrics-{master}"
+        written = {int(f.stem.rsplit("_", 1)[1]) for f in directory.glob("counter_*.db")}
+        assert written & set(workers), (written, workers)
+        scrape = requests.get(f"{server.url}/metrics", timeout=10).text
+        line = ('thumbnails_http_requests_total{function="upload",method="GET",'
+                'route="unmatched",status="404"} ')
+        assert f"{line}10.0" in scrape.splitlines()
