@@ -14,7 +14,7 @@ PROBE = """
 import importlib, json, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-import thumbnails.gunicorn_conf, thumbnails.buffering
+import thumbnails.serving, thumbnails.buffering
 from thumbnails.config import Config
 from thumbnails.storage import open_store
 store = open_store(Config.from_env())

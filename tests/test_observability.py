@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import free_port
 from stackutil import free_port_block, poll, submit, wait_terminal
 
-from thumbnails import events, gunicorn_conf, logs
+from thumbnails import events, logs, serving
 from thumbnails.config import Config
 from thumbnails.devstack import PARTS, PID_FILE
 from thumbnails.jobs import OUTBOX_KEY
@@ -415,7 +415,7 @@ def test_gunicorn_metrics_dir_is_fresh_and_stale_ones_go(tmp_path: Path) -> None
     alive.mkdir()
     other = tmp_path / "unrelated"
     other.mkdir()
-    directory = gunicorn_conf.metrics_dir(str(tmp_path), pid=4242)
+    directory = serving.metrics_dir(str(tmp_path), pid=4242)
     assert directory == mine and directory.is_dir() and list(directory.iterdir()) == []
     assert not gone.exists() and alive.exists() and other.exists()
 

@@ -29,6 +29,7 @@ from thumbnails.jobs import JobStore
 from thumbnails.services import build_services
 from thumbnails.storage import original_key
 from thumbnails.upload import create_app
+from thumbnails.web import start_background
 
 PNG = kinds()["png"][0]
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
@@ -37,7 +38,9 @@ THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 def upload_app(redis_url: str, tmp_path: Path, sink: str, retry: float) -> object:
     config = Config(redis_url=redis_url, data_dir=tmp_path, sink_url=sink,
                     sweep_interval_seconds=retry)
-    return create_app(config)
+    app = create_app(config)
+    start_background(app)  # as gunicorn's post_worker_init hook does (thumbnails.serving)
+    return app
 
 
 def test_event_sent_once_broker_accepts(redis_url: str, redis_client: redis.Redis,

@@ -33,7 +33,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from stackutil import running_stack
 from werkzeug.serving import make_server
 
-from thumbnails import status, upload
+from thumbnails import status, upload, web
 from thumbnails.config import Config
 from thumbnails.jobs import Job, JobStatus, JobStore
 
@@ -292,8 +292,10 @@ def test_with_api_keys_the_page_is_open_and_asks_for_a_key(
     # Over the stack's Redis and objects, so the page lists the key's jobs and gets their
     # thumbnails. With API keys on, a key lists only the jobs it uploaded: three, made here
     # by an upload with the same keys, sending its events to the stack's broker.
-    keyed_upload = upload.create_app(replace(config, data_dir=stack_dir / "objects",
-                                             sink_url=urls["broker"])).test_client()
+    sending = upload.create_app(replace(config, data_dir=stack_dir / "objects",
+                                        sink_url=urls["broker"]))
+    web.start_background(sending)  # its outbox thread, as gunicorn's hook starts it
+    keyed_upload = sending.test_client()
     served = status.create_app(replace(config, data_dir=stack_dir / "objects"))
     mine = []
     for colour in ("red", "green", "blue"):

@@ -177,12 +177,13 @@ def test_each_domain_error_is_logged_with_its_own_words(
                    api_key_hashes=hashlib.sha256(b"k").hexdigest())
     down = Config(redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path,
                   dependency_timeout_seconds=0.5)
-    with caplog.at_level(logging.INFO, logger="thumbnails.web"):
+    with caplog.at_level(logging.INFO, logger="thumbnails.httperrors"):
         assert status.create_app(keyed).test_client().get("/jobs").status_code == 401
         assert status.create_app(down).test_client().get("/ready").status_code == 503
         assert status.create_app(keyed).test_client().get(
             f"/jobs/{uuid.uuid4()}", headers={"X-API-Key": "k"}).status_code == 404
-    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "thumbnails.web"]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records
+             if r.name == "thumbnails.httperrors"]
     assert len(lines) == 3, lines
     (unauthorized_level, unauthorized), (down_level, unavailable), (_, not_found) = lines
     assert unauthorized_level == logging.WARNING

@@ -20,7 +20,7 @@ from thumbnails import events
 from thumbnails.config import Config
 from thumbnails.errors import InvalidEvent, ThumbnailsError
 from thumbnails.services import redis_client
-from thumbnails.web import configure_logging, freeze_heap
+from thumbnails.serving import configure_logging, freeze_heap
 
 from . import CONSUMER, STREAM_KEY, group_name
 from .ingress import ensure_groups, publish

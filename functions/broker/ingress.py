@@ -11,7 +11,7 @@ from thumbnails import events
 from thumbnails.config import Config
 from thumbnails.jobs import redis_errors
 from thumbnails.services import redis_client
-from thumbnails.web import bare_app, freeze_heap
+from thumbnails.web import bare_app
 
 from . import STREAM_KEY, group_name
 from .settings import BrokerSettings
@@ -61,5 +61,4 @@ def create_app(config: Config | None = None, *, client: redis.Redis | None = Non
 
     app.add_url_rule("/", "accept", accept, methods=["POST"])
     app.add_url_rule("/<namespace>/<broker>", "accept_named", accept, methods=["POST"])
-    freeze_heap()
     return app

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from . import serving
 from .config import Config, ConfigError
-from .serving import FUNCTIONS, MALLOC_TUNING, gunicorn_command
+from .serving import FUNCTIONS
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -84,16 +85,12 @@ def service_config() -> Config:
               help="seconds a request may take before its worker is restarted")
 def serve(function: str, host: str, workers: int, threads: int, timeout: int) -> None:
     """Serve one function under gunicorn (a container's entry point; listens on $PORT,
-    default 8080). Replaces this process, so that gunicorn gets Knative's signals."""
+    default 8080). gunicorn runs in this process (thumbnails.serving.serve): Python starts
+    once, and Knative's signals reach gunicorn's master directly."""
     config = service_config()
     # Knative tells the container its port in PORT (a reserved name: never in Config).
     port = os.environ.get("PORT", "8080")
-    command = gunicorn_command(function, f"{host}:{port}", workers, threads, timeout=timeout,
-                               # One JSON line per request (probes and scrapes only at
-                               # DEBUG): in a cluster nothing else records requests.
-                               access_log=True, log_level=config.log_level,
-                               worker_tmp_dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    os.execve(command[0], command, {**MALLOC_TUNING, **os.environ})
+    serving.serve(function, f"{host}:{port}", workers, threads, timeout, config.log_level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import logging
 
 class ThumbnailsError(Exception):
     """Base class: an error with an HTTP status, a stable error code, and the level and words
-    its answer is logged with (web._handle_domain)."""
+    its answer is logged with (httperrors._handle_domain)."""
 
     status = 500
     code = "internal"

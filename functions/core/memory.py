@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 
 # Trim once a worker holds this much more than it did idle: a 15 MB upload or any image
@@ -43,6 +43,27 @@ def _malloc_trim() -> Callable[[int], int] | None:
     except (OSError, AttributeError, TypeError):
         return None
     return trim
+
+
+# glibc's mallopt parameters (malloc.h) for the environment variables of the same meaning.
+_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_ARENA_MAX": -8}
+
+
+def tune_malloc(tuning: Mapping[str, str]) -> list[str]:
+    """Apply glibc malloc settings given as its environment variables (MALLOC_ARENA_MAX and
+    so on, e.g. thumbnails.serving.MALLOC_TUNING) to this running process with mallopt(3),
+    as glibc would have at start; those already in the environment are left as glibc read
+    them. Returns the names applied ([] where there is no glibc)."""
+    try:
+        # The process's own symbols (libc among them): find_library would run ldconfig.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return []
+    applied = []
+    for name, value in tuning.items():
+        if name not in os.environ and mallopt(_MALLOPT[name], int(value)) == 1:
+            applied.append(name)
+    return applied
 
 
 def trim() -> bool:

@@ -87,6 +87,8 @@ class OutboxThread:
 
     def stop(self) -> None:
         """Stop after the event in hand; unsent events stay in the outbox for a sweep."""
+        if not self._thread.is_alive():  # never started (or already stopped)
+            return
         self._fresh.put(None)
         self._thread.join(timeout=self.interval + self.sender.timeout)
 

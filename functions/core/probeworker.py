@@ -61,7 +61,7 @@ from typing import Any
 from gunicorn.workers import gthread
 
 from .memory import Trimmer
-from .serving import PROBE_PATHS
+from .probes import PROBE_PATHS
 
 PROBE_THREADS = 2  # liveness and readiness at once; /ready waits on Redis and the store
 # How long a connection may wait for an idle worker before a busy one takes it: well under

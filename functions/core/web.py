@@ -1,68 +1,20 @@
-"""Flask helpers shared by the functions: JSON errors, health and readiness, logging."""
+"""The app factories' helpers: a function's Flask app with its probes, services, middleware
+and error mapping, and the background threads gunicorn's hooks start and stop.
+
+The factories build apps and nothing else: process-level work (logging setup, gc.freeze,
+starting and stopping background threads) is done by gunicorn's hooks (thumbnails.serving),
+or by whoever runs an app outside gunicorn (start_background, stop_background)."""
 
 from __future__ import annotations
 
-import gc
-import hashlib
-import hmac
-import logging
-import sys
-import time
-from collections.abc import Collection
-from typing import Any
+from typing import Any, Protocol
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, current_app
 
-from . import logs, metrics
+from . import httperrors, middleware
 from .config import Config
-from .errors import (
-    DependencyUnavailable,
-    PayloadTooLarge,
-    ThumbnailsError,
-    TooManyRequests,
-    Unauthorized,
-)
+from .probes import LIVENESS_PATH, READINESS_PATH
 from .services import Services, build_services
-from .serving import LIVENESS_PATH, READINESS_PATH
-
-log = logging.getLogger(__name__)
-
-
-def json_error(status: int, code: str, message: str, **headers: str) -> Response:
-    """The one shape of every error answer: {"error": code, "message": text}."""
-    response = jsonify(error=code, message=message)
-    response.status_code = status
-    response.headers.update(headers)
-    return response
-
-
-def _snake(name: str) -> str:
-    return name.lower().replace(" ", "_").replace("-", "_")
-
-
-def _handle_domain(exc: ThumbnailsError) -> Response:
-    headers = {}
-    if isinstance(exc, DependencyUnavailable | TooManyRequests):
-        headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, Unauthorized):  # RFC 9110: a 401 names its scheme
-        headers["WWW-Authenticate"] = 'Bearer realm="thumbnails"'
-    # Level and words come from the errors table (thumbnails.errors), one line per answer.
-    log.log(exc.log_level, "%s: %d %s: %s", exc.summary, exc.status, exc.code, exc.message)
-    return json_error(exc.status, exc.code, exc.message, **headers)
-
-
-def _handle_http(exc: HTTPException) -> Response:
-    code = PayloadTooLarge.code if exc.code == 413 else _snake(exc.name)
-    # Keep what the exception says about itself (Allow on a 405, Content-Range on a 416).
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return json_error(exc.code or 500, code, exc.description or exc.name, **headers)
-
-
-def _handle_unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error")
-    return json_error(500, "internal", "internal error")
-
 
 health = Blueprint("health", __name__)
 readiness = Blueprint("readiness", __name__)
@@ -83,183 +35,24 @@ def ready() -> Any:
     return {"status": "ready"}
 
 
-def _nosniff(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
-
-
-# Where a request's start time and ids wait for the metrics and gunicorn's access log
-# (thumbnails.gunicorn_conf.JsonLogger reads the ids after the app has answered).
-STARTED, CORRELATION_ID, JOB_ID = "thumbnails.started", "thumbnails.correlation_id", \
-    "thumbnails.job_id"
-
-
-def _start_request() -> None:
-    """Note the start time; bind the request's correlation id (from `traceparent` or
-    X-Request-Id, else a new one) to its log lines."""
-    environ = request.environ
-    environ[STARTED] = time.perf_counter()
-    correlation = logs.correlation_from(environ.get("HTTP_TRACEPARENT"),
-                                        environ.get("HTTP_X_REQUEST_ID"))
-    environ[CORRELATION_ID] = correlation
-    logs.start(correlation)
-
-
-def _end_request(response: Response) -> Response:
-    """Answer with the correlation id; hand the ids bound meanwhile to the access log."""
-    environ = request.environ
-    correlation = logs.current("correlation_id") or environ.get(CORRELATION_ID)
-    if correlation:
-        environ[CORRELATION_ID] = correlation
-        response.headers["X-Request-Id"] = correlation
-    job_id = logs.current("job_id")
-    if job_id:
-        environ[JOB_ID] = job_id
-    return response
-
-
 def bare_app(name: str, config: Config) -> Flask:
-    """A Flask app with logging, JSON errors, nosniff and /health, but no services."""
-    configure_logging(config.log_level)
+    """A Flask app with request ids, JSON errors, nosniff and /health, but no services."""
     app = Flask(name, static_folder=None)  # no implicit /static: each route is ours
-    # First: every other hook's lines get the ids. Each request starts with its own (no
-    # teardown hook clearing them: one call less per request; gunicorn's access lines take
-    # their ids from the environ, never from what a thread's last request left behind).
-    app.before_request(_start_request)
-    app.after_request(_end_request)
+    middleware.track_requests(app)
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024  # multipart framing
-    app.register_error_handler(ThumbnailsError, _handle_domain)
-    app.register_error_handler(HTTPException, _handle_http)
-    app.register_error_handler(Exception, _handle_unexpected)
-    app.after_request(_nosniff)
+    httperrors.register(app)
     app.register_blueprint(health)
     return app
 
 
 def make_app(name: str, config: Config | None, services: Services | None) -> Flask:
-    """A function's app: bare_app plus its services and /ready."""
+    """A function's app: bare_app plus its services, /ready and metrics."""
     config = config or (services.config if services else Config.from_env())
     app = bare_app(name, config)
     app.extensions["services"] = services or build_services(config)
     app.register_blueprint(readiness)
-    instrument(app, name.split(".")[1] if name.startswith("thumbnails.") else name)
+    middleware.instrument(app, name.split(".")[1] if name.startswith("thumbnails.") else name)
     return app
-
-
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def instrument(app: Flask, function: str) -> None:
-    """Count and time every answer of the app (labels: the function, the URL rule, not the
-    raw path, and the method); serve GET /metrics. app.extensions["metrics"] is the
-    registry /metrics renders: register collectors of the function's own there."""
-    registry = app.extensions["metrics"] = metrics.scrape_registry()
-    # (rule, method, status) -> the label children to update, looked up once each
-    children: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
-
-    @app.after_request
-    def _observe(response: Response) -> Response:
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        rule = req.url_rule
-        method = req.method if req.method in KNOWN_METHODS else "other"
-        key = (rule.rule if rule is not None else None, method, response.status_code)
-        pair = children.get(key)
-        if pair is None:
-            route = (rule.rule.rstrip("/") or "/") if rule is not None else "unmatched"
-            pair = children[key] = (
-                metrics.HTTP_REQUESTS.labels(function, route, method, str(key[2])),
-                metrics.HTTP_DURATION.labels(function, route, method))
-        pair[0].inc()
-        started = req.environ.get(STARTED)
-        if started is not None:
-            pair[1].observe(time.perf_counter() - started)
-        return response
-
-    @app.get("/metrics")
-    def _metrics() -> Response:
-        body, content_type = metrics.exposition(registry)
-        return Response(body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"})
-
-
-# Set in a request's WSGI environ by a check that admitted it without an API key (status's
-# signed thumbnail links); require_api_key lets it through.
-ADMITTED = "thumbnails.admitted"
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/openapi.json", "/docs")
-CORS_REQUEST_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key"
-CORS_EXPOSED_HEADERS = ("Location, ETag, Link, X-Next-Cursor, Retry-After, Idempotent-Replayed, "
-                        "X-Request-Id")
-
-
-def allow_cors(app: Flask, origins: Collection[str]) -> None:
-    """Let browsers on these origins call the app (and only them); nothing when there are none.
-    Register before require_api_key: a preflight carries no key."""
-    if not origins:
-        return
-
-    @app.before_request
-    def _preflight() -> Response | None:
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return Response(status=204)
-        return None
-
-    @app.after_request
-    def _cors_headers(response: Response) -> Response:
-        response.vary.add("Origin")
-        origin = request.headers.get("Origin", "")
-        if origin.rstrip("/") in origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
-            if request.method == "OPTIONS":
-                response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE"
-                response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
-                response.headers["Access-Control-Max-Age"] = "600"
-        return response
-
-
-def require_api_key(app: Flask, digests: Collection[str], open_paths: Collection[str] = OPEN_PATHS,
-                    ) -> None:
-    """Answer 401 unless the request carries a key whose SHA-256 is one of `digests`
-    (X-API-Key or Authorization: Bearer); nothing is checked when there are none."""
-    if not digests:
-        return
-
-    @app.before_request
-    def _check_api_key() -> None:
-        if request.path in open_paths or request.environ.get(ADMITTED):
-            return
-        supplied = request.headers.get("X-API-Key", "")
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if not supplied and scheme.lower() == "bearer":
-            supplied = token.strip()
-        digest = hashlib.sha256(supplied.encode()).hexdigest()
-        # Compare with every digest, so the time taken says nothing about which one is close.
-        matched = [hmac.compare_digest(digest, known) for known in digests]
-        if not supplied or not any(matched):
-            raise Unauthorized("a valid API key is required (X-API-Key or Authorization: Bearer)")
-        request.environ[CLIENT] = client_of(digest)
-
-
-# Where require_api_key leaves the client a request's key names ("" with keys off).
-CLIENT = "thumbnails.client"
-AUTH_HEADERS = ("X-API-Key", "Authorization")  # what an answer varies on when keys are on
-
-
-def client_of(key_digest: str) -> str:
-    """The client an API key names, as jobs record it: the first 16 hex digits of the key's
-    SHA-256 (enough to tell any configured keys apart; not the key, not its whole hash)."""
-    return key_digest[:16]
-
-
-def current_client() -> str:
-    """The client of the current request's API key; "" when keys are off."""
-    return str(request.environ.get(CLIENT, ""))
-
-
-def freeze_heap() -> None:
-    """Move what start-up allocated out of the garbage collector's sight (each request
-    then scans only its own objects, not the thousands the imports and app created)."""
-    gc.collect()
-    gc.freeze()
 
 
 def services_of() -> Services:
@@ -268,12 +61,30 @@ def services_of() -> Services:
     return services
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr once per process, one JSON object per line (thumbnails.logs)."""
-    root = logging.getLogger()
-    if not any(getattr(h, "_thumbnails", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logs.JsonFormatter())
-        handler._thumbnails = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level.upper())
+class Background(Protocol):
+    """A thread an app needs beside its requests (upload's outbox)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+BACKGROUND = "thumbnails.background"  # app.extensions key: what start_background starts
+
+
+def add_background(app: Flask, thread: Background) -> None:
+    """Have the app's serving process start `thread` once it serves (not the factory: a
+    thread started before gunicorn forks would not run in the worker)."""
+    app.extensions.setdefault(BACKGROUND, []).append(thread)
+
+
+def start_background(app: Any) -> None:
+    """Start the app's background threads (gunicorn's post_worker_init; tests that run an
+    app in their own process). Anything that is not one of our apps has none."""
+    for thread in getattr(app, "extensions", {}).get(BACKGROUND, []):
+        thread.start()
+
+
+def stop_background(app: Any) -> None:
+    """Stop the app's background threads, in the reverse order of their start."""
+    for thread in reversed(getattr(app, "extensions", {}).get(BACKGROUND, [])):
+        thread.stop()

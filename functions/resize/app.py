@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, request
 from thumbnails import events
 from thumbnails.config import Config
 from thumbnails.services import Services
-from thumbnails.web import freeze_heap, make_app, services_of
+from thumbnails.web import make_app, services_of
 
 from .worker import handle_dead_letter, handle_uploaded
 
@@ -41,5 +41,4 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     # Events, not uploads, come here: a larger body is refused before it is read (413).
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["services"].config.max_event_bytes
     app.register_blueprint(bp)
-    freeze_heap()
     return app

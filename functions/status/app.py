@@ -11,20 +11,18 @@ from thumbnails import apidocs, events, retention
 from thumbnails.config import Config
 from thumbnails.errors import BadRequest, Forbidden, NotFound, NotReady
 from thumbnails.jobs import Job, JobStatus
-from thumbnails.ranges import integer_in
-from thumbnails.services import Services
-from thumbnails.signedlinks import LinkSigner
-from thumbnails.web import (
+from thumbnails.middleware import (
     ADMITTED,
     AUTH_HEADERS,
     OPEN_PATHS,
     allow_cors,
     current_client,
-    freeze_heap,
-    make_app,
     require_api_key,
-    services_of,
 )
+from thumbnails.ranges import integer_in
+from thumbnails.services import Services
+from thumbnails.signedlinks import LinkSigner
+from thumbnails.web import make_app, services_of
 
 from . import callbacks, live, page
 from .views import debug_document, job_document
@@ -221,5 +219,4 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     require_api_key(app, app.extensions["services"].config.api_keys,
                     open_paths=(*OPEN_PATHS, *apidocs.OPEN_PATHS, *page.OPEN_PATHS,
                                 *WEBHOOK_PATHS))
-    freeze_heap()
     return app

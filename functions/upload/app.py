@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
@@ -13,18 +12,11 @@ from thumbnails.config import Config
 from thumbnails.errors import BadRequest
 from thumbnails.links import job_links
 from thumbnails.metrics import OutboxDepth
+from thumbnails.middleware import OPEN_PATHS, allow_cors, current_client, require_api_key
 from thumbnails.outbox import OutboxSender, OutboxThread
 from thumbnails.services import Services
 from thumbnails.sweep import Sweeper
-from thumbnails.web import (
-    OPEN_PATHS,
-    allow_cors,
-    current_client,
-    freeze_heap,
-    make_app,
-    require_api_key,
-    services_of,
-)
+from thumbnails.web import add_background, make_app, services_of
 
 from . import multipart, notifications
 from .submit import submit
@@ -116,7 +108,8 @@ def _outbox() -> OutboxThread | None:
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
-    """The upload app; starts the outbox thread when K_SINK is set."""
+    """The upload app; with K_SINK set, its outbox thread (started by the serving process:
+    thumbnails.web.start_background)."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
     app.register_blueprint(apidocs.blueprint("upload"))  # /openapi.json, /docs and its files
@@ -136,8 +129,6 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     sweeper = app.extensions["sweeper"] = Sweeper(services, sender)
     if sender is not None:
         thread = OutboxThread(sender, sweeper.sweep, interval=config.sweep_interval_seconds)
-        thread.start()
-        atexit.register(thread.stop)
+        add_background(app, thread)
         app.extensions["outbox"] = thread
-    freeze_heap()
     return app
