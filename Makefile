@@ -57,7 +57,7 @@ manifests: $(STAMP) ## regenerate knative/ from charts/thumbnails (a test checks
 	$(BIN)/python scripts/render_knative.py
 
 screenshot: $(STAMP) browser ## refresh docs/screenshot.png (the README's picture) from the browser test
-	$(BIN)/pytest -q tests/test_page.py
+	$(BIN)/pytest -q tests/integration/test_page.py
 	cp build/screenshot.png docs/screenshot.png
 
 clean: ## remove the virtualenv, local data, fetched tools and build and test caches

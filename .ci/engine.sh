@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make the container engine ready for tests/test_containers.py on a CI machine (Debian):
+# Make the container engine ready for tests/integration/test_containers.py on a CI machine (Debian):
 # install what is missing of Docker, buildah, podman and debootstrap, and start dockerd when
 # no daemon answers. Idempotent and quiet: on a machine that has it all, it does nothing and
 # prints nothing. dockerd keeps running after this script (its log: $TMPDIR/dockerd.log).

@@ -56,9 +56,9 @@ from benchsystems import (
 # --- main -------------------------------------------------------------------------------
 
 def free_port_block(count: int) -> int:
-    """The first of `count` consecutive free loopback ports (tests/stackutil.py's finder)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from stackutil import free_port_block as find
+    """The first of `count` consecutive free loopback ports (tests/support/stackutil.py's finder)."""
+    sys.path.insert(0, str(ROOT))  # the repository: tests.support
+    from tests.support.stackutil import free_port_block as find
 
     return find(count)
 

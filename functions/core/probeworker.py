@@ -42,7 +42,7 @@ upload or image), so a burst of large images does not leave it at its peak.
 
 Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
 on_pending_socket_readable); pyproject.toml bounds the version and
-tests/test_probes.py fails if a gunicorn release changes them.
+tests/integration/test_probes.py fails if a gunicorn release changes them.
 """
 
 from __future__ import annotations

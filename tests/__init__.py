@@ -1,0 +1,1 @@
+"""The tests: unit/ (no processes), integration/ (real processes), support/ (helpers)."""

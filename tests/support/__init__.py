@@ -1,0 +1,1 @@
+"""Helpers the tests (and a few scripts) import: launchers, images, Knative mirrors."""
