@@ -31,12 +31,6 @@ API_KEY = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
-def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_stack(Config(), tmp_path_factory.mktemp("stack")) as stack_urls:
-        yield stack_urls
-
-
-@pytest.fixture(scope="module")
 def keyed_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     config = Config(api_key_hashes=hashlib.sha256(API_KEY.encode()).hexdigest())
     with running_stack(config, tmp_path_factory.mktemp("keyed")) as stack_urls:

@@ -20,11 +20,6 @@ from thumbnails.jobs import ClaimOutcome, Job, JobStatus, JobStore
 PNG = kinds()["png"][0]
 
 
-@pytest.fixture
-def config(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path)
-
-
 def uploaded(client: FlaskClient) -> str:
     answer = client.post("/jobs", data={"file": (io.BytesIO(PNG), "a.png")})
     assert answer.status_code == 202
@@ -44,10 +39,11 @@ def deliver(client: FlaskClient, job_id: str, path: str = "/", *,
     return response.status_code, response.data, dict(response.headers)
 
 
-def test_job_held_by_another_worker_is_409(config: Config, redis_client: redis.Redis) -> None:
-    job_id = uploaded(upload.create_app(config).test_client())
+def test_job_held_by_another_worker_is_409(upload_client: FlaskClient, resize_client: FlaskClient,
+                                           redis_client: redis.Redis) -> None:
+    job_id = uploaded(upload_client)
     JobStore(redis_client).claim(job_id, "someone-else", 60, 5)
-    status_code, body, _ = deliver(resize.create_app(config).test_client(), job_id)
+    status_code, body, _ = deliver(resize_client, job_id)
     assert status_code == 409 and b"job_busy" in body
 
 
@@ -65,22 +61,22 @@ def test_dependency_down_is_503_with_retry_after(config: Config, tmp_path: Path)
     assert status.create_app(down).test_client().get("/ready").status_code == 503
 
 
-def test_storage_down_releases_the_lease(config: Config, redis_client: redis.Redis,
-                                         tmp_path: Path) -> None:
-    job_id = uploaded(upload.create_app(config).test_client())
+def test_storage_down_releases_the_lease(upload_client: FlaskClient, resize_client: FlaskClient,
+                                         redis_client: redis.Redis, tmp_path: Path) -> None:
+    job_id = uploaded(upload_client)
     # A file where the thumbnails folder belongs: writing a thumbnail fails, even for root.
     (tmp_path / "thumbnails" / "thumbnails").write_bytes(b"")
-    status_code, body, _ = deliver(resize.create_app(config).test_client(), job_id)
+    status_code, body, _ = deliver(resize_client, job_id)
     assert status_code == 503 and b"storage_unavailable" in body
     jobs = JobStore(redis_client)
     assert jobs.claim(job_id, "next", 60, 5)[0] is ClaimOutcome.CLAIMED  # free at once
 
 
-def test_dead_letter_fails_the_job_with_the_brokers_reason(config: Config,
-                                                           redis_client: redis.Redis) -> None:
-    job_id = uploaded(upload.create_app(config).test_client())
+def test_dead_letter_fails_the_job_with_the_brokers_reason(
+        upload_client: FlaskClient, resize_client: FlaskClient, redis_client: redis.Redis) -> None:
+    job_id = uploaded(upload_client)
     recorded = JobStore(redis_client).get(job_id)
-    status_code, body, _ = deliver(resize.create_app(config).test_client(), job_id,
+    status_code, body, _ = deliver(resize_client, job_id,
                                    "/dead-letter", recorded=recorded, knativeerrorcode="500",
                                    knativeerrordest="http://resize")
     assert status_code == 204 and body == b""
@@ -92,33 +88,34 @@ def test_dead_letter_fails_the_job_with_the_brokers_reason(config: Config,
 
 @pytest.mark.parametrize("code", ["409", "503", "502", "504", "429", ""])
 def test_dead_letter_after_an_outage_leaves_the_job_to_the_sweep(
-        config: Config, redis_client: redis.Redis, code: str) -> None:
+        upload_client: FlaskClient, resize_client: FlaskClient, redis_client: redis.Redis,
+        code: str) -> None:
     """Retries used up on a busy lease, an outage or no answer at all: the job and its
     original are intact, so the sweep re-emits it until JOB_DEADLINE_SECONDS."""
-    job_id = uploaded(upload.create_app(config).test_client())
+    job_id = uploaded(upload_client)
     jobs = JobStore(redis_client)
     jobs.claim(job_id, "a-worker-that-died", 60, 5)
     extensions = {"knativeerrorcode": code} if code else {}
-    status_code, _, _ = deliver(resize.create_app(config).test_client(), job_id,
+    status_code, _, _ = deliver(resize_client, job_id,
                                 "/dead-letter", recorded=jobs.get(job_id), **extensions)
     assert status_code == 204
     job = jobs.get(job_id)
     assert job is not None and job.status is JobStatus.PROCESSING  # the sweep takes it on
 
 
-def test_deeply_nested_event_data_is_400(config: Config) -> None:
-    client = resize.create_app(config).test_client()
+def test_deeply_nested_event_data_is_400(resize_client: FlaskClient) -> None:
     headers, _ = events.to_http(events.new_event(events.IMAGE_UPLOADED, "/t", {"a": 1}))
     deep = b"[" * 20000 + b"]" * 20000
     for path in ("/", "/dead-letter"):
-        answer = client.post(path, data=deep, headers=headers)
+        answer = resize_client.post(path, data=deep, headers=headers)
         assert answer.status_code == 400, (path, answer.data[:200])
 
 
-def test_dead_letter_never_changes_a_finished_job(config: Config,
+def test_dead_letter_never_changes_a_finished_job(upload_client: FlaskClient,
+                                                  resize_client: FlaskClient,
                                                   redis_client: redis.Redis) -> None:
-    job_id = uploaded(upload.create_app(config).test_client())
-    client = resize.create_app(config).test_client()
+    job_id = uploaded(upload_client)
+    client = resize_client
     assert deliver(client, job_id)[0] == 200
     deliver(client, job_id, "/dead-letter", recorded=JobStore(redis_client).get(job_id),
             knativeerrorcode="500")
@@ -126,30 +123,30 @@ def test_dead_letter_never_changes_a_finished_job(config: Config,
     assert job is not None and job.status is JobStatus.SUCCEEDED
 
 
-def test_permanent_image_error_is_200_with_failed_reply(config: Config,
+def test_permanent_image_error_is_200_with_failed_reply(resize_client: FlaskClient, config: Config,
                                                         redis_client: redis.Redis) -> None:
     job = Job(job_id=str(uuid.uuid4()), created_at=time.time(), original_key="originals/x",
               bucket="thumbnails")
     JobStore(redis_client).create(job, b"{}", check_at=time.time() + 60)
     (config.data_dir / "thumbnails" / "originals").mkdir(parents=True)
     (config.data_dir / "thumbnails" / "originals" / "x").write_bytes(PNG[:60])
-    status_code, body, headers = deliver(resize.create_app(config).test_client(), job.job_id)
+    status_code, body, headers = deliver(resize_client, job.job_id)
     assert status_code == 200
     reply = events.from_http(headers, body)
     assert reply.get_type() == events.THUMBNAIL_FAILED
     assert events.data_of(reply)["error"]["code"] == "invalid_image"
 
 
-def test_debug_endpoint_is_off_by_default(config: Config) -> None:
-    job_id = uploaded(upload.create_app(config).test_client())
-    assert status.create_app(config).test_client().get(f"/jobs/{job_id}/debug").status_code \
-        == 404
+def test_debug_endpoint_is_off_by_default(upload_client: FlaskClient, status_client: FlaskClient,
+                                          config: Config) -> None:
+    job_id = uploaded(upload_client)
+    assert status_client.get(f"/jobs/{job_id}/debug").status_code == 404
     on = Config(redis_url=config.redis_url, data_dir=config.data_dir, debug_endpoint=True)
     assert status.create_app(on).test_client().get(f"/jobs/{job_id}/debug").status_code == 200
 
 
-def test_responses_carry_nosniff(config: Config) -> None:
-    response = status.create_app(config).test_client().get("/jobs")
+def test_responses_carry_nosniff(status_client: FlaskClient) -> None:
+    response = status_client.get("/jobs")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 

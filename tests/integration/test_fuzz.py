@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +86,10 @@ MAGIC = [b"\xff\xd8\xff", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"\x89PNG\r\n\x1a
 
 
 @pytest.fixture
-def config(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path / "objects", max_upload_bytes=MAX_UPLOAD,
-                  max_pixels=1_000_000, max_frames=4, max_dimension=512)
+def config(config: Config, tmp_path: Path) -> Config:
+    """conftest's, with small limits and the store in tmp_path / "objects"."""
+    return replace(config, data_dir=tmp_path / "objects", max_upload_bytes=MAX_UPLOAD,
+                   max_pixels=1_000_000, max_frames=4, max_dimension=512)
 
 
 @dataclass(frozen=True, repr=False)

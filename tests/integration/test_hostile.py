@@ -21,6 +21,7 @@ import uuid
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,10 @@ PNG = kinds()["png"][0]
 
 
 @pytest.fixture
-def config(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path / "objects")
+def config(config: Config, tmp_path: Path) -> Config:
+    """conftest's, with the store one folder down: tmp_path holds nothing else, so a test
+    can see that nothing was written beside the store."""
+    return replace(config, data_dir=tmp_path / "objects")
 
 
 def post_file(client: FlaskClient, data: bytes, filename: str = "upload",

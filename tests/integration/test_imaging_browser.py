@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.support.browser import chromium
 from tests.support.images import (
     apng,
     banded,
@@ -28,6 +26,8 @@ from tests.support.images import (
 )
 from tests.unit.test_imaging_matrix import CASES
 from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
+
+pytestmark = pytest.mark.browser
 
 BANDS = [(16 * i + 8, 8) for i in range(4)]
 DRAW = """
@@ -45,13 +45,6 @@ image.onload = () => {
 };
 image.src = `data:${type};base64,${data}`;
 """
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
-        driver.get("about:blank")
-        yield driver
 
 
 def shown(browser: WebDriver, data: bytes, mime: str, points: list[tuple[int, int]]

@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +238,9 @@ def broker_idle(client: redis.Redis) -> bool | None:
 # -- one worker's view (resize's app on a real Valkey) ----------------------------------------
 
 @pytest.fixture
-def config(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path, lease_seconds=60)
+def config(config: Config) -> Config:
+    """conftest's, with a lease longer than any test here."""
+    return replace(config, lease_seconds=60)
 
 
 def test_an_attempt_whose_finish_is_refused_deletes_its_thumbnail(

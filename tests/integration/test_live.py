@@ -28,12 +28,6 @@ from thumbnails.config import Config
 from thumbnails.jobs import Job, JobStatus, JobStore
 
 
-@pytest.fixture(scope="module")
-def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_stack(Config(), Path(tmp_path_factory.mktemp("stack"))) as stack_urls:
-        yield stack_urls
-
-
 @pytest.fixture
 def store(urls: dict[str, str]) -> Iterator[JobStore]:
     client = redis.Redis.from_url(urls["redis"])

@@ -30,12 +30,13 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from werkzeug.serving import make_server
 
-from tests.support.browser import chromium
 from tests.support.images import encode, heic, marked
 from tests.support.stackutil import running_stack
 from thumbnails import status, upload, web
 from thumbnails.config import Config
 from thumbnails.jobs import Job, JobStatus, JobStore
+
+pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "build" / "screenshot.png"
@@ -80,13 +81,6 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def urls(stack_dir: Path) -> Iterator[dict[str, str]]:
     with running_stack(Config(), stack_dir) as stack_urls:
         yield stack_urls
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    """Headless Debian Chromium with a fresh profile; fails (never skips) when missing."""
-    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
-        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from urllib3 import encode_multipart_formdata
 
@@ -137,11 +136,6 @@ def slots_held(port: int, workers: list[int], threads: int, request: bytes) -> I
             # A worker thread has read the request: it is in the handler, waiting for the body.
             poll(lambda c=client: unread_bytes(port).get(c) == 0 or None, timeout=10)
         yield sum(per_worker.values())
-
-
-@pytest.fixture
-def env(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> dict[str, str]:
-    return {"REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / "objects"), "LOG_LEVEL": "INFO"}
 
 
 @pytest.mark.parametrize("function", ["resize", "upload"])

@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 from flask.testing import FlaskClient
@@ -43,11 +42,6 @@ from thumbnails.storage import FilesystemStore, S3Store
 PNG = kinds()["png"][0]
 KNATIVE = Path(__file__).resolve().parents[2] / "knative"
 KEY = "a-client-key"
-
-
-@pytest.fixture
-def config(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path)
 
 
 def bucket(config: Config) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ DIGESTS = ",".join(hashlib.sha256(k.encode()).hexdigest() for k in (KEY, OTHER_K
 
 
 @pytest.fixture
-def keyed(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path, api_key_hashes=DIGESTS)
+def keyed(config: Config) -> Config:
+    """conftest's config with API keys on."""
+    return replace(config, api_key_hashes=DIGESTS)
 
 
 def post_image(client: FlaskClient, **headers: str) -> TestResponse:

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 import requests
 from PIL import Image
@@ -67,11 +66,6 @@ def accepting(worker: int, port: int) -> bool:
 def serve_command(function: str) -> list[str]:
     return [THUMBNAILS, "serve", function, "--host", "127.0.0.1", "--workers", "1",
             "--threads", "2"]
-
-
-@pytest.fixture
-def env(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> dict[str, str]:
-    return {"REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / "objects"), "LOG_LEVEL": "INFO"}
 
 
 def config_of(env: dict[str, str], **changes: Any) -> Config:

@@ -23,6 +23,7 @@ import io
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,9 @@ PNG = kinds()["png"][0]
 
 
 @pytest.fixture
-def config(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Config:
-    return Config(redis_url=redis_url, data_dir=tmp_path / "objects")
+def config(config: Config, tmp_path: Path) -> Config:
+    """conftest's, with the store in tmp_path / "objects"."""
+    return replace(config, data_dir=tmp_path / "objects")
 
 
 def uploaded(config: Config) -> str:
