@@ -14,10 +14,10 @@ THUMBOR      ?= thumbor>=7.8,<8
 .DEFAULT_GOAL := help
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help dev test browser lint bench manifests screenshot clean
+.PHONY: help dev test test-unit browser lint bench manifests screenshot clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ dev: $(DEV_STAMP) ## start the whole service locally (Ctrl-C stops it)
 
 test: lint browser ## run every test (starts its own Valkey, S3 and functions)
 	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## run the unit tests only (tests/unit: no process started, well under a minute)
+	$(BIN)/pytest -q tests/unit
 
 lint: $(STAMP) ## check the code with ruff
 	$(BIN)/ruff check functions tests scripts
