@@ -1,10 +1,11 @@
 """knative.dev/pkg rules that Eventing's webhooks run on destinations, references and sources.
 
 Mirrors knative.dev/pkg at 52dbd5ece63f (the version knative/eventing knative-v1.22.2 pins in
-go.mod): apis.FieldError's shape, apis.URL decoding (net/url.Parse), duck/v1 Destination,
-KReference, SourceSpec and CloudEventOverrides, and tracker.Reference. Each mirror takes a
-plain dict as decoded from YAML and returns a list of FieldError, whose str() is Go's
-FieldError.Error() text; an empty list means the webhook accepts it.
+go.mod): apis.URL decoding (net/url.Parse), duck/v1 Destination, KReference, SourceSpec and
+CloudEventOverrides, and tracker.Reference. apis.FieldError is pkg_apis.FieldError (the copy
+this module had made the same messages, paths and Error() text). Each mirror takes a plain dict
+as decoded from YAML and returns a list of FieldError, whose str() is Go's FieldError.Error()
+text; an empty list means the webhook accepts it.
 """
 
 from __future__ import annotations
@@ -13,44 +14,39 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from tests.support.webhooks import k8s_names
+from tests.support.webhooks import k8s_names, pkg_apis
+from tests.support.webhooks.pkg_apis import (
+    FieldError,
+    err_disallowed_fields,
+    err_invalid_key_name,
+    err_missing_field,
+    err_missing_one_of,
+    err_multiple_one_of,
+)
 
 Obj = dict[str, Any]
 
 
 # ---------------------------------------------------------------- apis.FieldError
+# One FieldError for both pinned knative/pkg versions, 52dbd5ece63f (Eventing's) and
+# 521cb33b33dd (Serving's): pkg_apis.FieldError. The constructors are pkg_apis's, under the
+# short names the Eventing mirrors use; `invalid` prints values as Go's fmt.Sprint does.
 
-
-@dataclass(frozen=True)
-class FieldError:
-    """One apis.FieldError: a message, the field paths it is about, details."""
-
-    message: str
-    paths: tuple[str, ...] = ("",)
-    details: str = ""
-
-    def __str__(self) -> str:
-        text = f"{self.message}: {', '.join(self.paths)}"
-        return f"{text}\n{self.details}" if self.details else text
-
-
-def _join(prefix: str, path: str) -> str:
-    if not prefix:
-        return path
-    if not path:
-        return prefix
-    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+missing = err_missing_field
+disallowed = err_disallowed_fields
+multiple_one_of = err_multiple_one_of
+missing_one_of = err_missing_one_of
+invalid_key_name = err_invalid_key_name
 
 
 def via(errors: Iterable[FieldError], *fields: str) -> list[FieldError]:
     """FieldError.ViaField (and ViaIndex/ViaKey with "[i]"/"[key]"), outermost field first."""
-    prefix = ""
-    for f in fields:
-        prefix = _join(prefix, f)
-    return [replace(e, paths=tuple(_join(prefix, p) for p in e.paths)) for e in errors]
+    for field in reversed(fields):
+        errors = pkg_apis.via(field, errors)
+    return list(errors)
 
 
 def dedupe(errors: Iterable[FieldError]) -> list[FieldError]:
@@ -58,34 +54,9 @@ def dedupe(errors: Iterable[FieldError]) -> list[FieldError]:
     return list(dict.fromkeys(errors))
 
 
-def missing(*paths: str) -> FieldError:
-    """apis.ErrMissingField."""
-    return FieldError("missing field(s)", paths)
-
-
-def disallowed(*paths: str) -> FieldError:
-    """apis.ErrDisallowedFields."""
-    return FieldError("must not set the field(s)", paths)
-
-
 def invalid(value: Any, path: str, details: str = "") -> FieldError:
     """apis.ErrInvalidValue (fmt.Sprint of the value)."""
     return FieldError(f"invalid value: {go_sprint(value)}", (path,), details)
-
-
-def multiple_one_of(*paths: str) -> FieldError:
-    """apis.ErrMultipleOneOf."""
-    return FieldError("expected exactly one, got both", paths)
-
-
-def missing_one_of(*paths: str) -> FieldError:
-    """apis.ErrMissingOneOf."""
-    return FieldError("expected exactly one, got neither", paths)
-
-
-def invalid_key_name(key: str, path: str, details: str = "") -> FieldError:
-    """apis.ErrInvalidKeyName."""
-    return FieldError(f'invalid key name "{key}"', (path,), details)
 
 
 def go_sprint(value: Any) -> str:

@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 from tests.support.webhooks import cron, duck, period
-from tests.support.webhooks.duck import FieldError, via
+from tests.support.webhooks.duck import via
+from tests.support.webhooks.pkg_apis import FieldError
 
 Obj = dict[str, Any]
 
@@ -393,7 +394,7 @@ def trigger_spec_validate(spec: Obj, ctx: Ctx) -> list[FieldError]:
         errs.append(duck.multiple_one_of("broker", "brokerRef"))
     if not ctx.enabled(CROSS_NAMESPACE_EVENT_LINKS) and broker_ref is not None \
             and broker_ref.get("namespace"):
-        errs.append(replace(duck.disallowed("namespace"), details=(
+        errs.append(FieldError(duck.disallowed("namespace").message, ("namespace",), (
             "only name, apiVersion and kind are supported fields when "
             "feature.CrossNamespaceEventLinks is disabled")))
     errs += via(validate_attribute_filters(spec.get("filter")), "filter")
