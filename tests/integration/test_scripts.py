@@ -12,15 +12,12 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support import k8s
-from tests.support.stackutil import running_stack
-from thumbnails.config import Config
 from thumbnails.serving import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -365,19 +362,14 @@ def test_every_redeploy_takes_back_the_services_containers(tmp_path: Path) -> No
                 "the second deploy after a SinkBinding or `kn service update` conflicts")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_stack(Config(), tmp_path_factory.mktemp("stack"), workers=1) as urls:
-        yield urls
-
-
 @pytest.mark.parametrize("python", [True, False], ids=["python3", "sed-file-base64"])
 def test_smoke_script_passes_against_the_local_stack(
-        tmp_path: Path, stack: dict[str, str], python: bool) -> None:
-    """smoke.sh's upload, polling and size check, with and without python3 on PATH."""
+        tmp_path: Path, urls: dict[str, str], python: bool) -> None:
+    """smoke.sh's upload, polling and size check, with and without python3 on PATH, against
+    the session's local stack (conftest's urls)."""
     root = copy_scripts(tmp_path)
-    kubectl = (f'case "$*" in *" upload "*) printf %s {stack["upload"]} ;; '
-               f'*" status "*) printf %s {stack["status"]} ;; esac')
+    kubectl = (f'case "$*" in *" upload "*) printf %s {urls["upload"]} ;; '
+               f'*" status "*) printf %s {urls["status"]} ;; esac')
     stubs = {"kubectl": kubectl}
     if python:  # this venv's, with Pillow (a symlink would lose the venv)
         stubs["python3"] = f'exec {sys.executable} "$@"'
