@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, out: TextIO, command: str) -> Results:
     try:
         in_process = [("pillow", PILLOW, "Image.open, thumbnail((100, 100)), save PNG"),
                       ("project", "this project's make_thumbnail alone",
-                       "thumbnails.imaging.make_thumbnail with default options "
+                       "thumbnails.core.imaging.make_thumbnail with default options "
                        "(100x100 contain, PNG)"),
                       ("vips", "libvips (pyvips)",
                        "pyvips.Image.thumbnail_buffer(data, 100, height=100), PNG")]

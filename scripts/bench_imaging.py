@@ -30,8 +30,8 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
 from tests.support.icc import display_p3_profile  # noqa: E402
 from tests.support.images import heic  # noqa: E402
-from thumbnails import colour, saliency  # noqa: E402
-from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail  # noqa: E402
+from thumbnails.core import colour, saliency  # noqa: E402
+from thumbnails.core.imaging import Limits, ThumbnailOptions, make_thumbnail  # noqa: E402
 
 LIMITS = Limits()
 SIZE = (4000, 3000)

@@ -1,11 +1,11 @@
-"""CPU per JSON log line (thumbnails.logs.JsonFormatter, python-json-logger), and per
+"""CPU per JSON log line (thumbnails.core.logs.JsonFormatter, python-json-logger), and per
 request for the id binding web.py does (logs.start, then two logs.current).
 
 Logs LINES lines, each with three bound ids and a `fields` dict, to an in-memory stream
 through a StreamHandler, and prints the process CPU time per line in µs (CPU time, not
 wall time: the figure holds on a shared machine). With structlog importable (it is not a
 dependency), prints the same for structlog's stdlib ProcessorFormatter set up to write
-the same fields, as the comparison behind the choice in thumbnails.logs.
+the same fields, as the comparison behind the choice in thumbnails.core.logs.
 
 Usage: python scripts/bench_logs.py [--lines 20000]
 """
@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Any
 
-from thumbnails import logs
+from thumbnails.core import logs
 
 
 def cpu_per_line(formatter: logging.Formatter, lines: int) -> tuple[float, str]:
@@ -41,7 +41,7 @@ def cpu_per_line(formatter: logging.Formatter, lines: int) -> tuple[float, str]:
 
 def structlog_formatter() -> logging.Formatter:
     """structlog's stdlib formatter writing ts, level, logger, message, pid, the ids bound
-    with structlog.contextvars and `fields`: what thumbnails.logs would be with structlog."""
+    with structlog.contextvars and `fields`: what thumbnails.core.logs would be with structlog."""
     import structlog
     from structlog import contextvars
 
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=20_000)
     args = parser.parse_args()
     per_line, first = cpu_per_line(logs.JsonFormatter(), args.lines)
-    print(f"thumbnails.logs (python-json-logger): {per_line:.1f} µs CPU per line")
+    print(f"thumbnails.core.logs (python-json-logger): {per_line:.1f} µs CPU per line")
     print(f"  {first}")
 
     def request_ids() -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import make_jpegs  # noqa: E402
 
-from thumbnails import imaging  # noqa: E402
-from thumbnails.renditions import parse_renditions  # noqa: E402
+from thumbnails.core import imaging  # noqa: E402
+from thumbnails.core.renditions import parse_renditions  # noqa: E402
 
 README_EXAMPLE = [
     {"name": "avatar", "width": 100, "height": 100, "format": "png", "fit": "cover"},

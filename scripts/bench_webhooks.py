@@ -32,8 +32,8 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from thumbnails import devstack
-from thumbnails.config import Config
+from thumbnails.core.config import Config
+from thumbnails.local import devstack
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def thumbnail_vips(data: bytes) -> bytes:
 
 def thumbnail_project(data: bytes) -> bytes:
     """This project's imaging core with its default options (100x100 contain, PNG)."""
-    from thumbnails import imaging
+    from thumbnails.core import imaging
 
     return imaging.make_thumbnail(data, imaging.ThumbnailOptions(), imaging.Limits()).data
 
@@ -193,14 +193,14 @@ def submitted_job_id(status: int, answer: bytes, expected: int) -> str:
 
 
 class Stack(HttpSystem):
-    """This project's local stack, started here (thumbnails.devstack)."""
+    """This project's local stack, started here (thumbnails.local.devstack)."""
 
     name = "this project, whole local stack"
 
     def __init__(self, images: dict[str, list[bytes]], port: int, data_dir: Path,
                  workers: int) -> None:
-        from thumbnails import devstack
-        from thumbnails.config import Config
+        from thumbnails.core.config import Config
+        from thumbnails.local import devstack
 
         super().__init__(images)
         self.stack = devstack.start(Config(), port, data_dir, workers)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from thumbnails.localredis import start_valkey
+from thumbnails.local.localredis import start_valkey
 
 FUNCTIONS = ("upload", "status", "resize")
 
@@ -45,7 +45,7 @@ def free_port() -> int:
 def thumbnails_command() -> list[str]:
     """The console script next to this Python (a container's ENTRYPOINT), else -m."""
     script = Path(sys.executable).parent / "thumbnails"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "thumbnails.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "thumbnails.core.cli"]
 
 
 def serve_command(function: str, port: int, workers: int = 1) -> tuple[list[str], str]:

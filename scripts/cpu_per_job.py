@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPU time per job of the whole local stack, part by part, against raw Pillow in the same run.
 
-Starts `thumbnails dev`'s stack (thumbnails.devstack: filesystem store, embedded Valkey, the
+Starts `thumbnails dev`'s stack (thumbnails.local.devstack: filesystem store, embedded Valkey, the
 local broker, three gunicorns) on free loopback ports, and for each image: warms up, then
 runs `--jobs` jobs at `--concurrency`. Each job is what a client that uses the long poll
 does: POST /jobs (multipart, field `file`), then one GET /jobs/{id}?wait=S that answers when
@@ -38,8 +38,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 from urllib3 import encode_multipart_formdata
 
-from thumbnails import devstack
-from thumbnails.config import Config
+from thumbnails.core.config import Config
+from thumbnails.local import devstack
 
 # The parts whose CPU is counted, and the devstack processes (process-group leaders) of each.
 PARTS = {"upload": ("upload",), "broker": ("broker", "dispatcher"), "resize": ("resize",),

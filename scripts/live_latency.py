@@ -10,7 +10,7 @@ Prints p50, p99 and max in milliseconds, and the GET /jobs/{id} requests per job
 
 Then: how fast status answers GET /health, GET /jobs?limit=20 and GET /jobs/{id} (p50, p99
 over --probes requests each) with no long poll waiting and with --waiting long polls parked
-on jobs that never end (thumbnails.probeworker gives them threads of their own).
+on jobs that never end (thumbnails.core.probeworker gives them threads of their own).
 
 Usage: python scripts/live_latency.py [--jobs 50] [--workers 2] [--waiting 100]
        [--probes 200]
@@ -37,9 +37,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
 from tests.support.stackutil import child_pids, free_port_block  # noqa: E402
-from thumbnails import devstack  # noqa: E402
-from thumbnails.config import Config  # noqa: E402
-from thumbnails.jobs import Job, JobStatus, JobStore  # noqa: E402
+from thumbnails.core.config import Config  # noqa: E402
+from thumbnails.core.jobs import Job, JobStatus, JobStore  # noqa: E402
+from thumbnails.local import devstack  # noqa: E402
 
 TERMINAL = ("succeeded", "failed")
 POLL_INTERVAL = 0.1  # seconds: the polling client the others are compared with

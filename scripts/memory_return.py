@@ -2,7 +2,7 @@
 gunicorn workers of upload and resize, idle, at the peak of a burst of large images, and
 once the burst is over.
 
-Starts the local stack (`thumbnails dev`'s, thumbnails.devstack: embedded Valkey, the
+Starts the local stack (`thumbnails dev`'s, thumbnails.local.devstack: embedded Valkey, the
 filesystem store, the broker, the functions with serving.MALLOC_TUNING) in a temporary
 directory, reads every upload and resize worker's VmRSS, sends UPLOADS random-noise PNGs of
 about 15 MB (noise does not compress) and LARGE 7000x7000 (49 MP) PNGs, waits for every
@@ -29,8 +29,8 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from thumbnails import devstack
-from thumbnails.config import Config
+from thumbnails.core.config import Config
+from thumbnails.local import devstack
 
 MB = 1 << 20
 

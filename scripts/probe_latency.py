@@ -1,6 +1,6 @@
 """How fast resize answers Knative's probes while every request slot does real work.
 
-Starts a throwaway Valkey and DATA_DIR, then, for thumbnails.probeworker's worker and for
+Starts a throwaway Valkey and DATA_DIR, then, for thumbnails.core.probeworker's worker and for
 gunicorn's stock gthread worker in turn, runs resize under gunicorn with the chart's
 workers and threads (default 2 x 1 = containerConcurrency 2). WORKERS x THREADS clients
 keep that many image.uploaded events in flight, one large PNG each (a real resize: CPU and
@@ -32,9 +32,10 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from thumbnails import events, serving, upload
-from thumbnails.config import Config
-from thumbnails.localredis import start_valkey
+from thumbnails import upload
+from thumbnails.core import events, serving
+from thumbnails.core.config import Config
+from thumbnails.local.localredis import start_valkey
 
 WORKERS = {"probe threads": serving.WORKER_CLASS, "stock gthread": "gthread"}
 

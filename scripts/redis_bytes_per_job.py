@@ -34,9 +34,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
 from tests.support.stackutil import free_port_block  # noqa: E402
-from thumbnails import devstack  # noqa: E402
-from thumbnails.broker import STREAM_KEY  # noqa: E402
-from thumbnails.config import Config  # noqa: E402
+from thumbnails.core.config import Config  # noqa: E402
+from thumbnails.local import devstack  # noqa: E402
+from thumbnails.local.broker import STREAM_KEY  # noqa: E402
 
 
 def png(i: int) -> bytes:

@@ -1,7 +1,7 @@
 """How many slow clients until a function stops answering others, measured on this machine.
 
 Starts a throwaway Valkey and upload as `thumbnails serve` runs it (1 worker, 4 threads, the
-command of thumbnails.serving), once with thumbnails.buffering.BufferingWorker (what the
+command of thumbnails.core.serving), once with thumbnails.core.buffering.BufferingWorker (what the
 functions run) and once with gunicorn's stock gthread worker (what they ran before). Then
 opens more and more connections that send half their headers and then nothing, and after
 each step times GET /health. Prints, per step, the number of stalled connections and the
@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from thumbnails.localredis import start_valkey
-from thumbnails.serving import WORKER_CLASS, gunicorn_command
+from thumbnails.core.serving import WORKER_CLASS, gunicorn_command
+from thumbnails.local.localredis import start_valkey
 
 HALF_HEADERS = b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
 

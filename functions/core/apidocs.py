@@ -60,7 +60,7 @@ Spec = dict[str, Any]
 @functools.cache
 def full_spec() -> Spec:
     """The whole API: both functions' operations (parsed once; do not mutate)."""
-    text = resources.files("thumbnails").joinpath(SPEC_FILE).read_text(encoding="utf-8")
+    text = resources.files("thumbnails.core").joinpath(SPEC_FILE).read_text(encoding="utf-8")
     spec: Spec = yaml.safe_load(text)
     return spec
 

@@ -1,6 +1,6 @@
 """A gunicorn worker class that reads each request whole before a thread sees it, so slow
-clients cost a buffer, never a thread (`--worker-class thumbnails.buffering.BufferingWorker`,
-from thumbnails.serving: locally and in containers alike).
+clients cost a buffer, never a thread (`--worker-class thumbnails.core.buffering.BufferingWorker`,
+from thumbnails.core.serving: locally and in containers alike).
 
 gunicorn's gthread worker hands a connection to a thread as soon as its first byte arrives;
 the thread then blocks until the headers and the body are in. Four connections that send

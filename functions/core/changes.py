@@ -1,5 +1,5 @@
 """Job state changes as they happen: one listener thread per process reads the events
-stream (thumbnails.jobs.EVENTS_KEY, XADDed by the scripts that change a job's status) and
+stream (thumbnails.core.jobs.EVENTS_KEY, XADDed by the scripts that change a job's status) and
 wakes the long polls and Server-Sent Event streams waiting in that process."""
 
 from __future__ import annotations

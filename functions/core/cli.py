@@ -85,7 +85,7 @@ def service_config() -> Config:
               help="seconds a request may take before its worker is restarted")
 def serve(function: str, host: str, workers: int, threads: int, timeout: int) -> None:
     """Serve one function under gunicorn (a container's entry point; listens on $PORT,
-    default 8080). gunicorn runs in this process (thumbnails.serving.serve): Python starts
+    default 8080). gunicorn runs in this process (thumbnails.core.serving.serve): Python starts
     once, and Knative's signals reach gunicorn's master directly."""
     config = service_config()
     # Knative tells the container its port in PORT (a reserved name: never in Config).

@@ -115,7 +115,7 @@ class Config:
     max_dimension: int = setting("MAX_DIMENSION", 1024, AT_LEAST_1)
     debug_endpoint: bool = setting("DEBUG_ENDPOINT", False)
     event_source: str = setting("EVENT_SOURCE", "/knative-thumbnails/upload")
-    # "" = thumbnails.events.TYPE_PREFIX
+    # "" = thumbnails.core.events.TYPE_PREFIX
     event_type_prefix: str = setting("EVENT_TYPE_PREFIX", "")
     # Where objects another producer names in its image.uploaded events must be.
     incoming_prefix: str = setting("INCOMING_PREFIX", "incoming/")
@@ -123,7 +123,7 @@ class Config:
     api_key_hashes: str = setting("API_KEY_HASHES", "")
     lease_seconds: float = setting("LEASE_SECONDS", 60.0, ABOVE_0)
     max_attempts: int = setting("MAX_ATTEMPTS", 5, AT_LEAST_1)
-    # The sweep (thumbnails.sweep) runs this often in each upload process, and at most this
+    # The sweep (thumbnails.core.sweep) runs this often in each upload process, and at most this
     # often when asked for (POST /sweep); an event the broker has not accepted is re-sent
     # after this long. OUTBOX_RETRY_SECONDS, its old name, is read when it is unset.
     sweep_interval_seconds: float = setting("SWEEP_INTERVAL_SECONDS", 10.0, ABOVE_0,
@@ -143,7 +143,7 @@ class Config:
     # Comma-separated origins that may call upload and status.
     cors_origins: str = setting("CORS_ORIGINS", "")
     dependency_timeout_seconds: float = setting("DEPENDENCY_TIMEOUT_SECONDS", 5.0, ABOVE_0)
-    # Slow clients (thumbnails.buffering): a request's headers must arrive within this long,
+    # Slow clients (thumbnails.core.buffering): a request's headers must arrive within this long,
     # and its body at this many bytes a second at least (after the same allowance).
     header_timeout_seconds: float = setting("HEADER_TIMEOUT_SECONDS", 10.0, ABOVE_0)
     min_body_rate: int = setting("MIN_BODY_RATE", 100 * 1024, AT_LEAST_1)
@@ -151,14 +151,14 @@ class Config:
     # Last-Event-ID: below status's Knative timeoutSeconds (300 in the chart).
     events_stream_seconds: float = setting("EVENTS_STREAM_SECONDS", 240.0, ABOVE_0)
     log_level: str = setting("LOG_LEVEL", "INFO")
-    # Webhooks (thumbnails.webhooks): the Standard Webhooks secret ("whsec_" + base64), and the
+    # Webhooks (thumbnails.core.webhooks): the Standard Webhooks secret ("whsec_" + base64), and the
     # host patterns a callback_url may name ("" = no callbacks accepted).
     webhook_secret: str = setting("WEBHOOK_SECRET", "")
     webhook_allowed_hosts: str = setting("WEBHOOK_ALLOWED_HOSTS", "")
     # MinIO bucket notifications (upload's POST /notifications/s3): the bearer token MinIO
     # sends ("" = endpoint off); new objects under INCOMING_PREFIX become jobs.
     bucket_notify_token: str = setting("BUCKET_NOTIFY_TOKEN", "")
-    # Signed, expiring thumbnail links (thumbnails.signedlinks): "" = none issued.
+    # Signed, expiring thumbnail links (thumbnails.core.signedlinks): "" = none issued.
     link_signing_key: str = setting("LINK_SIGNING_KEY", "")
     link_ttl_seconds: int = setting("LINK_TTL_SECONDS", 3600, AT_LEAST_1)
 

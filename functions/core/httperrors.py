@@ -1,5 +1,5 @@
 """Error mapping: every error a function answers with, as one JSON shape
-`{"error": code, "message": text}` (the codes and statuses come from thumbnails.errors)."""
+`{"error": code, "message": text}` (the codes and statuses come from thumbnails.core.errors)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _handle_domain(exc: ThumbnailsError) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):  # RFC 9110: a 401 names its scheme
         headers["WWW-Authenticate"] = 'Bearer realm="thumbnails"'
-    # Level and words come from the errors table (thumbnails.errors), one line per answer.
+    # Level and words come from the errors table (thumbnails.core.errors), one line per answer.
     log.log(exc.log_level, "%s: %d %s: %s", exc.summary, exc.status, exc.code, exc.message)
     return json_error(exc.status, exc.code, exc.message, **headers)
 

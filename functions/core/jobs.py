@@ -40,7 +40,7 @@ TOMBSTONE_TTL = 24 * 3600  # how long a deleted job's tombstone refuses a late f
 DELETED = "deleted"  # the status field of a tombstone (never shown: get() answers None)
 # Stream of every job state change (fields job_id, status), XADDed by the Lua scripts in the
 # same step that changes the status (lua/changed.lua, which also caps its length): long polls
-# and GET /events read it (thumbnails.changes). The one key every job touches: on Redis
+# and GET /events read it (thumbnails.core.changes). The one key every job touches: on Redis
 # Cluster it would become one stream per hash slot range.
 EVENTS_KEY = f"{PREFIX}:events"
 
@@ -72,7 +72,7 @@ class ClaimOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class RenditionRecord:
-    """One stored rendition of a job that asked for several (see thumbnails.renditions)."""
+    """One stored rendition of a job that asked for several (see thumbnails.core.renditions)."""
 
     name: str
     key: str  # object key in the job's bucket
@@ -124,7 +124,8 @@ class Job:
     stage_decode_ms: float | None = None
     stage_encode_ms: float | None = None
     stage_store_ms: float | None = None
-    callback_url: str = ""  # where the result is POSTed when the job ends (thumbnails.webhooks)
+    # where the result is POSTed when the job ends (thumbnails.core.webhooks)
+    callback_url: str = ""
     # The webhook's deliveries so far (never the job's own state): how many attempts, the
     # outcome of the last (delivered, failed, refused, gave_up), its HTTP status (0: none),
     # error text and time.
@@ -218,7 +219,7 @@ def index_member(created_at: float, job_id: str) -> str:
 class JobStore:
     """Job records, index and outbox on one Redis connection pool. A job that finishes expires
     `retention_seconds` later (0: never). Every change of a job's status is one Lua script
-    (lua/<name>.lua, whose header names its KEYS and ARGV: thumbnails.luascripts)."""
+    (lua/<name>.lua, whose header names its KEYS and ARGV: thumbnails.core.luascripts)."""
 
     def __init__(self, client: redis.Redis, retention_seconds: float = 0) -> None:
         self.redis = client

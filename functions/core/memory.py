@@ -51,7 +51,7 @@ _MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_
 
 def tune_malloc(tuning: Mapping[str, str]) -> list[str]:
     """Apply glibc malloc settings given as its environment variables (MALLOC_ARENA_MAX and
-    so on, e.g. thumbnails.serving.MALLOC_TUNING) to this running process with mallopt(3),
+    so on, e.g. thumbnails.core.serving.MALLOC_TUNING) to this running process with mallopt(3),
     as glibc would have at start; those already in the environment are left as glibc read
     them. Returns the names applied ([] where there is no glibc)."""
     try:

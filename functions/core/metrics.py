@@ -2,7 +2,7 @@
 
 Under gunicorn every worker is a process of its own: prometheus_client's multiprocess mode
 keeps each process's values in a file of PROMETHEUS_MULTIPROC_DIR (set by
-thumbnails.serving before any worker imports prometheus_client) and /metrics, whichever
+thumbnails.core.serving before any worker imports prometheus_client) and /metrics, whichever
 worker answers it, adds up the files of all of them, dead workers' included. Without that
 directory (a Flask test client, one process) the values live in this process.
 

@@ -17,7 +17,7 @@ from .errors import Unauthorized
 # -- request ids --------------------------------------------------------------------------------
 
 # Where a request's start time and ids wait for the metrics and gunicorn's access log
-# (thumbnails.serving.JsonLogger reads the ids after the app has answered).
+# (thumbnails.core.serving.JsonLogger reads the ids after the app has answered).
 STARTED, CORRELATION_ID, JOB_ID = "thumbnails.started", "thumbnails.correlation_id", \
     "thumbnails.job_id"
 

@@ -1,5 +1,5 @@
 """Send outbox events to the broker off the request path, and re-send the ones not accepted
-(from the sweep, thumbnails.sweep, which the same thread runs on a timer)."""
+(from the sweep, thumbnails.core.sweep, which the same thread runs on a timer)."""
 
 from __future__ import annotations
 

@@ -32,12 +32,12 @@ and takes a waiting connection only once it has waited ACCEPT_GRACE_SECONDS (no 
 took it: every worker is busy, and it may be a probe).
 
 Waiting requests (long polls `GET /jobs/{id}?wait=S` and `GET /events`, see
-thumbnails.changes) go to a third pool of WAIT_THREADS threads, so clients that wait hold no
+thumbnails.core.changes) go to a third pool of WAIT_THREADS threads, so clients that wait hold no
 request thread: with every waiting slot taken, a waiting request goes to the usual pool and
 its handler, seeing it is not on a waiting thread (waiting_slot()), answers without waiting.
 
 Memory: when a real request has finished, the worker gives free heap memory back to the
-kernel if it holds more than it did idle by thumbnails.memory.TRIM_ABOVE_BYTES (a large
+kernel if it holds more than it did idle by thumbnails.core.memory.TRIM_ABOVE_BYTES (a large
 upload or image), so a burst of large images does not leave it at its peak.
 
 Built on gthread's internals of gunicorn >= 25.2 (enqueue_req, pending_conns,
@@ -71,7 +71,7 @@ PROBE_HEAD_BYTES = 32  # "HEAD /health?" and a little more
 PROBE_REQUEST = re.compile(
     rb"(?:GET|HEAD) (?:" + b"|".join(re.escape(p.encode()) for p in PROBE_PATHS) + rb")[ ?]")
 # Waiting requests per worker process that hold no request thread: each sleeps on an Event
-# (thumbnails.changes), so idle ones cost memory (a thread's stack), not CPU.
+# (thumbnails.core.changes), so idle ones cost memory (a thread's stack), not CPU.
 WAIT_THREADS = 256
 WAIT_THREAD_PREFIX = "wait"
 WAIT_HEAD_BYTES = 160  # "GET /jobs/<36-character id>?wait=60" with room for other parameters
@@ -149,7 +149,7 @@ class ProbeThreadWorker(gthread.ThreadWorker):
             self.set_accept_enabled(True)
 
     def run(self) -> None:
-        # The app is loaded: what the worker holds now is its idle size (thumbnails.memory).
+        # The app is loaded: what the worker holds now is its idle size (thumbnails.core.memory).
         self.trimmer = Trimmer()
         try:
             super().run()
@@ -202,7 +202,7 @@ class ProbeThreadWorker(gthread.ThreadWorker):
     def _head(self, conn: gthread.TConn) -> bytes | None:
         """The request's first bytes without consuming them; None if a new connection has
         sent nothing yet. Bytes gunicorn has already read ahead come first."""
-        whole = getattr(conn, "buffered_request", None)  # read by thumbnails.buffering
+        whole = getattr(conn, "buffered_request", None)  # read by thumbnails.core.buffering
         if whole:
             return bytes(whole[:WAIT_HEAD_BYTES])
         parser = conn.parser

@@ -1,4 +1,4 @@
-"""The S3/MinIO object store (thumbnails.storage.ObjectStore) through the minio SDK: its
+"""The S3/MinIO object store (thumbnails.core.storage.ObjectStore) through the minio SDK: its
 own module so that a function on the filesystem store never imports minio."""
 
 from __future__ import annotations

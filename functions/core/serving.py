@@ -8,7 +8,7 @@ Two ways in, one set of settings (`settings()`):
   Python starts once, the app is imported once, and the process Knative signals is
   gunicorn's master;
 - `thumbnails dev`, the tests and the scripts start `gunicorn_command()`, which names this
-  module as gunicorn's config (`-c python:thumbnails.serving`): gunicorn reads the hooks and
+  module as gunicorn's config (`-c python:thumbnails.core.serving`): gunicorn reads the hooks and
   `logger_class` below from it, and the other settings from the command's flags.
 
 The hooks (gunicorn's server hooks, docs.gunicorn.org/en/stable/settings.html#server-hooks):
@@ -19,7 +19,7 @@ The hooks (gunicorn's server hooks, docs.gunicorn.org/en/stable/settings.html#se
   every start (a container restarted in the same pod finds its /tmp emptyDir, and its pid 1
   directory, as the last run left them);
 - post_worker_init (each worker, its app built): start the app's background threads
-  (thumbnails.web.start_background: upload's outbox), then gc.freeze what start-up made;
+  (thumbnails.core.web.start_background: upload's outbox), then gc.freeze what start-up made;
 - worker_exit (each worker, leaving): stop those threads;
 - child_exit (master): a worker that exits is marked dead, so its live gauges go; its
   counters stay in the totals;
@@ -49,21 +49,21 @@ APPS = {
     "upload": "thumbnails.upload:create_app()",
     "status": "thumbnails.status:create_app()",
     "resize": "thumbnails.resize:create_app()",
-    "broker": "thumbnails.broker.ingress:create_app()",
+    "broker": "thumbnails.local.broker.ingress:create_app()",
 }
 FUNCTIONS = ("upload", "status", "resize")  # what a container serves; the broker is local only
 # gthread whose event loop reads each request whole before a thread sees it, so slow clients
-# hold no thread (thumbnails.buffering), plus threads that serve only the probes, so they are
-# answered while every request slot is busy (thumbnails.probeworker, its base class).
-WORKER_CLASS = "thumbnails.buffering.BufferingWorker"
+# hold no thread (thumbnails.core.buffering), plus threads that serve only the probes, so they are
+# answered while every request slot is busy (thumbnails.core.probeworker, its base class).
+WORKER_CLASS = "thumbnails.core.buffering.BufferingWorker"
 # glibc malloc: keep big image buffers in the heap instead of mapping and unmapping them on
-# every request (each fresh mapping costs page faults). One arena: thumbnails.memory's
+# every request (each fresh mapping costs page faults). One arena: thumbnails.core.memory's
 # malloc_trim after a large request returns the free top of the main arena's heap, but never
 # that of a thread's arena (glibc malloc.c mtrim: systrim for main_arena only), where a 15 MB
 # upload's buffers stayed resident (measured: +45 MB in upload's worker after three); threads
 # allocate under the GIL anyway, so they hardly contend for it. As environment variables for
 # processes started by a command (glibc reads them at start); `thumbnails serve` sets the same
-# values with mallopt (thumbnails.memory.tune_malloc).
+# values with mallopt (thumbnails.core.memory.tune_malloc).
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
                  "MALLOC_ARENA_MAX": "1"}
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name, not a setting
@@ -106,7 +106,8 @@ def gunicorn_command(part: str, bind: str, workers: int, threads: int, **options
     hooks and logger, and `settings(bind, workers, threads, **options)` as flags."""
     if options.get("preload"):
         raise ValueError("preload only in FunctionServer: see settings()")
-    args = [sys.executable, "-m", "gunicorn", APPS[part], "--config", "python:thumbnails.serving"]
+    args = [sys.executable, "-m", "gunicorn", APPS[part], "--config",
+            "python:thumbnails.core.serving"]
     for name, value in settings(bind, workers, threads, **options).items():
         flag = _SETTINGS[name].cli[-1]  # gunicorn's own flag for the setting
         if _SETTINGS[name].action == "store_true":
@@ -170,7 +171,7 @@ def serve(part: str, bind: str, workers: int, threads: int, timeout: int,
         preload=True)).run()
 
 
-# -- the hooks (gunicorn reads these names from this module, `-c python:thumbnails.serving`) --
+# -- the hooks (gunicorn reads these names from this module, `-c python:thumbnails.core.serving`) --
 
 def on_starting(server: Any) -> None:
     """Master start: JSON log lines; a fresh metrics directory for this run's workers."""
@@ -226,7 +227,7 @@ def on_exit(server: Any) -> None:
 # -- process-level helpers --------------------------------------------------------------------
 
 def configure_logging(level: str) -> None:
-    """Log to stderr once per process, one JSON object per line (thumbnails.logs)."""
+    """Log to stderr once per process, one JSON object per line (thumbnails.core.logs)."""
     root = logging.getLogger()
     if not any(getattr(h, "_thumbnails", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

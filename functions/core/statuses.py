@@ -1,5 +1,5 @@
 """A job's statuses: plain data, no Redis, so the HTTP client and the web page read the same
-facts the service does (thumbnails.jobs keeps the records)."""
+facts the service does (thumbnails.core.jobs keeps the records)."""
 
 from __future__ import annotations
 

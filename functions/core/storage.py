@@ -1,5 +1,5 @@
 """Object storage behind one interface: the filesystem (local default) or S3/MinIO
-(thumbnails.s3store, imported only when STORAGE_BACKEND=s3: the minio SDK alone takes
+(thumbnails.core.s3store, imported only when STORAGE_BACKEND=s3: the minio SDK alone takes
 about 120 ms to import, most of a function's cold start)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def original_key(job_id: str) -> str:
 def thumbnail_key(job_id: str, attempt: int, extension: str,
                   rendition: str | None = None) -> str:
     """Where one processing attempt of a job stores its thumbnail, or with a rendition name
-    (thumbnails.renditions.NAME, safe in a key) that rendition:
+    (thumbnails.core.renditions.NAME, safe in a key) that rendition:
     thumbnails/<job id>/<attempt>.<extension> or thumbnails/<job id>/<attempt>-<name>.<extension>
     (one flat folder per job, which delete_prefix empties).
     Each attempt has keys of its own, so an attempt that lost its lease can delete what it
@@ -191,7 +191,7 @@ def open_store(config: Config) -> ObjectStore:
 
 
 def __getattr__(name: str) -> object:
-    """`thumbnails.storage.S3Store`, imported on first use (PEP 562)."""
+    """`thumbnails.core.storage.S3Store`, imported on first use (PEP 562)."""
     if name == "S3Store":
         from .s3store import S3Store
 

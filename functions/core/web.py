@@ -2,7 +2,7 @@
 and error mapping, and the background threads gunicorn's hooks start and stop.
 
 The factories build apps and nothing else: process-level work (logging setup, gc.freeze,
-starting and stopping background threads) is done by gunicorn's hooks (thumbnails.serving),
+starting and stopping background threads) is done by gunicorn's hooks (thumbnails.core.serving),
 or by whoever runs an app outside gunicorn (start_background, stop_background)."""
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 
-from thumbnails import events
-from thumbnails.config import Config
-from thumbnails.services import Services
-from thumbnails.web import make_app, services_of
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.services import Services
+from thumbnails.core.web import make_app, services_of
 
 from .worker import handle_dead_letter, handle_uploaded
 

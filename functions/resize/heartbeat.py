@@ -10,8 +10,8 @@ import threading
 import time
 from types import TracebackType
 
-from thumbnails.errors import ThumbnailsError
-from thumbnails.jobs import JobStore
+from thumbnails.core.errors import ThumbnailsError
+from thumbnails.core.jobs import JobStore
 
 log = logging.getLogger(__name__)
 RENEWALS_PER_LEASE = 3  # a renewal may fail twice (a Redis blip) before the lease runs out

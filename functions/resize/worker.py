@@ -11,8 +11,8 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
-from thumbnails import events, imaging, logs, metrics, renditions, webhooks
-from thumbnails.errors import (
+from thumbnails.core import events, imaging, logs, metrics, renditions, webhooks
+from thumbnails.core.errors import (
     BadRequest,
     DependencyUnavailable,
     ForgedEvent,
@@ -23,10 +23,10 @@ from thumbnails.errors import (
     ThumbnailsError,
     UnsupportedMediaType,
 )
-from thumbnails.jobs import JOB_ID, ClaimOutcome, Job, JobStatus, RenditionRecord
-from thumbnails.links import job_links, rendition_link
-from thumbnails.services import Services
-from thumbnails.storage import incoming_key_ok, thumbnail_key
+from thumbnails.core.jobs import JOB_ID, ClaimOutcome, Job, JobStatus, RenditionRecord
+from thumbnails.core.links import job_links, rendition_link
+from thumbnails.core.services import Services
+from thumbnails.core.storage import incoming_key_ok, thumbnail_key
 
 from .heartbeat import Heartbeat
 

@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from thumbnails import apidocs, events, retention
-from thumbnails.config import Config
-from thumbnails.errors import BadRequest, Forbidden, NotFound, NotReady
-from thumbnails.jobs import Job, JobStatus
-from thumbnails.middleware import (
+from thumbnails.core import apidocs, events, retention
+from thumbnails.core.config import Config
+from thumbnails.core.errors import BadRequest, Forbidden, NotFound, NotReady
+from thumbnails.core.jobs import Job, JobStatus
+from thumbnails.core.middleware import (
     ADMITTED,
     AUTH_HEADERS,
     OPEN_PATHS,
@@ -19,10 +19,10 @@ from thumbnails.middleware import (
     current_client,
     require_api_key,
 )
-from thumbnails.ranges import integer_in
-from thumbnails.services import Services
-from thumbnails.signedlinks import LinkSigner
-from thumbnails.web import make_app, services_of
+from thumbnails.core.ranges import integer_in
+from thumbnails.core.services import Services
+from thumbnails.core.signedlinks import LinkSigner
+from thumbnails.core.web import make_app, services_of
 
 from . import callbacks, live, page
 from .views import debug_document, job_document
@@ -169,7 +169,7 @@ def _signer() -> LinkSigner | None:
 
 def _check_signed_link() -> None:
     """A request with `signature` or `expires`: a signed link, admitted without an API key
-    when it is valid (thumbnails.signedlinks), 403 when it is not."""
+    when it is valid (thumbnails.core.signedlinks), 403 when it is not."""
     signer = _signer()
     if signer is None or not ("signature" in request.args or "expires" in request.args):
         return

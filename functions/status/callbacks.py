@@ -10,10 +10,10 @@ from typing import Any
 import urllib3
 from cloudevents.core.base import BaseCloudEvent
 
-from thumbnails import events, logs, metrics, webhooks
-from thumbnails.errors import InvalidEvent, WebhookFailed
-from thumbnails.jobs import JOB_ID, Job
-from thumbnails.services import Services
+from thumbnails.core import events, logs, metrics, webhooks
+from thumbnails.core.errors import InvalidEvent, WebhookFailed
+from thumbnails.core.jobs import JOB_ID, Job
+from thumbnails.core.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """No polling needed: the long poll's `wait` (GET /jobs/{id}?wait=S) and GET /events
-(Server-Sent Events), both fed by thumbnails.changes.
+(Server-Sent Events), both fed by thumbnails.core.changes.
 
 Long-lived responses under Knative (knative/serving knative-v1.23.0): the queue-proxy
 (pkg/queue/sharedmain/handlers.go mainHandler) and the activator (cmd/activator/main.go)
@@ -25,13 +25,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request, stream_with_context
 
-from thumbnails import metrics
-from thumbnails.changes import MAX_WAIT_SECONDS, ChangeHub, hub_client
-from thumbnails.errors import BadRequest, RedisUnavailable
-from thumbnails.jobs import JOB_ID, Job
-from thumbnails.probeworker import waiting_slot
-from thumbnails.ranges import Range
-from thumbnails.web import services_of
+from thumbnails.core import metrics
+from thumbnails.core.changes import MAX_WAIT_SECONDS, ChangeHub, hub_client
+from thumbnails.core.errors import BadRequest, RedisUnavailable
+from thumbnails.core.jobs import JOB_ID, Job
+from thumbnails.core.probeworker import waiting_slot
+from thumbnails.core.ranges import Range
+from thumbnails.core.web import services_of
 
 log = logging.getLogger(__name__)
 WAIT = Range(float, 0, MAX_WAIT_SECONDS, low_open=True, unit="seconds")
@@ -70,7 +70,7 @@ def wait_seconds(raw: str | None) -> float:
 
 def long_poll(job_id: str, seconds: float) -> Job | None:
     """The job as soon as it has succeeded or failed, or after `seconds` as it is then;
-    at once on a usual request thread (see thumbnails.probeworker). None: no such job."""
+    at once on a usual request thread (see thumbnails.core.probeworker). None: no such job."""
     jobs = services_of().jobs
     if not waiting_slot() or not JOB_ID.match(job_id):
         return jobs.get(job_id)

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, render_template
 
-from thumbnails.config import Config
-from thumbnails.formats import TYPE_EXTENSIONS
-from thumbnails.statuses import TERMINAL, JobStatus
-from thumbnails.web import services_of
+from thumbnails.core.config import Config
+from thumbnails.core.formats import TYPE_EXTENSIONS
+from thumbnails.core.statuses import TERMINAL, JobStatus
+from thumbnails.core.web import services_of
 
 STATIC = Path(__file__).with_name("static")
 
@@ -40,7 +40,7 @@ def index() -> Any:
         key_required="true" if config.api_keys else "false",
         max_upload_bytes=config.max_upload_bytes,
         max_dimension=config.max_dimension,
-        # Facts the service keeps in one place (thumbnails.statuses, thumbnails.formats).
+        # Facts the service keeps in one place (thumbnails.core.statuses, thumbnails.core.formats).
         statuses=json.dumps([s.value for s in JobStatus]),  # in a job's order
         terminal_statuses=json.dumps(sorted(TERMINAL)),
         extensions=json.dumps(TYPE_EXTENSIONS, sort_keys=True),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from thumbnails.jobs import Job, JobStatus
-from thumbnails.links import job_links, rendition_link
-from thumbnails.signedlinks import LinkSigner
+from thumbnails.core.jobs import Job, JobStatus
+from thumbnails.core.links import job_links, rendition_link
+from thumbnails.core.signedlinks import LinkSigner
 
 
 def job_document(job: Job, status_base_url: str,
@@ -38,7 +38,7 @@ def job_document(job: Job, status_base_url: str,
 
 def signed_links(job: Job, status_base_url: str, signer: LinkSigner) -> dict[str, Any]:
     """Links to the job's thumbnail and renditions that work without an API key until
-    expires_at (thumbnails.signedlinks)."""
+    expires_at (thumbnails.core.signedlinks)."""
     base, expires = status_base_url.rstrip("/"), signer.expiry()
     links: dict[str, Any] = {
         "expires_at": expires,

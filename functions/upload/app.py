@@ -7,16 +7,16 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from thumbnails import apidocs, events
-from thumbnails.config import Config
-from thumbnails.errors import BadRequest
-from thumbnails.links import job_links
-from thumbnails.metrics import OutboxDepth
-from thumbnails.middleware import OPEN_PATHS, allow_cors, current_client, require_api_key
-from thumbnails.outbox import OutboxSender, OutboxThread
-from thumbnails.services import Services
-from thumbnails.sweep import Sweeper
-from thumbnails.web import add_background, make_app, services_of
+from thumbnails.core import apidocs, events
+from thumbnails.core.config import Config
+from thumbnails.core.errors import BadRequest
+from thumbnails.core.links import job_links
+from thumbnails.core.metrics import OutboxDepth
+from thumbnails.core.middleware import OPEN_PATHS, allow_cors, current_client, require_api_key
+from thumbnails.core.outbox import OutboxSender, OutboxThread
+from thumbnails.core.services import Services
+from thumbnails.core.sweep import Sweeper
+from thumbnails.core.web import add_background, make_app, services_of
 
 from . import multipart, notifications
 from .submit import submit
@@ -78,7 +78,7 @@ def sweep() -> Any:
     """The sweep on a PingSource's event: re-emit stale jobs, fail overdue ones, delete
     orphaned originals, re-send events the broker has not accepted. 400 for anything but a
     PingSource's event, 429 within SWEEP_INTERVAL_SECONDS of the last one
-    (thumbnails.sweep.Sweeper.requested says why). POST /outbox/sweep: its old path."""
+    (thumbnails.core.sweep.Sweeper.requested says why). POST /outbox/sweep: its old path."""
     sweeper: Sweeper = current_app.extensions["sweeper"]
     return sweeper.requested(events.from_http(request.headers, request.get_data()))
 
@@ -109,7 +109,7 @@ def _outbox() -> OutboxThread | None:
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
     """The upload app; with K_SINK set, its outbox thread (started by the serving process:
-    thumbnails.web.start_background)."""
+    thumbnails.core.web.start_background)."""
     app = make_app(__name__, config, services)
     app.register_blueprint(bp)
     app.register_blueprint(apidocs.blueprint("upload"))  # /openapi.json, /docs and its files

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from werkzeug.http import parse_options_header
 
-from thumbnails.errors import BadRequest
+from thumbnails.core.errors import BadRequest
 
 
 def parse(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, bytes]]:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from thumbnails import events, logs, metrics, renditions
-from thumbnails.errors import BadRequest, NotFound, Unauthorized
-from thumbnails.jobs import Job
-from thumbnails.services import Services
-from thumbnails.storage import incoming_key_ok
+from thumbnails.core import events, logs, metrics, renditions
+from thumbnails.core.errors import BadRequest, NotFound, Unauthorized
+from thumbnails.core.jobs import Job
+from thumbnails.core.services import Services
+from thumbnails.core.storage import incoming_key_ok
 
 from .submit import uploaded_event
 
@@ -60,7 +60,7 @@ def job_id_of(bucket: str, key: str, version: str, etag: str) -> str:
 
 def accept(services: Services, doc: Any) -> tuple[list[Accepted], int]:
     """Record a job (and its outbox event) for each s3:ObjectCreated:* record of the
-    configured bucket under INCOMING_PREFIX (thumbnails.storage.incoming_key_ok); return
+    configured bucket under INCOMING_PREFIX (thumbnails.core.storage.incoming_key_ok); return
     them and how many records were ignored (other events, buckets or keys). BadRequest
     (400) for a body that is not MinIO's event JSON."""
     records = doc.get("Records") if isinstance(doc, dict) else None

@@ -9,11 +9,11 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from thumbnails import events, imaging, logs, metrics, renditions, webhooks
-from thumbnails.errors import EmptyFile, IdempotencyKeyReused, PayloadTooLarge, ThumbnailsError
-from thumbnails.jobs import Job
-from thumbnails.services import Services
-from thumbnails.storage import original_key
+from thumbnails.core import events, imaging, logs, metrics, renditions, webhooks
+from thumbnails.core.errors import EmptyFile, IdempotencyKeyReused, PayloadTooLarge, ThumbnailsError
+from thumbnails.core.jobs import Job
+from thumbnails.core.services import Services
+from thumbnails.core.storage import original_key
 
 log = logging.getLogger(__name__)
 

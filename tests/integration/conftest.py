@@ -36,7 +36,7 @@ from tests.support.servers import S3Server, seaweedfs_s3_server
 from tests.support.stackutil import running_stack
 from tests.support.subscriber import Subscriber, serving
 from thumbnails import resize, status, upload
-from thumbnails.config import Config
+from thumbnails.core.config import Config
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,4 +1,4 @@
-"""The local broker's delivery (thumbnails.broker.dispatcher) with Knative's rules: retries,
+"""The local broker's delivery (thumbnails.local.broker.dispatcher) with Knative's rules: retries,
 backoff, dead letters, replies, timeouts, redelivery, trimming (a real Valkey and real
 HTTP subscribers)."""
 
@@ -27,14 +27,11 @@ from tests.support.broker import (
 )
 from tests.support.stackutil import poll
 from tests.support.subscriber import Subscriber
-from thumbnails import events
-from thumbnails.broker import CONSUMER, STREAM_KEY, group_name
-from thumbnails.broker.dispatcher import Dispatcher
-from thumbnails.broker.ingress import ensure_groups, publish
-from thumbnails.broker.triggers import (
-    Trigger,
-    load,
-)
+from thumbnails.core import events
+from thumbnails.local.broker import CONSUMER, STREAM_KEY, group_name
+from thumbnails.local.broker.dispatcher import Dispatcher
+from thumbnails.local.broker.ingress import ensure_groups, publish
+from thumbnails.local.broker.triggers import Trigger, load
 
 
 @dataclass
@@ -388,7 +385,7 @@ def test_failed_handling_stays_pending_and_is_reclaimed(
     tmp_path: Path, redis_client: redis.Redis, serve: Serve, dispatch: Dispatch,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from thumbnails.broker import dispatcher as module
+    from thumbnails.local.broker import dispatcher as module
 
     monkeypatch.setattr(module, "RECLAIM_EVERY", 0.2)
     real_publish, calls = module.publish, []

@@ -1,4 +1,4 @@
-"""The local broker's ingress (thumbnails.broker.ingress): accepts CloudEvents, stores the
+"""The local broker's ingress (thumbnails.local.broker.ingress): accepts CloudEvents, stores the
 ones a Trigger wants in the stream, refuses junk (a real Valkey)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import redis
 
 from tests.support.broker import event, trigger_doc, write_manifests
-from thumbnails import events
-from thumbnails.broker import STREAM_KEY, group_name
-from thumbnails.broker.ingress import create_app
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import Config
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.local.broker import STREAM_KEY, group_name
+from thumbnails.local.broker.ingress import create_app
+from thumbnails.local.broker.settings import BrokerSettings
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support import k8s
-from thumbnails import events
+from thumbnails.core import events
 
 VALUES = [None, *k8s.VALUES_FILES]
 VALUE_IDS = ["default", *(name.removesuffix(".yaml") for name in k8s.VALUES_FILES)]
@@ -130,7 +130,7 @@ def test_values_schema_and_code_agree_on_event_type_prefixes(prefix: str) -> Non
     chart_accepts = done.returncode == 0
     assert chart_accepts == code_accepts, (
         f"eventTypePrefix={prefix!r}: the chart {'accepts' if chart_accepts else 'rejects'} it, "
-        f"thumbnails.events.EventTypes {'accepts' if code_accepts else 'rejects'} it "
+        f"thumbnails.core.events.EventTypes {'accepts' if code_accepts else 'rejects'} it "
         "(a prefix the code rejects makes every function fail at start-up)")
 
 

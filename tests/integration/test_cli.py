@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from thumbnails import cli
+from thumbnails.core import cli
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -44,10 +44,10 @@ def test_serve_is_found_without_metadata_or_client_code() -> None:
     probe = textwrap.dedent("""
         import json, sys
         import click
-        from thumbnails.cli import cli
+        from thumbnails.core.cli import cli
         command = cli.get_command(click.Context(cli), "serve")
         print(json.dumps([command.name] + [m for m in ("importlib.metadata", "requests",
-              "thumbnails.clientcli", "rich") if m in sys.modules]))
+              "thumbnails.client.cli", "rich") if m in sys.modules]))
     """)
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, timeout=60)
@@ -71,10 +71,10 @@ def test_a_command_another_distribution_registers_is_found(tmp_path: Path) -> No
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-tool\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[{cli.COMMANDS_GROUP}]\nhello = hello_tool:hello\n")
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-m", "thumbnails.cli", "hello", "world"], env=env,
+    run = subprocess.run([sys.executable, "-m", "thumbnails.core.cli", "hello", "world"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert (run.returncode, run.stdout) == (0, "hello world\n"), run.stderr
-    listing = subprocess.run([sys.executable, "-m", "thumbnails.cli", "--help"], env=env,
+    listing = subprocess.run([sys.executable, "-m", "thumbnails.core.cli", "--help"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert "  hello   Greet NAME." in listing.stdout and "  submit " in listing.stdout
 
@@ -85,7 +85,7 @@ def test_an_entry_point_that_is_not_a_command_is_an_error(tmp_path: Path) -> Non
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-tool\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[{cli.COMMANDS_GROUP}]\nhello = broken_tool:hello\n")
-    run = subprocess.run([sys.executable, "-m", "thumbnails.cli", "hello"],
+    run = subprocess.run([sys.executable, "-m", "thumbnails.core.cli", "hello"],
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1

@@ -23,8 +23,8 @@ from PIL import Image
 from tests.support.images import encode, heic, marked
 from tests.support.stackutil import all_jobs, running_stack, submit, wait_terminal
 from thumbnails.client import Client
-from thumbnails.clientcli import Progress
-from thumbnails.config import Config
+from thumbnails.client.cli import Progress
+from thumbnails.core.config import Config
 
 THUMBNAILS = Path(sys.executable).with_name("thumbnails")
 API_KEY = "correct horse battery staple"

@@ -14,9 +14,9 @@ PROBE = """
 import importlib, json, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-import thumbnails.serving, thumbnails.buffering
-from thumbnails.config import Config
-from thumbnails.storage import open_store
+import thumbnails.core.serving, thumbnails.core.buffering
+from thumbnails.core.config import Config
+from thumbnails.core.storage import open_store
 store = open_store(Config.from_env())
 print(json.dumps({"store": type(store).__name__,
                   "loaded": [m for m in ("minio", "pillow_heif", "urllib3") if m in sys.modules]}))
@@ -53,7 +53,7 @@ def test_s3_store_imports_minio(tmp_path):
 
 HEIF_PROBE = """
 import json, sys
-from thumbnails import imaging
+from thumbnails.core import imaging
 before = "pillow_heif" in sys.modules
 data = open(sys.argv[1], "rb").read()
 thumb = imaging.make_thumbnail(data, imaging.ThumbnailOptions(), imaging.Limits())

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import ENVIRONMENT, Config, ConfigError
-from thumbnails.ranges import Range
+from thumbnails.core.config import ENVIRONMENT, Config, ConfigError
+from thumbnails.core.ranges import Range
+from thumbnails.local.broker.settings import BrokerSettings
 
 
 def test_every_field_names_one_variable_of_its_own() -> None:

@@ -38,9 +38,9 @@ from PIL import Image
 from tests.support import engine
 from tests.support.k8s import by_name, ksvcs, of_kind, render_chart
 from tests.support.servers import free_port, seaweedfs_s3_server, stop, wait_for_http
-from thumbnails.jobs import job_key
-from thumbnails.localredis import valkey_binary, wait_for_redis
-from thumbnails.serving import FUNCTIONS, gunicorn_command
+from thumbnails.core.jobs import job_key
+from thumbnails.core.serving import FUNCTIONS, gunicorn_command
+from thumbnails.local.localredis import valkey_binary, wait_for_redis
 
 pytestmark = pytest.mark.containers
 
@@ -189,7 +189,7 @@ def backends(objects: list[dict[str, Any]], build: engine.Build,
             gunicorn_command("broker", f"127.0.0.1:{broker_port}", 1, 4), env=env,
             stdin=subprocess.DEVNULL, start_new_session=True))
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "thumbnails.broker.dispatcher"], env=env,
+            [sys.executable, "-m", "thumbnails.local.broker.dispatcher"], env=env,
             stdin=subprocess.DEVNULL, start_new_session=True))
         broker_url = f"http://127.0.0.1:{broker_port}"
         wait_for_http(f"{broker_url}/health", timeout=30.0, process=processes[-2])

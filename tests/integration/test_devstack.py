@@ -15,7 +15,7 @@ import requests
 from tests.support.images import kinds
 from tests.support.servers import free_port
 from tests.support.stackutil import free_port_block, poll, submit, wait_terminal
-from thumbnails.devstack import PARTS, PID_FILE
+from thumbnails.local.devstack import PARTS, PID_FILE
 
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 
@@ -135,7 +135,7 @@ while True:
 
 def test_stop_terminates_upload_before_the_broker_and_redis_last(tmp_path: Path) -> None:
     """Each stage gets SIGTERM only once the one before has exited (STOP_ORDER)."""
-    from thumbnails.devstack import STOP_ORDER, Stack
+    from thumbnails.local.devstack import STOP_ORDER, Stack
 
     log = tmp_path / "order.log"
     names = ["redis", "broker", "dispatcher", "status", "resize", "upload"]  # start order

@@ -41,12 +41,13 @@ from tests.support.stackutil import (
     submit,
     wait_terminal,
 )
-from thumbnails import devstack, events
-from thumbnails.broker import STREAM_KEY
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import Config
-from thumbnails.jobs import OUTBOX_KEY, idempotency_key
-from thumbnails.localredis import start_valkey
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import OUTBOX_KEY, idempotency_key
+from thumbnails.local import devstack
+from thumbnails.local.broker import STREAM_KEY
+from thumbnails.local.broker.settings import BrokerSettings
+from thumbnails.local.localredis import start_valkey
 
 pytestmark = pytest.mark.faults
 

@@ -20,10 +20,10 @@ from tests.support.images import encode, marked
 from tests.support.servers import free_port
 from tests.support.stackutil import poll, started_stack, submit, wait_terminal
 from thumbnails import status, upload
-from thumbnails.config import Config
-from thumbnails.errors import RedisUnavailable
-from thumbnails.jobs import Job, JobStore
-from thumbnails.localredis import start_valkey
+from thumbnails.core.config import Config
+from thumbnails.core.errors import RedisUnavailable
+from thumbnails.core.jobs import Job, JobStore
+from thumbnails.local.localredis import start_valkey
 
 pytestmark = pytest.mark.faults
 

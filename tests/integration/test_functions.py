@@ -13,9 +13,10 @@ import redis
 from flask.testing import FlaskClient
 
 from tests.support.images import kinds
-from thumbnails import events, resize, status, upload
-from thumbnails.config import Config
-from thumbnails.jobs import ClaimOutcome, Job, JobStatus, JobStore
+from thumbnails import resize, status, upload
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import ClaimOutcome, Job, JobStatus, JobStore
 
 PNG = kinds()["png"][0]
 

@@ -37,8 +37,9 @@ from tests.support.images import (
     png_bomb,
     rgba_png,
 )
-from thumbnails import events, resize, upload
-from thumbnails.config import Config
+from thumbnails import resize, upload
+from thumbnails.core import events
+from thumbnails.core.config import Config
 
 FUZZ = settings(
     max_examples=600,

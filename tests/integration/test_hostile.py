@@ -1,5 +1,5 @@
 """Hostile input, case by case, end to end through the Flask test clients (a real Valkey and a
-filesystem store) or through thumbnails.imaging directly.
+filesystem store) or through thumbnails.core.imaging directly.
 
 - Only the allowlisted parsers (JPEG, PNG, GIF, WebP, BMP, TIFF) ever run: EPS, PDF, SVG, PSD,
   ICO, XBM and every other format Pillow knows are refused as 415 without their plugin being
@@ -31,11 +31,17 @@ from flask.testing import FlaskClient
 from PIL import EpsImagePlugin, Image, ImageFile, PdfParser
 
 from tests.support.images import encode, kinds, marked, png_bomb
-from thumbnails import events, imaging, resize, status, upload
-from thumbnails.config import Config
-from thumbnails.errors import ImageTooLarge, InvalidImage, ThumbnailsError, UnsupportedMediaType
-from thumbnails.imaging import ALLOWED_FORMATS, Limits, ThumbnailOptions
-from thumbnails.jobs import JobStatus, JobStore
+from thumbnails import resize, status, upload
+from thumbnails.core import events, imaging
+from thumbnails.core.config import Config
+from thumbnails.core.errors import (
+    ImageTooLarge,
+    InvalidImage,
+    ThumbnailsError,
+    UnsupportedMediaType,
+)
+from thumbnails.core.imaging import ALLOWED_FORMATS, Limits, ThumbnailOptions
+from thumbnails.core.jobs import JobStatus, JobStore
 
 PNG = kinds()["png"][0]
 

@@ -25,7 +25,7 @@ from tests.support.images import (
     webp_animation,
 )
 from tests.unit.test_imaging_matrix import CASES
-from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
+from thumbnails.core.imaging import Limits, ThumbnailOptions, make_thumbnail
 
 pytestmark = pytest.mark.browser
 

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from thumbnails.errors import RedisUnavailable
-from thumbnails.imaging import ThumbnailOptions
-from thumbnails.jobs import (
+from thumbnails.core.errors import RedisUnavailable
+from thumbnails.core.imaging import ThumbnailOptions
+from thumbnails.core.jobs import (
     IDEMPOTENCY_TTL,
     OUTBOX_KEY,
     WATCH_KEY,
@@ -21,7 +21,7 @@ from thumbnails.jobs import (
     JobStore,
     idempotency_key,
 )
-from thumbnails.renditions import Request
+from thumbnails.core.renditions import Request
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tests.support import k8s
-from thumbnails import config, events
-from thumbnails.broker import triggers as broker_triggers
+from thumbnails.core import config, events
+from thumbnails.local.broker import triggers as broker_triggers
 
 SETS = list(k8s.OBJECT_SETS)
 REQUIRED_ENV = ("REDIS_URL", "STORAGE_BACKEND", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
@@ -130,7 +130,7 @@ def prefix_of(source: str) -> str:
 
 
 def expected_types(prefix: str) -> set[str]:
-    """The event types the code emits under a prefix (thumbnails.events is the one source)."""
+    """The event types the code emits under a prefix (thumbnails.core.events is the one source)."""
     per_prefix = getattr(events, "EventTypes", None)
     if per_prefix is not None:
         return set(per_prefix(prefix).all)
@@ -329,7 +329,7 @@ def test_functions_env_names_are_ones_the_code_reads(source: str) -> None:
         for c in containers(svc):
             env, problems = container_env(c, objects)
             errors += [f"{k8s.ident(svc)}: {p}" for p in problems]
-            errors += [f"{k8s.ident(svc)}: sets {name}, which thumbnails.config.ENVIRONMENT "
+            errors += [f"{k8s.ident(svc)}: sets {name}, which thumbnails.core.config.ENVIRONMENT "
                        "does not read" + (" (K_SINK is the SinkBinding's)"
                                           if name in INJECTED_ENV else "")
                        for name in sorted(env) if name not in known]

@@ -27,11 +27,12 @@ import requests
 
 from tests.support.images import kinds
 from tests.support.stackutil import child_pids, job_debug, poll, signal_group, started_stack, submit
-from thumbnails import events, resize, upload
-from thumbnails.config import Config
-from thumbnails.jobs import ClaimOutcome, Job, JobStatus, JobStore, job_key
-from thumbnails.metrics import JOBS_FINISHED
-from thumbnails.storage import FilesystemStore, original_key, thumbnail_key
+from thumbnails import resize, upload
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import ClaimOutcome, Job, JobStatus, JobStore, job_key
+from thumbnails.core.metrics import JOBS_FINISHED
+from thumbnails.core.storage import FilesystemStore, original_key, thumbnail_key
 
 PNG = kinds()["png"][0]
 ORDER = {"queued": 0, "processing": 1, "succeeded": 2, "failed": 2}
@@ -229,7 +230,7 @@ def reads(pid: int, path: Path) -> bool:
 
 def broker_idle(client: redis.Redis) -> bool | None:
     """True once every Trigger's consumer group has read and finished every event."""
-    from thumbnails.broker import STREAM_KEY
+    from thumbnails.local.broker import STREAM_KEY
 
     groups = client.xinfo_groups(STREAM_KEY)
     return all(g["pending"] == 0 and g["lag"] == 0 for g in groups) or None

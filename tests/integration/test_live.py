@@ -24,8 +24,8 @@ from PIL import Image
 from tests.support.images import encode
 from tests.support.stackutil import poll, running_stack, scraped, started_stack, submit
 from thumbnails.client import Client
-from thumbnails.config import Config
-from thumbnails.jobs import Job, JobStatus, JobStore
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import Job, JobStatus, JobStore
 
 
 @pytest.fixture

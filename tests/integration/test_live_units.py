@@ -13,9 +13,10 @@ import redis
 
 from tests.integration.test_knative_rules import containers, functions, pod_spec
 from tests.support import k8s
-from thumbnails import probeworker, status
-from thumbnails.config import Config
-from thumbnails.jobs import EVENTS_KEY, Job, JobStatus, JobStore
+from thumbnails import status
+from thumbnails.core import probeworker
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import EVENTS_KEY, Job, JobStatus, JobStore
 
 
 @pytest.mark.parametrize(("head", "waiting"), [
@@ -86,7 +87,7 @@ def test_stream_text_keepalive_filter_and_ids(redis_client: redis.Redis,
                                               redis_url: str) -> None:
     """ChangeHub.stream as text: where it starts, what the filter leaves out, the
     keep-alive comment after a quiet spell, and the id it ends at."""
-    from thumbnails.changes import ChangeHub, hub_client
+    from thumbnails.core.changes import ChangeHub, hub_client
 
     store = JobStore(redis_client)
     wanted, other = (Job(job_id=str(uuid.uuid4()), created_at=time.time()) for _ in range(2))
@@ -110,7 +111,7 @@ def test_resuming_after_trimmed_changes_sends_reset(redis_client: redis.Redis,
                                                     redis_url: str) -> None:
     """A Last-Event-ID older than what the stream still keeps: a `reset` event first (the
     client reads the jobs again); an id it keeps: none."""
-    from thumbnails.changes import ChangeHub, hub_client
+    from thumbnails.core.changes import ChangeHub, hub_client
 
     store = JobStore(redis_client)
     for _ in range(3):

@@ -13,9 +13,9 @@ import pytest
 import redis
 from redis.commands.core import Script
 
-from thumbnails import luascripts
-from thumbnails.jobs import DELETED, Job, JobStatus, JobStore
-from thumbnails.statuses import TERMINAL
+from thumbnails.core import luascripts
+from thumbnails.core.jobs import DELETED, Job, JobStatus, JobStore
+from thumbnails.core.statuses import TERMINAL
 
 FILES = sorted(luascripts.LUA_DIR.glob("*.lua"))
 INCLUDED = {name for path in FILES

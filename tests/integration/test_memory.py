@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from thumbnails import memory
+from thumbnails.core import memory
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "memory_return.py"
 MB = 1 << 20

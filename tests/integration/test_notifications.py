@@ -19,8 +19,8 @@ from PIL import Image
 from tests.support.images import encode, marked
 from tests.support.servers import S3Server
 from tests.support.stackutil import all_jobs, running_stack, wait_terminal
-from thumbnails.config import Config
-from thumbnails.storage import open_store
+from thumbnails.core.config import Config
+from thumbnails.core.storage import open_store
 from thumbnails.upload import create_app as upload_app
 from thumbnails.upload.notifications import job_id_of
 

@@ -28,10 +28,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.images import encode, kinds
 from tests.support.servers import free_port
 from tests.support.stackutil import free_port_block, poll, submit, wait_terminal
-from thumbnails import events, logs, serving
-from thumbnails.config import Config
-from thumbnails.devstack import PARTS, PID_FILE
-from thumbnails.jobs import OUTBOX_KEY
+from thumbnails.core import events, logs, serving
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import OUTBOX_KEY
+from thumbnails.local.devstack import PARTS, PID_FILE
 
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 KINDS = kinds()
@@ -216,7 +216,7 @@ def test_metrics_add_up_across_workers_and_survive_a_dead_worker(dev: Dev) -> No
                   status="succeeded", error_code="")
     done: list[str] = []
     # Images that take a while, so that deliveries overlap: a busy worker leaves new
-    # connections to the idle one (thumbnails.probeworker), and both make thumbnails.
+    # connections to the idle one (thumbnails.core.probeworker), and both make thumbnails.
     slow = encode(Image.effect_noise((1200, 1200), 64).convert("RGB"), "PNG")
     for _ in range(6):  # until both resize workers have made thumbnails (bounded)
         done += submit_all(urls, [slow] * 8)

@@ -43,8 +43,8 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from tests.support.images import encode, marked
 from tests.support.openapi_hooks import RENDITION
 from tests.support.stackutil import running_stack, submit, wait_terminal
-from thumbnails import apidocs
-from thumbnails.config import Config
+from thumbnails.core import apidocs
+from thumbnails.core.config import Config
 from thumbnails.status import create_app as status_app
 from thumbnails.upload import create_app as upload_app
 

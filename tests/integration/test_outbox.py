@@ -22,13 +22,13 @@ from tests.support.pingsource import ping_request
 from tests.support.servers import free_port
 from tests.support.stackutil import poll
 from tests.support.subscriber import Subscriber
-from thumbnails import events
-from thumbnails.config import Config
-from thumbnails.jobs import JobStore
-from thumbnails.services import build_services
-from thumbnails.storage import original_key
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import JobStore
+from thumbnails.core.services import build_services
+from thumbnails.core.storage import original_key
+from thumbnails.core.web import start_background
 from thumbnails.upload import create_app
-from thumbnails.web import start_background
 
 PNG = kinds()["png"][0]
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
@@ -38,7 +38,7 @@ def upload_app(redis_url: str, tmp_path: Path, sink: str, retry: float) -> objec
     config = Config(redis_url=redis_url, data_dir=tmp_path, sink_url=sink,
                     sweep_interval_seconds=retry)
     app = create_app(config)
-    start_background(app)  # as gunicorn's post_worker_init hook does (thumbnails.serving)
+    start_background(app)  # as gunicorn's post_worker_init hook does (thumbnails.core.serving)
     return app
 
 

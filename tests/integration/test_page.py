@@ -32,9 +32,10 @@ from werkzeug.serving import make_server
 
 from tests.support.images import encode, heic, marked
 from tests.support.stackutil import running_stack
-from thumbnails import status, upload, web
-from thumbnails.config import Config
-from thumbnails.jobs import Job, JobStatus, JobStore
+from thumbnails import status, upload
+from thumbnails.core import web
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import Job, JobStatus, JobStore
 
 pytestmark = pytest.mark.browser
 
@@ -581,7 +582,7 @@ return Object.fromEntries([...document.querySelectorAll("#swagger-ui .opblock")]
 @pytest.mark.parametrize("function", ["upload", "status"])
 def test_api_docs_render_every_operation(browser: WebDriver, urls: dict[str, str],
                                          function: str) -> None:
-    """Swagger UI at /docs (thumbnails.apidocs) shows one block per operation of the
+    """Swagger UI at /docs (thumbnails.core.apidocs) shows one block per operation of the
     function's /openapi.json, and, opened, each block's parameters and response codes as
     the document has them; it loads every file from the function itself (nothing from
     elsewhere: the check lists what the browser fetched) and logs no error (a refusal by

@@ -14,9 +14,9 @@ from PIL import Image
 from tests.support.images import GREEN, RED, encode, kinds, marked, png_bomb
 from tests.support.servers import S3Server
 from tests.support.stackutil import running_stack, submit, wait_terminal
-from thumbnails import events
-from thumbnails.config import Config
-from thumbnails.storage import open_store
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.storage import open_store
 
 KINDS = kinds()
 

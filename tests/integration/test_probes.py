@@ -6,14 +6,14 @@ containerConcurrency real requests in flight: each sends its headers and its bod
 transfer coding without the last chunk, so the real handler blocks reading the body, for as
 long as the test likes, without using CPU. (A body with a Content-Length would not do: the
 worker reads such a body whole in its event loop before a thread sees the request,
-thumbnails.buffering; a chunked one of unknown length goes to a thread after its headers.)
+thumbnails.core.buffering; a chunked one of unknown length goes to a thread after its headers.)
 It then probes /health as the kubelet does (one GET, the
 livenessProbe's timeoutSeconds) and /ready as the queue-proxy does (knative/serving
 knative-v1.23.0 pkg/queue/readiness/probe.go: with periodSeconds 0, attempts of 100 ms every
 50 ms for 10 s; else one attempt of timeoutSeconds).
 
 The same test with gunicorn's stock gthread worker (the configuration before
-thumbnails.probeworker) shows the defect: there both probes time out.
+thumbnails.core.probeworker) shows the defect: there both probes time out.
 
 How the test knows every slot is busy (no sleeping): the kernel's receive queue of the
 server's side of each held connection (/proc/net/tcp) is empty only once a worker thread
@@ -42,8 +42,9 @@ from tests.support.gunicornproc import children, holds_connection, serving_funct
 from tests.support.images import kinds
 from tests.support.servers import free_port
 from tests.support.stackutil import poll
-from thumbnails import events, probeworker, serving, upload
-from thumbnails.config import Config
+from thumbnails import upload
+from thumbnails.core import events, probeworker, serving
+from thumbnails.core.config import Config
 
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 KUBE_PROBE = {"User-Agent": "kube-probe/1.34"}  # what kubelet and queue-proxy send

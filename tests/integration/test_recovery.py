@@ -17,10 +17,10 @@ from flask import Flask
 from tests.support.images import kinds
 from tests.support.stackutil import poll
 from tests.support.subscriber import Subscriber
-from thumbnails import events
-from thumbnails.config import Config
-from thumbnails.jobs import OUTBOX_DUE_KEY, OUTBOX_KEY, JobStatus, JobStore
-from thumbnails.storage import original_key
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import OUTBOX_DUE_KEY, OUTBOX_KEY, JobStatus, JobStore
+from thumbnails.core.storage import original_key
 from thumbnails.upload import create_app
 
 PNG, JPEG = kinds()["png"][0], kinds()["jpeg"][0]

@@ -22,14 +22,14 @@ from tests.support.images import RED, encode, marked
 from tests.support.servers import S3Server
 from tests.support.stackutil import poll, running_stack, submit, wait_terminal
 from tests.support.subscriber import Subscriber, serving
-from thumbnails import events
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import Config
-from thumbnails.errors import BadRequest
-from thumbnails.imaging import ThumbnailOptions
-from thumbnails.jobs import Job, JobStatus, JobStore, RenditionRecord
-from thumbnails.renditions import MAX_RENDITIONS, Rendition, parse_renditions, parse_request
-from thumbnails.storage import thumbnail_key
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.errors import BadRequest
+from thumbnails.core.imaging import ThumbnailOptions
+from thumbnails.core.jobs import Job, JobStatus, JobStore, RenditionRecord
+from thumbnails.core.renditions import MAX_RENDITIONS, Rendition, parse_renditions, parse_request
+from thumbnails.core.storage import thumbnail_key
+from thumbnails.local.broker.settings import BrokerSettings
 
 # ---- the request rules -------------------------------------------------------------------
 
@@ -308,7 +308,7 @@ def test_bad_renditions_get_400_and_store_nothing(urls: dict[str, str], form: di
 @pipeline
 def test_another_producers_event_may_ask_for_renditions(urls: dict[str, str],
                                                         stack_dir: Path) -> None:
-    from thumbnails.storage import open_store
+    from thumbnails.core.storage import open_store
 
     # Another producer's objects live under INCOMING_PREFIX (never the service's own).
     store = open_store(Config(data_dir=stack_dir / "objects"))  # the stack's filesystem store
@@ -363,7 +363,7 @@ def test_renditions_this_deployment_refuses_fail_the_job(redis_url: str,
 def test_renditions_are_stored_in_s3(seaweedfs: S3Server, tmp_path: Path) -> None:
     """The S3 path (the session's SeaweedFS, as for the pipeline's S3 test): each rendition
     is its own object under thumbnails/<job id>/, and is what status serves."""
-    from thumbnails.storage import open_store
+    from thumbnails.core.storage import open_store
 
     config = Config(storage_backend="s3", s3_endpoint=seaweedfs.endpoint,
                     s3_access_key=seaweedfs.access_key, s3_secret_key=seaweedfs.secret_key,

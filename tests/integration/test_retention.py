@@ -21,12 +21,10 @@ from flask.testing import FlaskClient
 from tests.support.images import kinds
 from tests.support.servers import S3Server
 from tests.support.stackutil import poll
-from thumbnails import events, resize, status, upload
-from thumbnails.broker import STREAM_KEY
-from thumbnails.broker.ingress import create_app as ingress_app
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import Config
-from thumbnails.jobs import (
+from thumbnails import resize, status, upload
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import (
     EVENTS_KEY,
     INDEX_KEY,
     ClaimOutcome,
@@ -36,8 +34,11 @@ from thumbnails.jobs import (
     index_member,
     job_key,
 )
-from thumbnails.metrics import JOBS_DELETED
-from thumbnails.storage import FilesystemStore, S3Store
+from thumbnails.core.metrics import JOBS_DELETED
+from thumbnails.core.storage import FilesystemStore, S3Store
+from thumbnails.local.broker import STREAM_KEY
+from thumbnails.local.broker.ingress import create_app as ingress_app
+from thumbnails.local.broker.settings import BrokerSettings
 
 PNG = kinds()["png"][0]
 KNATIVE = Path(__file__).resolve().parents[2] / "knative"
@@ -329,7 +330,7 @@ def test_a_write_killed_midway_leaves_its_file_only_where_the_sweep_looks(
     the objects, and the sweep's clean-up removes it."""
     script = textwrap.dedent(f"""
         import os, signal
-        from thumbnails.storage import FilesystemStore
+        from thumbnails.core.storage import FilesystemStore
         os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
         FilesystemStore({str(tmp_path)!r}, "b").put("originals/a", b"x" * 100, "image/png")
     """)

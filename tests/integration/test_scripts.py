@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.support import k8s
-from thumbnails.serving import FUNCTIONS
+from thumbnails.core.serving import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -440,7 +440,7 @@ def test_dockerfile_entry_point_is_the_console_script_serving_a_function() -> No
     assert "thumbnails" in pyproject["project"]["scripts"]
     command = json.loads(instructions(final, "CMD")[-1])
     assert command[0] == "serve" and command[1] in FUNCTIONS
-    run = subprocess.run([sys.executable, "-m", "thumbnails.cli", *command, "--help"],
+    run = subprocess.run([sys.executable, "-m", "thumbnails.core.cli", *command, "--help"],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
 
@@ -524,9 +524,9 @@ def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) ->
             shipped = {p.name for p in (ROOT / "functions" / source / folder).iterdir()}
             assert shipped and {f"{package}/{folder}/{name}" for name in shipped} <= names, \
                 sorted(names)
-    assert "thumbnails/openapi.yaml" in names
+    assert "thumbnails/core/openapi.yaml" in names
     lua = {p.name for p in (ROOT / "functions" / "core" / "lua").glob("*.lua")}
-    assert lua and {f"thumbnails/lua/{name}" for name in lua} <= names, sorted(names)
+    assert lua and {f"thumbnails/core/lua/{name}" for name in lua} <= names, sorted(names)
 
 
 def test_build_requirements_have_the_floors_the_project_file_needs() -> None:

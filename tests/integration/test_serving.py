@@ -1,4 +1,4 @@
-"""thumbnails.serving, the one gunicorn module: the command line and `thumbnails serve` carry
+"""thumbnails.core.serving, the one gunicorn module: the command line and `thumbnails serve` carry
 the same settings, gunicorn reads only the hooks and the logger from the module, and `serve`
 runs gunicorn in its own process with the app preloaded and glibc's malloc tuned."""
 
@@ -19,15 +19,16 @@ from gunicorn.config import Config as GunicornConfig
 from tests.support.gunicornproc import children, serving_function
 from tests.support.servers import free_port
 from tests.support.stackutil import poll
-from thumbnails import serving, upload
-from thumbnails.config import Config
+from thumbnails import upload
+from thumbnails.core import serving
+from thumbnails.core.config import Config
 
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 # What every function runs with (written out here, not read from the module under test).
 EXPECTED = {"bind": ["127.0.0.1:9"], "workers": 2, "threads": 3, "timeout": 60,
             "graceful_timeout": 20, "control_socket_disable": True, "loglevel": "debug",
             "accesslog": "-", "worker_tmp_dir": "/dev/shm",
-            "worker_class": "thumbnails.buffering.BufferingWorker"}
+            "worker_class": "thumbnails.core.buffering.BufferingWorker"}
 HOOKS = {"on_starting", "post_worker_init", "worker_exit", "child_exit", "on_exit"}
 
 
@@ -47,7 +48,7 @@ def test_command_line_carries_the_settings() -> None:
                                        worker_tmp_dir="/dev/shm", log_level="DEBUG")
     read = gunicorn_reads(command)
     assert {name: read.settings[name].get() for name in EXPECTED} == EXPECTED
-    assert read.settings["config"].get() == "python:thumbnails.serving"
+    assert read.settings["config"].get() == "python:thumbnails.core.serving"
     assert command[3] == "thumbnails.resize:create_app()"
 
 
@@ -90,7 +91,7 @@ def test_hooks_start_and_stop_the_apps_background_threads(redis_url: str,
 
 ARENAS = """
 import ctypes, sys, threading
-from thumbnails import memory, serving
+from thumbnails.core import memory, serving
 if sys.argv[1] == "tuned":
     memory.tune_malloc(serving.MALLOC_TUNING)
 barrier, held = threading.Barrier(4), []

@@ -15,9 +15,10 @@ from werkzeug.test import TestResponse
 
 from tests.support.images import kinds
 from tests.support.pingsource import ping_request
-from thumbnails import events, resize, status, upload
-from thumbnails.config import Config, ConfigError
-from thumbnails.jobs import OUTBOX_KEY
+from thumbnails import resize, status, upload
+from thumbnails.core import events
+from thumbnails.core.config import Config, ConfigError
+from thumbnails.core.jobs import OUTBOX_KEY
 
 PNG = kinds()["png"][0]
 KEY = "s3cret-key"

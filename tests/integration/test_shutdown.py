@@ -37,9 +37,10 @@ from tests.support.gunicornproc import fd_links, holds_connection, serving_funct
 from tests.support.images import encode, kinds
 from tests.support.servers import free_port
 from tests.support.stackutil import poll
-from thumbnails import events, resize, serving, upload
-from thumbnails.config import Config
-from thumbnails.jobs import JobStatus, JobStore
+from thumbnails import resize, upload
+from thumbnails.core import events, serving
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import JobStatus, JobStore
 
 THUMBNAILS = str(Path(sys.executable).with_name("thumbnails"))
 

@@ -23,9 +23,9 @@ from standardwebhooks.webhooks import Webhook
 from tests.support.images import encode, marked
 from tests.support.stackutil import poll, running_stack
 from tests.support.subscriber import Receiver
-from thumbnails.config import Config
-from thumbnails.errors import Forbidden
-from thumbnails.signedlinks import LinkSigner
+from thumbnails.core.config import Config
+from thumbnails.core.errors import Forbidden
+from thumbnails.core.signedlinks import LinkSigner
 
 KEY = "client-key-for-signed-link-tests"
 LINK_KEY = "link-signing-key-for-tests-0123456789"

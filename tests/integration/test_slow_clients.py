@@ -1,6 +1,6 @@
 """Slow clients don't take a function down (issue 11, section 5): real gunicorn processes
 (`thumbnails serve`, as a container runs them) and raw sockets that send half a request, or
-trickle a body. See thumbnails.buffering for the mechanism and scripts/slow_clients.py for
+trickle a body. See thumbnails.core.buffering for the mechanism and scripts/slow_clients.py for
 the figures."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.support.gunicornproc import Server, serving_function
 from tests.support.images import encode, marked
 from tests.support.servers import free_port
 from tests.support.stackutil import poll
-from thumbnails.jobs import job_key
+from thumbnails.core.jobs import job_key
 
 HALF_HEADERS = b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
 SMALL = encode(marked((64, 48)), "PNG")

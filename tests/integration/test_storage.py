@@ -13,9 +13,9 @@ import pytest
 from minio.error import S3Error
 
 from tests.support.servers import S3Server, free_port, seaweedfs_s3_server
-from thumbnails.config import Config
-from thumbnails.errors import ObjectNotFound, StorageUnavailable
-from thumbnails.storage import (
+from thumbnails.core.config import Config
+from thumbnails.core.errors import ObjectNotFound, StorageUnavailable
+from thumbnails.core.storage import (
     FilesystemStore,
     ObjectStore,
     S3Store,

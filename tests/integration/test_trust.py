@@ -10,7 +10,7 @@ What was audited, field by field (sender-controlled values the service derives i
   job's key is never read from the event (resize uses the recorded original_key).
 - `data.bucket`: must be the configured bucket. `data.options`: parsed and bounded as a form's.
 - dead letters: type, id and source must be the job's recorded event's.
-- `correlationid`/`traceparent`, X-Request-Id: validated by pattern (thumbnails.logs).
+- `correlationid`/`traceparent`, X-Request-Id: validated by pattern (thumbnails.core.logs).
 - upload's form: the filename is never used; object keys and job ids are the service's.
 - Idempotency-Key: hashed, scoped to the API client, fingerprinted (422 on another payload).
 - Every URL emitted (Location, links, Link): from STATUS_BASE_URL, never Host/X-Forwarded-*.
@@ -34,10 +34,11 @@ from flask.testing import FlaskClient
 
 from tests.support.images import encode, kinds, marked
 from tests.support.stackutil import poll, running_stack
-from thumbnails import events, resize, status, upload
-from thumbnails.config import Config
-from thumbnails.jobs import JobStatus, JobStore, job_key
-from thumbnails.storage import open_store
+from thumbnails import resize, status, upload
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import JobStatus, JobStore, job_key
+from thumbnails.core.storage import open_store
 
 PNG = kinds()["png"][0]
 
@@ -163,7 +164,7 @@ def test_an_event_naming_an_unknown_job_id_creates_nothing(
 
 
 def test_incoming_prefix_must_not_be_the_services_own() -> None:
-    from thumbnails.config import ConfigError
+    from thumbnails.core.config import ConfigError
 
     for bad in ("originals/", "thumbnails/x/", "incoming", "/incoming/"):
         with pytest.raises(ConfigError, match="INCOMING_PREFIX"):
@@ -179,13 +180,13 @@ def test_each_domain_error_is_logged_with_its_own_words(
                    api_key_hashes=hashlib.sha256(b"k").hexdigest())
     down = Config(redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path,
                   dependency_timeout_seconds=0.5)
-    with caplog.at_level(logging.INFO, logger="thumbnails.httperrors"):
+    with caplog.at_level(logging.INFO, logger="thumbnails.core.httperrors"):
         assert status.create_app(keyed).test_client().get("/jobs").status_code == 401
         assert status.create_app(down).test_client().get("/ready").status_code == 503
         assert status.create_app(keyed).test_client().get(
             f"/jobs/{uuid.uuid4()}", headers={"X-API-Key": "k"}).status_code == 404
     lines = [(r.levelno, r.getMessage()) for r in caplog.records
-             if r.name == "thumbnails.httperrors"]
+             if r.name == "thumbnails.core.httperrors"]
     assert len(lines) == 3, lines
     (unauthorized_level, unauthorized), (down_level, unavailable), (_, not_found) = lines
     assert unauthorized_level == logging.WARNING

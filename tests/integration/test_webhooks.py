@@ -19,13 +19,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.support.images import encode, marked
 from tests.support.stackutil import job_debug, poll, running_stack, submit, wait_terminal
 from tests.support.subscriber import Receiver
-from thumbnails import events, webhooks
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import Config, ConfigError
-from thumbnails.jobs import Job, JobStatus
-from thumbnails.services import build_services
+from thumbnails.core import events, webhooks
+from thumbnails.core.config import Config, ConfigError
+from thumbnails.core.jobs import Job, JobStatus
+from thumbnails.core.services import build_services
+from thumbnails.core.webhooks import AllowedHosts, CallbackRefused
+from thumbnails.local.broker.settings import BrokerSettings
 from thumbnails.status.app import create_app
-from thumbnails.webhooks import AllowedHosts, CallbackRefused
 
 # A fixed test secret: "whsec_" + base64 of 32 bytes (the spec's format).
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

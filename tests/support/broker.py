@@ -11,8 +11,8 @@ import redis
 import yaml
 
 from tests.support.subscriber import Subscriber
-from thumbnails import events
-from thumbnails.broker import STREAM_KEY, group_name
+from thumbnails.core import events
+from thumbnails.local.broker import STREAM_KEY, group_name
 
 FAST: dict[str, Any] = {
     "retry": 2, "backoffPolicy": "linear", "backoffDelay": "PT0.01S", "timeout": "PT2S",

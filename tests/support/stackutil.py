@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import requests
 
-from thumbnails import devstack
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.config import Config
+from thumbnails.core.config import Config
+from thumbnails.local import devstack
+from thumbnails.local.broker.settings import BrokerSettings
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from thumbnails import events
+from thumbnails.core import events
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The local broker's Trigger manifests (thumbnails.broker.triggers): loading, filters,
+"""The local broker's Trigger manifests (thumbnails.local.broker.triggers): loading, filters,
 delivery settings, destinations, durations."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from tests.support.broker import BROKER_DELIVERY, trigger_doc, write_manifests
-from thumbnails import events
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.broker.triggers import (
+from thumbnails.core import events
+from thumbnails.local.broker.settings import BrokerSettings
+from thumbnails.local.broker.triggers import (
     DEFAULT_TIMEOUT,
     Delivery,
     Destination,

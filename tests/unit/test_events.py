@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from thumbnails import events
-from thumbnails.errors import InvalidEvent
+from thumbnails.core import events
+from thumbnails.core.errors import InvalidEvent
 
 
 @pytest.mark.parametrize("structured", [False, True], ids=["binary", "structured"])

@@ -1,4 +1,4 @@
-"""Unit tests for thumbnails.imaging on images generated here with Pillow."""
+"""Unit tests for thumbnails.core.imaging on images generated here with Pillow."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
 from PIL.PngImagePlugin import PngInfo
 
-from thumbnails.errors import (
+from thumbnails.core.errors import (
     BadRequest,
     ImageTooLarge,
     InvalidImage,
     ThumbnailsError,
     UnsupportedMediaType,
 )
-from thumbnails.imaging import (
+from thumbnails.core.imaging import (
     ALLOWED_FORMATS,
     OUTPUT_FORMATS,
     ImageInfo,

@@ -36,9 +36,9 @@ from tests.support.images import (
     png_bytes,
     webp_animation,
 )
-from thumbnails.colour import to_srgb
-from thumbnails.errors import ImageTooLarge, InvalidImage
-from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
+from thumbnails.core.colour import to_srgb
+from thumbnails.core.errors import ImageTooLarge, InvalidImage
+from thumbnails.core.imaging import Limits, ThumbnailOptions, make_thumbnail
 
 LIMITS = Limits()
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import pytest
 from PIL import Image, ImageDraw
 
-from thumbnails.imaging import Limits, ThumbnailOptions, make_thumbnail
-from thumbnails.saliency import best_offset
+from thumbnails.core.imaging import Limits, ThumbnailOptions, make_thumbnail
+from thumbnails.core.saliency import best_offset
 
 SKIN = (224, 172, 138)
 Scene = tuple[Image.Image, Callable[[tuple[int, ...]], bool]]

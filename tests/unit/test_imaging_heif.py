@@ -14,9 +14,9 @@ from PIL import AvifImagePlugin, Image
 
 from tests.support.icc import display_p3_profile, p3_to_srgb
 from tests.support.images import BLUE, GREEN, RED, encode, heic, marked
-from thumbnails import containers
-from thumbnails.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
-from thumbnails.imaging import (
+from thumbnails.core import containers
+from thumbnails.core.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from thumbnails.core.imaging import (
     ALLOWED_FORMATS,
     ImageInfo,
     Limits,

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.support.icc import display_p3_profile, grey_profile, grey_to_srgb, p3_to_srgb
 from tests.support.images import banded, png_bytes
-from thumbnails.imaging import OUTPUT_FORMATS, Limits, ThumbnailOptions, make_thumbnail
+from thumbnails.core.imaging import OUTPUT_FORMATS, Limits, ThumbnailOptions, make_thumbnail
 
 Expected = tuple[tuple[float, float, float], int]  # sRGB 0-255 (unrounded), alpha 0-255
 

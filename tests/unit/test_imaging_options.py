@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageFile, features
 
 from tests.support.images import BLUE, GREEN, RED, encode
-from thumbnails.errors import BadRequest
-from thumbnails.imaging import (
+from thumbnails.core.errors import BadRequest
+from thumbnails.core.imaging import (
     GRAVITIES,
     OUTPUT_FORMATS,
     Limits,
@@ -205,7 +205,7 @@ def test_make_thumbnails_decodes_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_make_thumbnails_counts_the_decode_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shared decode's time is in the first result only: a clock that ticks 1 ms per
     reading, and a decode that takes 1 s of it, make that exact (no real timings)."""
-    from thumbnails import imaging
+    from thumbnails.core import imaging
 
     class Clock:
         now = 0.0

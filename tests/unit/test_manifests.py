@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from thumbnails import events
-from thumbnails.broker.settings import BrokerSettings
-from thumbnails.broker.triggers import load, resolve
-from thumbnails.devstack import APPS
+from thumbnails.core import events
+from thumbnails.local.broker.settings import BrokerSettings
+from thumbnails.local.broker.triggers import load, resolve
+from thumbnails.local.devstack import APPS
 
 # Subscribers that are example integrations, not parts of the local stack (which skips them).
 INTEGRATIONS = {"event-display"}

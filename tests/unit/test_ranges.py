@@ -1,12 +1,12 @@
-"""thumbnails.ranges: the one rule for whole numbers in a range (form fields, query
+"""thumbnails.core.ranges: the one rule for whole numbers in a range (form fields, query
 parameters, event options)."""
 
 from __future__ import annotations
 
 import pytest
 
-from thumbnails.errors import BadRequest
-from thumbnails.ranges import integer_in
+from thumbnails.core.errors import BadRequest
+from thumbnails.core.ranges import integer_in
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("100", 100), (" 42 ", 42), (7, 7),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from thumbnails.broker import settings
-from thumbnails.config import ENVIRONMENT
+from thumbnails.core.config import ENVIRONMENT
+from thumbnails.local.broker import settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -14,7 +14,7 @@
 -- ARGV[5] max attempts: how many claims a job gets
 -- ARGV[6] retention: seconds a finished job is kept (0: forever)
 -- Returns {outcome, the job's hash as a flat list}: outcome claimed, done, busy, missing or
--- exhausted (thumbnails.jobs.ClaimOutcome); missing and busy return an empty list.
+-- exhausted (thumbnails.core.jobs.ClaimOutcome); missing and busy return an empty list.
 --#include changed.lua
 --#include settle.lua
 local s = redis.call('HGET', KEYS[1], 'status')

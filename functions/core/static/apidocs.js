@@ -1,4 +1,4 @@
-// Swagger UI for this function's openapi.json (thumbnails.apidocs). A file, not an inline
+// Swagger UI for this function's openapi.json (thumbnails.core.apidocs). A file, not an inline
 // script: the page's Content-Security-Policy runs scripts from this origin only.
 "use strict";
 

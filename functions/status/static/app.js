@@ -10,7 +10,7 @@
     keyRequired: app.dataset.keyRequired === "true",
     maxUploadBytes: Number(app.dataset.maxUploadBytes) || Infinity,
     maxDimension: Number(app.dataset.maxDimension) || 1024,
-    // From the service (thumbnails.statuses, thumbnails.formats), not written here again.
+    // From the service (thumbnails.core.statuses, thumbnails.core.formats), not written here again.
     statuses: JSON.parse(app.dataset.statuses),  // in the order a job goes through them
     terminal: JSON.parse(app.dataset.terminalStatuses),
     extensions: JSON.parse(app.dataset.extensions),  // thumbnail Content-Type -> extension

@@ -16,11 +16,11 @@ from email.utils import parsedate_to_datetime
 import redis
 import urllib3
 
-from thumbnails import events
-from thumbnails.config import Config
-from thumbnails.errors import InvalidEvent, ThumbnailsError
-from thumbnails.services import redis_client
-from thumbnails.serving import configure_logging, freeze_heap
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.errors import InvalidEvent, ThumbnailsError
+from thumbnails.core.services import redis_client
+from thumbnails.core.serving import configure_logging, freeze_heap
 
 from . import CONSUMER, STREAM_KEY, group_name
 from .ingress import ensure_groups, publish
@@ -265,7 +265,7 @@ def _stream_id(entry_id: str) -> tuple[int, int]:
 
 
 def main() -> int:
-    """`python -m thumbnails.broker.dispatcher`: run until SIGTERM or SIGINT."""
+    """`python -m thumbnails.local.broker.dispatcher`: run until SIGTERM or SIGINT."""
     config, settings = Config.from_env(), BrokerSettings.from_env()
     configure_logging(config.log_level)
     subscribers = parse_subscribers(settings.subscribers)

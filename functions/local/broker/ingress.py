@@ -7,11 +7,11 @@ from typing import Any
 import redis
 from flask import Flask, Response, request
 
-from thumbnails import events
-from thumbnails.config import Config
-from thumbnails.jobs import redis_errors
-from thumbnails.services import redis_client
-from thumbnails.web import bare_app
+from thumbnails.core import events
+from thumbnails.core.config import Config
+from thumbnails.core.jobs import redis_errors
+from thumbnails.core.services import redis_client
+from thumbnails.core.web import bare_app
 
 from . import STREAM_KEY, group_name
 from .settings import BrokerSettings

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from thumbnails.config import (
+from thumbnails.core.config import (
     AT_LEAST_1,
     check_ranges,
     environment_names,

@@ -11,8 +11,8 @@ from typing import Any
 
 import requests
 
-from .formats import TYPE_EXTENSIONS
-from .statuses import TERMINAL
+from thumbnails.core.formats import TYPE_EXTENSIONS
+from thumbnails.core.statuses import TERMINAL
 
 EXTENSIONS = TYPE_EXTENSIONS  # thumbnail Content-Type -> file extension, for clientcli
 Doc = dict[str, Any]

@@ -14,11 +14,12 @@ from pathlib import Path
 import click
 import requests
 
+from thumbnails.core.cli import BadConfiguration, service_config
+from thumbnails.core.config import Config, ConfigError
+from thumbnails.core.serving import APPS, MALLOC_TUNING, gunicorn_command
+
 from .broker.settings import BrokerSettings
-from .cli import BadConfiguration, service_config
-from .config import Config, ConfigError
 from .localredis import start_valkey
-from .serving import APPS, MALLOC_TUNING, gunicorn_command
 
 # The parts in the order their ports are handed out (--port, --port + 1, ...).
 PARTS = ("upload", "status", "resize", "broker", "redis")
@@ -99,7 +100,7 @@ def start(config: Config, port: int, data_dir: Path, workers: int,
             stack.processes[part] = _gunicorn(part, ports[part], workers,
                                               broker_env if part == "broker" else env)
         stack.processes["dispatcher"] = (subprocess.Popen(
-            [sys.executable, "-m", "thumbnails.broker.dispatcher"], env=broker_env,
+            [sys.executable, "-m", "thumbnails.local.broker.dispatcher"], env=broker_env,
             stdin=subprocess.DEVNULL, start_new_session=True))
         _record(stack)
         for part in APPS:

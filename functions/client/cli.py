@@ -17,8 +17,9 @@ from typing import Any, TextIO
 
 import click
 
-from .client import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
-from .formats import FITS, FORMAT_ALIASES, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
+from thumbnails.core.formats import FITS, FORMAT_ALIASES, GRAVITIES, LOSSY_FORMATS, OUTPUT_FORMATS
+
+from . import EXTENSIONS, TERMINAL, Client, Doc, Refused, Unavailable, WaitTimeout
 
 MAX_STREAM_FILTER = 50  # job ids GET /events filters by; more: the whole stream, sifted here
 WATCH_READ_SECONDS = 20.0  # above the stream's 15 s keep-alives
