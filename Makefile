@@ -2,14 +2,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# One virtualenv, two stamps: `make dev` installs the service and its local extras only;
-# everything else (tests, lint, bench) adds the test tools.
+# One virtualenv, two stamps: `make dev` installs the service, the dev tools and the client
+# only; everything else (tests, lint, bench) adds the test tools.
 DEV_STAMP := $(VENV)/.installed-dev
 STAMP     := $(VENV)/.installed
 # thumbor pins Pillow < 13 and the service needs 13: the benchmark runs thumbor from a
 # virtualenv of its own.
 THUMBOR_VENV ?= .venv-thumbor
 THUMBOR      ?= thumbor>=7.8,<8
+# Three distributions, all editable from this tree: the service (the root pyproject.toml) and,
+# as distributions of their own so that the image holds none of them, the dev tools
+# (functions/local) and the client (functions/client), which the root's extras name.
+PROJECTS  := pyproject.toml functions/local/pyproject.toml functions/client/pyproject.toml
+EDITABLES := -e functions/local -e functions/client
 
 .DEFAULT_GOAL := help
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -23,12 +28,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[local]"
+$(DEV_STAMP): $(PROJECTS) | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[local,client]" $(EDITABLES)
 	touch $(DEV_STAMP)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test,local]"
+$(STAMP): $(PROJECTS) | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test,local,client]" $(EDITABLES)
 	touch $(STAMP)
 
 dev: $(DEV_STAMP) ## start the whole service locally (Ctrl-C stops it)
@@ -64,4 +69,5 @@ screenshot: $(STAMP) browser ## refresh docs/screenshot.png (the README's pictur
 	cp build/screenshot.png docs/screenshot.png
 
 clean: ## remove the virtualenv, local data, fetched tools and build and test caches
-	rm -rf $(VENV) $(THUMBOR_VENV) data .tools build .hypothesis .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(THUMBOR_VENV) data .tools build .hypothesis .pytest_cache .ruff_cache \
+	  *.egg-info functions/*/*.egg-info functions/*/build

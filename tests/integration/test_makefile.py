@@ -22,11 +22,13 @@ def make(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def scratch_root(tmp_path: Path) -> Path:
-    """The Makefile and pyproject.toml alone, with empty functions/, tests/ and scripts/."""
+    """The Makefile and the project files alone (the root's and the client's and dev tools'),
+    with otherwise empty functions/, tests/ and scripts/."""
     root = tmp_path / "root"
-    for folder in ("functions", "tests", "scripts"):
+    for folder in ("functions/local", "functions/client", "tests", "scripts"):
         (root / folder).mkdir(parents=True)
-    for name in ("Makefile", "pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "functions/local/pyproject.toml",
+                 "functions/client/pyproject.toml"):
         shutil.copy2(ROOT / name, root / name)
     return root
 
@@ -47,14 +49,18 @@ def test_lint_runs_ruff_and_fails_on_a_finding(tmp_path: Path) -> None:
 def test_clean_removes_the_venv_data_tools_and_caches_only(tmp_path: Path) -> None:
     root = scratch_root(tmp_path)
     left_behind = [".venv/bin", "data/objects", ".tools/bin", "build", ".hypothesis/examples",
-                   ".pytest_cache/v", ".ruff_cache/0.6", "knative_thumbnails.egg-info"]
+                   ".pytest_cache/v", ".ruff_cache/0.6", "knative_thumbnails.egg-info",
+                   "functions/local/knative_thumbnails_local.egg-info",
+                   "functions/client/knative_thumbnails_client.egg-info"]
     for folder in left_behind:
         (root / folder).mkdir(parents=True)
         (root / folder / "file").write_text("x")
     (root / "functions" / "kept.py").write_text("x = 1\n")
     done = make(root, "clean")
     assert done.returncode == 0, done.stderr
-    assert [f for f in left_behind if (root / f.split("/")[0]).exists()] == []
+    assert [f for f in left_behind if f.startswith("functions/") and (root / f).exists()] == []
+    assert [f for f in left_behind if not f.startswith("functions/")
+            and (root / f.split("/")[0]).exists()] == []
     assert (root / "functions" / "kept.py").exists() and (root / "Makefile").exists()
 
 
@@ -64,12 +70,15 @@ def test_dev_installs_no_test_tools_and_test_does(tmp_path: Path) -> None:
     dev = make(root, "-n", "dev")
     assert dev.returncode == 0, dev.stderr
     installs = [line for line in dev.stdout.splitlines() if "pip install" in line]
-    assert any('-e ".[local]"' in line for line in installs), dev.stdout
+    # the service, the dev tools and the client: three distributions, each editable
+    assert any('-e ".[local,client]"' in line and "-e functions/local" in line
+               and "-e functions/client" in line for line in installs), dev.stdout
     assert not any("test" in line for line in installs), dev.stdout
     assert "thumbnails dev" in dev.stdout
     test = make(root, "-n", "test")
     assert test.returncode == 0, test.stderr
     lines = test.stdout.splitlines()
     order = [next(i for i, line in enumerate(lines) if needle in line)
-             for needle in ("-m venv", '-e ".[test,local]"', "ruff check", "pytest -q")]
+             for needle in ("-m venv", '-e ".[test,local,client]" -e functions/local -e '
+                            "functions/client", "ruff check", "pytest -q")]
     assert order == sorted(order), test.stdout
