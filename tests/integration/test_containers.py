@@ -322,12 +322,16 @@ def test_image_builds_from_the_dockerfile_on_the_standin_base(build: engine.Buil
         assert leak not in env
     found = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "python3",
                           build.image, "-c",
-                          "import os, sys, thumbnails\n"
+                          "import importlib.util, os, sys, thumbnails.core\n"
                           "print(os.path.exists('/run/secrets/pip-cert'))\n"
                           "print(sys.version_info[:2] == (3, 11))\n"
-                          "print(thumbnails.__file__)")
-    secret, python, package = found.split()
+                          "print(thumbnails.core.__file__)\n"
+                          "print([n for n in ('thumbnails.client', 'thumbnails.local')"
+                          " if importlib.util.find_spec(n)] == [])")
+    secret, python, package, service_only = found.split()
     assert secret == "False"  # the build secret stayed out of the image
+    # only the service: neither the client nor the dev tools (their own distributions)
+    assert service_only == "True"
     # where the Dockerfile relies on its base: Python 3.11, pip installing under
     # /usr/local/lib/python3.11 (which it precompiles), on the stand-in as on the official
     assert python == "True"

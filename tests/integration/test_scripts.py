@@ -499,27 +499,46 @@ def test_every_dockerfile_copy_source_exists_in_the_context() -> None:
             assert not ignored(relative), f".dockerignore leaves out {relative}"
 
 
+# The distributions built from this tree: project folder -> the folders under functions/ whose
+# modules its wheel ships (README, "Code map"). The service's is what the image installs.
+DISTRIBUTIONS = {
+    ".": ("core", "upload", "resize", "status"),
+    "functions/local": ("local",),
+    "functions/client": ("client",),
+}
+
+
+def built_wheels(tmp_path: Path) -> dict[str, tuple[set[str], str]]:
+    """Each distribution's wheel built from a copy of the tree (so the tree gets no build/):
+    project folder -> (file names in the wheel, pip's output)."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "functions", source / "functions",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    wheels = {}
+    for project in DISTRIBUTIONS:
+        out = tmp_path / "wheels" / project.replace("/", "-")
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+             "--wheel-dir", str(out), str(source / project)],
+            capture_output=True, text=True, timeout=300, check=False)
+        output = built.stdout + built.stderr
+        assert built.returncode == 0, output
+        [wheel] = out.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            wheels[project] = (set(archive.namelist()), output)
+    return wheels
+
+
 def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) -> None:
     """The wheel (what the image installs) holds status's static files, and building it
     prints no setuptools warning (such as "Package 'thumbnails.status.static' is absent from
-    the `packages` configuration"). Built from a copy, so the tree gets no build/."""
-    source = tmp_path / "source"
-    shutil.copytree(ROOT / "functions", source / "functions",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path / "wheels"), str(source)],
-        capture_output=True, text=True, timeout=300, check=False)
-    output = built.stdout + built.stderr
-    assert built.returncode == 0, output
+    the `packages` configuration")."""
+    names, output = built_wheels(tmp_path)["."]
     assert "Warning" not in output and "!!" not in output, output
-    [wheel] = (tmp_path / "wheels").glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
     # The web page's files and the /docs page's.
-    for source, package in (("status", "thumbnails/status"), ("core", "thumbnails")):
+    for source, package in (("status", "thumbnails/status"), ("core", "thumbnails/core")):
         for folder in ("static", "templates"):
             shipped = {p.name for p in (ROOT / "functions" / source / folder).iterdir()}
             assert shipped and {f"{package}/{folder}/{name}" for name in shipped} <= names, \
@@ -527,6 +546,31 @@ def test_wheel_builds_without_warnings_and_ships_the_web_page(tmp_path: Path) ->
     assert "thumbnails/core/openapi.yaml" in names
     lua = {p.name for p in (ROOT / "functions" / "core" / "lua").glob("*.lua")}
     assert lua and {f"thumbnails/core/lua/{name}" for name in lua} <= names, sorted(names)
+
+
+def test_each_module_ships_in_one_wheel_and_the_services_has_no_client_or_dev_tools(
+        tmp_path: Path) -> None:
+    """Every module under functions/ is in exactly the wheel its folder belongs to: the
+    service's wheel (and so the image) holds no client or dev-tool module, and the client's
+    and dev tools' wheels hold theirs (import path = folder: functions/X/m.py is
+    thumbnails/X/m.py)."""
+    wheels = built_wheels(tmp_path)
+    for project, (names, output) in wheels.items():
+        assert "Warning" not in output and "!!" not in output, (project, output)
+        modules = {n for n in names if n.endswith(".py")}
+        expected = {f"thumbnails/{p.relative_to(ROOT / 'functions').as_posix()}"
+                    for folder in DISTRIBUTIONS[project]
+                    for p in (ROOT / "functions" / folder).rglob("*.py")
+                    if "__pycache__" not in p.parts}
+        assert modules == expected, (project, sorted(modules ^ expected))
+    service = wheels["."][0]
+    assert not [n for n in service if n.startswith(("thumbnails/client/", "thumbnails/local/"))]
+    # `thumbnails` is a namespace package shared by the three: no wheel may own its __init__
+    assert not any("thumbnails/__init__.py" in names for names, _ in wheels.values())
+    # every folder of a Python package under functions/ belongs to exactly one distribution
+    packages = {p.parent.relative_to(ROOT / "functions").parts[0]
+                for p in (ROOT / "functions").glob("*/__init__.py")}
+    assert sorted(packages) == sorted(f for fs in DISTRIBUTIONS.values() for f in fs)
 
 
 def test_build_requirements_have_the_floors_the_project_file_needs() -> None:
