@@ -16,9 +16,12 @@ WORKDIR /src
 # README.md because pyproject.toml names it as the long description.
 COPY pyproject.toml README.md ./
 COPY functions ./functions
-# `pip wheel .` takes [project] dependencies, never the [test] or [local] extras. Every
-# dependency ships manylinux wheels for amd64 and arm64, so no compiler is needed here
-# either. The cache mount keeps downloads between builds, out of the image.
+# `pip wheel .` builds the service's wheel alone (the root project: thumbnails.core, .upload,
+# .resize, .status) and its [project] dependencies, never an extra: the client
+# (functions/client) and the dev tools (functions/local) are distributions of their own, so
+# the image holds none of their modules (tests/test_scripts.py checks the wheel,
+# tests/test_containers.py the image). Every dependency ships manylinux wheels for amd64
+# and arm64, so no compiler is needed here either. The cache mount keeps downloads between builds, out of the image.
 # Behind a TLS-inspecting proxy pip needs that proxy's CA bundle: pass it as the optional
 # build secret `pip-cert` (`--secret id=pip-cert,src=/etc/ssl/certs/ca-certificates.crt`).
 # A secret is mounted only for this RUN, so it is in no layer and no ENV of the image;
