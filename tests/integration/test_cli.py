@@ -17,13 +17,20 @@ from click.testing import CliRunner
 
 from thumbnails.core import cli
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+ROOT = Path(__file__).resolve().parents[2]
+# The projects that register commands: the service, the dev tools and the client, each in its
+# own distribution (README, "Code map").
+PYPROJECTS = [ROOT / "pyproject.toml", ROOT / "functions" / "local" / "pyproject.toml",
+              ROOT / "functions" / "client" / "pyproject.toml"]
 
 
 def registered() -> dict[str, str]:
-    """name -> "module:attribute", as pyproject.toml registers the commands."""
-    project = tomllib.loads(PYPROJECT.read_text())["project"]
-    return project["entry-points"][cli.COMMANDS_GROUP]
+    """name -> "module:attribute", as the three pyproject.toml files register the commands."""
+    names: dict[str, str] = {}
+    for path in PYPROJECTS:
+        project = tomllib.loads(path.read_text())["project"]
+        names |= project.get("entry-points", {}).get(cli.COMMANDS_GROUP, {})
+    return names
 
 
 def test_every_registered_command_is_listed_and_loads() -> None:
