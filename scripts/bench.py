@@ -56,7 +56,7 @@ from benchsystems import (
 # --- main -------------------------------------------------------------------------------
 
 def free_port_block(count: int) -> int:
-    """The first of `count` consecutive free loopback ports (tests/support/stackutil.py's finder)."""
+    """The first of `count` consecutive free loopback ports (tests.support.stackutil)."""
     sys.path.insert(0, str(ROOT))  # the repository: tests.support
     from tests.support.stackutil import free_port_block as find
 

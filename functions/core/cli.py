@@ -25,9 +25,10 @@ class EntryPointGroup(click.Group):
     each imported only when it runs (or when --help lists them).
 
     Its own commands are found without reading any distribution's metadata: `serve`, a
-    container's entry point on the cold start's path, skips importlib.metadata (measured:
-    about 30 ms of CPU before gunicorn starts, most of it importing email and zipfile) and
-    never imports the client commands (and requests)."""
+    container's entry point on the cold start's path, never scans the installed
+    distributions' entry points (measured: about 9 ms of CPU for the first scan in a venv of
+    76 distributions; importlib.metadata itself comes with gunicorn) and never imports the
+    client commands (and requests)."""
 
     def _entry_points(self) -> dict[str, EntryPoint]:
         from importlib.metadata import entry_points
