@@ -23,7 +23,7 @@ class BrokerSettings:
     """Where the Broker and Trigger manifests are, where each Trigger's Service is locally,
     and how many deliveries each Trigger has in flight."""
 
-    knative_dir: Path = setting("KNATIVE_DIR", Path(__file__).resolve().parents[2] / "knative")
+    knative_dir: Path = setting("KNATIVE_DIR", Path(__file__).resolve().parents[3] / "knative")
     # Service name -> local URL: "resize=http://127.0.0.1:8082,other=http://..."
     subscribers: str = setting("BROKER_SUBSCRIBERS", "")
     concurrency: int = setting("BROKER_CONCURRENCY", 16, AT_LEAST_1)  # per Trigger
