@@ -124,7 +124,7 @@ def test_the_document_is_package_data() -> None:
     """A wheel (the container image) has openapi.yaml only if pyproject.toml names it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     package_data = project["tool"]["setuptools"].get("package-data", {})
-    assert any(fnmatch(apidocs.SPEC_FILE, pattern) for pattern in package_data["thumbnails"])
+    assert any(fnmatch(apidocs.SPEC_FILE, pattern) for pattern in package_data["thumbnails.core"])
 
 
 # ---- /openapi.json and /docs ----------------------------------------------------------------
