@@ -135,19 +135,11 @@ def measure(uploads: int, large: int, bound_mb: float, settle: float) -> dict[st
 
 
 def _free_block() -> int:
-    import random
-    import socket
+    """The first of the stack's consecutive free loopback ports (tests.support.stackutil)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
+    from tests.support.stackutil import free_port_block
 
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000)
-        try:
-            for port in range(base, base + len(devstack.PARTS)):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no block of free ports found")
+    return free_port_block(len(devstack.PARTS))
 
 
 def main(argv: list[str] | None = None) -> int:
